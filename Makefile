@@ -1,0 +1,53 @@
+# Orchardist: `make run` serves, `make test` checks everything. Each target installs what
+# it needs (the virtualenv, pinned pip packages, Debian packages), so a fresh machine needs
+# nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= orchardist-data
+SERVER_NAME ?= localhost
+HOST ?= 127.0.0.1
+PORT ?= 8443
+DEBS := scep openssl
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv debs run test lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-6s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+debs: ## Install the Debian packages the tests use (scepclient, openssl)
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+run: venv ## Set up, then serve HTTPS on 127.0.0.1:8443 (SQLite, self-signed CA)
+	@test -f $(DATA_DIR)/orchardist.toml || $(BIN)/orchardist --data-dir $(DATA_DIR) init --hostname $(SERVER_NAME)
+	$(BIN)/orchardist --data-dir $(DATA_DIR) serve --host $(HOST) --port $(PORT)
+
+lint: venv ## ruff (lint + format), mypy, import-linter layering contract
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDIST_TEST_POSTGRES_URL is set)
+	$(BIN)/pytest
+
+bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtualenv and caches (not the data folder)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The `orchardist` command (typer + rich)."""

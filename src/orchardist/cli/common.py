@@ -1,0 +1,58 @@
+"""Helpers shared by the commands: settings for the chosen data dir, errors for humans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings
+from orchardist.wiring import Services, open_services
+
+T = TypeVar("T")
+err_console = Console(stderr=True)
+
+
+def fail(message: str, hint: str | None = None) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err_console.print(f"[dim]→ {hint}[/]")
+    raise typer.Exit(1)
+
+
+def data_dir_of(ctx: typer.Context) -> Path:
+    data_dir: Path = ctx.obj
+    return data_dir
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    data_dir = data_dir_of(ctx)
+    if not (data_dir / CONFIG_FILE_NAME).exists():
+        fail(
+            f"{data_dir} is not an Orchardist data folder",
+            f"run `orchardist --data-dir {data_dir} init --hostname HOST` first",
+        )
+    return load_settings(data_dir)
+
+
+def with_services(ctx: typer.Context, work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run `work` with the services open, closing them afterwards."""
+    settings = settings_of(ctx)
+
+    async def run() -> T:
+        services = await open_services(settings)
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))

@@ -1,0 +1,42 @@
+"""`orchardist`: the entry point and the commands every install starts with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchardist.cli import ca, init, scep, serve, token
+from orchardist.config import resolve_data_dir
+
+app = typer.Typer(
+    name="orchardist",
+    help="Self-hosted Apple MDM server: SCEP CA, device management, app catalog.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(init.init)
+app.command("serve")(serve.serve)
+app.add_typer(ca.app, name="ca")
+app.add_typer(scep.app, name="scep")
+app.add_typer(token.app, name="token")
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Data folder (config, database, keys). Default: $ORCHARDIST_DATA_DIR or "
+            "./orchardist-data",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = resolve_data_dir(data_dir)
+
+
+def main() -> None:
+    app()

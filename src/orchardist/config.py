@@ -1,0 +1,100 @@
+"""Settings: `ORCHARDIST_*` environment variables over `<data-dir>/orchardist.toml`.
+
+Built explicitly with `load_settings(data_dir)`; there is no import-time global, so the CLI,
+the web app and the tests each build the object they need.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import tomli_w
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "orchardist.toml"
+DEFAULT_DATA_DIR = Path("orchardist-data")
+
+
+class Settings(BaseSettings):
+    """Everything an Orchardist process reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHARDIST_", extra="ignore")
+    _toml_file: ClassVar[Path | None] = None
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    hostname: str = "localhost"
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means the SQLite file in the data dir"
+    )
+    log_level: str = "info"
+
+    certificate_validity_days: int = Field(default=365, ge=1, le=3650)
+    ca_key_size: int = Field(default=3072, ge=2048)
+    ca_validity_days: int = Field(default=3650, ge=365)
+    ca_common_name: str = "Orchardist Device CA"
+    organization: str = "Orchardist"
+
+    scep_static_challenge: SecretStr | None = Field(
+        default=None, description="A shared challenge accepted forever; off unless set"
+    )
+    scep_challenge_ttl_seconds: int = Field(default=3600, ge=60)
+    scep_max_body_bytes: int = Field(default=64 * 1024, ge=4096)
+    # RFC 8894 §3.2.1.4: a response may be refused when signingTime is too far off;
+    # devices with bad clocks are common, so the window is generous.
+    scep_max_clock_skew_seconds: int = Field(default=24 * 3600, ge=60)
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'orchardist.db').resolve()}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+
+def resolve_data_dir(cli_value: Path | None) -> Path:
+    """`--data-dir` wins, then ORCHARDIST_DATA_DIR, then ./orchardist-data."""
+    if cli_value is not None:
+        return cli_value
+    return Path(os.environ.get("ORCHARDIST_DATA_DIR", DEFAULT_DATA_DIR))
+
+
+def load_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for the data dir: init overrides > environment > the data dir's TOML file."""
+    toml_file = data_dir / CONFIG_FILE_NAME
+    bound = type(
+        "BoundSettings", (Settings,), {"_toml_file": toml_file if toml_file.exists() else None}
+    )
+    settings: Settings = bound(data_dir=data_dir, **overrides)
+    return settings
+
+
+def write_config(data_dir: Path, values: dict[str, Any]) -> Path:
+    """Write the TOML config for a new data dir (never holds secrets but the static challenge)."""
+    path = data_dir / CONFIG_FILE_NAME
+    path.write_text(tomli_w.dumps(values), encoding="utf-8")
+    return path

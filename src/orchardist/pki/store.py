@@ -1,0 +1,94 @@
+"""CA and TLS key material in the data dir, as PEM files.
+
+Private keys are written unencrypted with mode 0600: the data dir is the server's secret
+store (like /etc/ssl/private), and an encrypted key would need a passphrase at every start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from orchardist.pki.ca import CertificateAuthority
+
+
+class KeyMaterialError(RuntimeError):
+    """The data dir's CA or TLS files are missing or unreadable; str(err) says what to do."""
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """Where the CA and the server's TLS certificate live in a data dir."""
+
+    directory: Path
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> PkiFiles:
+        return cls(data_dir / "pki")
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        """The server certificate followed by the CA certificate (the chain TLS clients need)."""
+        return self.directory / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.directory / "server.key"
+
+    def has_ca(self) -> bool:
+        return self.ca_cert.exists() and self.ca_key.exists()
+
+    def save_ca(self, ca: CertificateAuthority) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_key(self.ca_key, ca.key)
+        self.ca_cert.write_bytes(ca.certificate.public_bytes(serialization.Encoding.PEM))
+
+    def load_ca(self) -> CertificateAuthority:
+        if not self.has_ca():
+            raise KeyMaterialError(
+                f"no CA in {self.directory}: run `orchardist init --hostname HOST` first"
+            )
+        try:
+            cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+            key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as exc:
+            raise KeyMaterialError(f"cannot read the CA in {self.directory}: {exc}") from exc
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise KeyMaterialError(f"{self.ca_key} is not an RSA key")
+        return CertificateAuthority(cert, key)
+
+    def save_server(
+        self, cert: x509.Certificate, key: rsa.RSAPrivateKey, chain: x509.Certificate
+    ) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_key(self.server_key, key)
+        pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (cert, chain))
+        self.server_cert.write_bytes(pem)
+
+    def has_server(self) -> bool:
+        return self.server_cert.exists() and self.server_key.exists()
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Create with 0600 from the start so the key is never readable by others, even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)

@@ -1,0 +1,52 @@
+"""SCEP challenge passwords: one-time challenges (the default) and an optional static one.
+
+Challenges are secrets: only their SHA-256 is stored, and they never reach a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from orchardist.storage import ChallengeOutcome, ChallengeStore
+
+
+def challenge_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+class ChallengeVerifier:
+    """Issues one-time challenges and decides whether a presented one is acceptable."""
+
+    def __init__(
+        self,
+        store: ChallengeStore,
+        *,
+        ttl: timedelta,
+        clock: Callable[[], datetime],
+        static_challenge: str | None = None,
+    ) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._clock = clock
+        self._static = static_challenge or None
+
+    async def issue(self) -> tuple[str, datetime]:
+        """A fresh one-time challenge and the moment it expires."""
+        value = secrets.token_urlsafe(24)
+        expires_at = self._clock() + self._ttl
+        await self._store.add_challenge(challenge_digest(value), expires_at)
+        return value, expires_at
+
+    async def check(self, presented: str | None) -> ChallengeOutcome:
+        """CONSUMED when the request may proceed; a one-time challenge is used up by this."""
+        if not presented:
+            return ChallengeOutcome.UNKNOWN
+        if self._static is not None and hmac.compare_digest(
+            presented.encode("utf-8"), self._static.encode("utf-8")
+        ):
+            return ChallengeOutcome.CONSUMED
+        return await self._store.consume_challenge(challenge_digest(presented), self._clock())

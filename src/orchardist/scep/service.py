@@ -1,0 +1,276 @@
+"""The SCEP CA service (RFC 8894): bytes in, bytes out, no web framework.
+
+Every request that parses gets a CertRep signed by the responder (the CA, or an RA when
+one is configured): SUCCESS with the certificate, or FAILURE with the failInfo RFC 8894
+§3.2.1.4 names. Only bodies that are not SCEP at all are refused outright
+(`ScepMessageError`, which the web layer turns into a 400).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from orchardist.pki import cms
+from orchardist.pki.ca import CertificateAuthority, CsrError, check_csr, fingerprint_sha256
+from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.messages import (
+    FailInfo,
+    MessageType,
+    PkiStatus,
+    ScepRequest,
+    build_cert_rep,
+    challenge_from_csr,
+    issued_envelope,
+    read_request,
+    serial_from_issuer_and_serial,
+)
+from orchardist.storage import (
+    CertificateStatus,
+    CertificateStore,
+    ChallengeOutcome,
+    IssuedCertificate,
+    ScepTransaction,
+    ScepTransactionStatus,
+    ScepTransactionStore,
+)
+
+# Sent one per line. SHA-1 and DES3 are kept for iOS 4-era clients; SCEPStandard promises
+# AES, POSTPKIOperation and SHA-256 (RFC 8894 §3.5.2).
+CAPABILITIES = ("POSTPKIOperation", "SHA-1", "SHA-256", "SHA-512", "AES", "DES3", "SCEPStandard",
+                "Renewal")  # fmt: skip
+SUPPORTED_DIGESTS: dict[str, cms.DigestName] = {"sha1": "sha1", "sha256": "sha256",
+                                                  "sha512": "sha512"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScepReply:
+    """A CertRep and what it says, for the log line."""
+
+    body: bytes
+    transaction_id: str
+    message_type: int
+    status: PkiStatus
+    fail_info: FailInfo | None = None
+    reason: str | None = None
+    certificate_serial: int | None = None
+
+
+class _Refusal(Exception):
+    def __init__(self, fail_info: FailInfo, reason: str) -> None:
+        super().__init__(reason)
+        self.fail_info = fail_info
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Verified:
+    request: ScepRequest
+    signer: x509.Certificate
+    content: bytes
+    cipher: cms.ContentCipher
+    digest: cms.DigestName
+
+
+class ScepService:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        certificates: CertificateStore,
+        transactions: ScepTransactionStore,
+        challenges: ChallengeVerifier,
+        *,
+        validity_days: int,
+        max_clock_skew: timedelta,
+        clock: Callable[[], datetime],
+        responder: CertificateAuthority | None = None,
+    ) -> None:
+        self._ca = ca
+        # RFC 8894 §2.2: requests are encrypted to, and CertReps signed by, an RA when the
+        # CA delegates to one; otherwise the CA plays both parts.
+        self._responder = responder or ca
+        self._certificates = certificates
+        self._transactions = transactions
+        self._challenges = challenges
+        self._validity_days = validity_days
+        self._max_skew = max_clock_skew
+        self._clock = clock
+
+    def capabilities(self) -> str:
+        return "\n".join(CAPABILITIES) + "\n"
+
+    def ca_certificates(self) -> tuple[bytes, str]:
+        """GetCACert: the CA alone as DER, or CA and RA as a certs-only SignedData."""
+        if self._responder is self._ca:
+            return self._ca.certificate.public_bytes(Encoding.DER), "application/x-x509-ca-cert"
+        chain = cms.certificates_only([self._responder.certificate, self._ca.certificate])
+        return chain, "application/x-x509-ca-ra-cert"
+
+    async def pki_operation(self, der: bytes) -> ScepReply:
+        request = read_request(der)
+        digest = SUPPORTED_DIGESTS.get(request.digest, "sha256")
+        try:
+            if request.digest not in SUPPORTED_DIGESTS:
+                raise _Refusal(FailInfo.BAD_ALG, f"digest {request.digest} is not supported")
+            verified = self._verify(request, digest)
+            return await self._dispatch(verified)
+        except _Refusal as refusal:
+            body = build_cert_rep(
+                self._responder,
+                request,
+                status=PkiStatus.FAILURE,
+                digest=digest,
+                fail_info=refusal.fail_info,
+                fail_text=refusal.reason,
+            )
+            return ScepReply(
+                body, request.transaction_id, request.message_type, PkiStatus.FAILURE,
+                refusal.fail_info, refusal.reason,
+            )  # fmt: skip
+
+    def _verify(self, request: ScepRequest, digest: cms.DigestName) -> _Verified:
+        now = self._clock()
+        # A renewal is signed by the certificate being renewed, so it must chain to us and
+        # be valid now (RFC 8894 §3.3.1.2); a first request is signed by a throw-away
+        # self-signed certificate, which proves only possession of its key.
+        trusted = [self._ca.certificate] if request.message_type == MessageType.RENEWAL_REQ else None
+        try:
+            signed = cms.verify(request.der, trusted=trusted, at=now)
+        except cms.CmsError as exc:
+            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, f"signature check failed: {exc}") from exc
+        if signed.signing_time is not None and abs(now - signed.signing_time) > self._max_skew:
+            raise _Refusal(FailInfo.BAD_TIME, "signingTime is too far from the CA's clock")
+        try:
+            envelope = cms.decrypt(
+                signed.content, self._responder.certificate, self._responder.key
+            )
+        except cms.CmsError as exc:
+            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, f"cannot decrypt: {exc}") from exc
+        return _Verified(request, signed.signer, envelope.content, envelope.cipher, digest)
+
+    async def _dispatch(self, verified: _Verified) -> ScepReply:
+        kind = verified.request.message_type
+        if kind == MessageType.PKCS_REQ:
+            return await self._enrol(verified, renewal=False)
+        if kind == MessageType.RENEWAL_REQ:
+            return await self._enrol(verified, renewal=True)
+        if kind == MessageType.CERT_POLL:
+            return await self._poll(verified)
+        if kind == MessageType.GET_CERT:
+            serial = serial_from_issuer_and_serial(verified.content)
+            return await self._reply_with(verified, serial, FailInfo.BAD_CERT_ID)
+        raise _Refusal(FailInfo.BAD_REQUEST, f"messageType {kind} is not supported")
+
+    async def _enrol(self, verified: _Verified, *, renewal: bool) -> ScepReply:
+        try:
+            csr = x509.load_der_x509_csr(verified.content)
+            check_csr(csr)
+        except ValueError as exc:  # CsrError is a ValueError too
+            raise _Refusal(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
+        replayed = await self._replayed(verified, csr)
+        if replayed is not None:
+            return replayed
+        if renewal:
+            await self._check_renewal(verified.signer, csr)
+        else:
+            await self._check_challenge(verified.request, csr)
+        return await self._issue(verified, csr)
+
+    async def _replayed(
+        self, verified: _Verified, csr: x509.CertificateSigningRequest
+    ) -> ScepReply | None:
+        """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
+        (and must not fail because its one-time challenge was used the first time)."""
+        previous = await self._transactions.get_transaction(verified.request.transaction_id)
+        if previous is None:
+            return None
+        if previous.csr_der != verified.content:
+            raise _Refusal(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
+        if previous.certificate_serial is None:
+            raise _Refusal(FailInfo.BAD_REQUEST, "this transaction was refused before")
+        return await self._reply_with(verified, previous.certificate_serial, FailInfo.BAD_CERT_ID)
+
+    async def _check_challenge(self, request: ScepRequest, csr: x509.CertificateSigningRequest) -> None:
+        outcome = await self._challenges.check(challenge_from_csr(csr) or request.challenge_attribute)
+        if outcome != ChallengeOutcome.CONSUMED:
+            reasons = {
+                ChallengeOutcome.UNKNOWN: "the challenge password is missing or wrong",
+                ChallengeOutcome.ALREADY_USED: "the challenge password was already used",
+                ChallengeOutcome.EXPIRED: "the challenge password has expired",
+            }
+            raise _Refusal(FailInfo.BAD_REQUEST, reasons[outcome])
+
+    async def _check_renewal(self, signer: x509.Certificate, csr: x509.CertificateSigningRequest) -> None:
+        record = await self._certificates.get_certificate(signer.serial_number)
+        if record is None or record.sha256 != fingerprint_sha256(signer):
+            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a certificate we did not issue")
+        if record.status != CertificateStatus.VALID:
+            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a revoked certificate")
+        if csr.subject != signer.subject:
+            raise _Refusal(FailInfo.BAD_REQUEST, "a renewal must keep the certificate's subject")
+
+    async def _issue(self, verified: _Verified, csr: x509.CertificateSigningRequest) -> ScepReply:
+        now = self._clock()
+        try:
+            cert = self._ca.issue_client_certificate(csr, validity_days=self._validity_days, now=now)
+        except CsrError as exc:
+            raise _Refusal(FailInfo.BAD_REQUEST, str(exc)) from exc
+        await self._certificates.add_certificate(_record_of(cert))
+        await self._transactions.save_transaction(
+            ScepTransaction(
+                transaction_id=verified.request.transaction_id,
+                status=ScepTransactionStatus.ISSUED,
+                csr_der=verified.content,
+                created_at=now,
+                certificate_serial=cert.serial_number,
+            )
+        )
+        return self._success(verified, cert)
+
+    async def _poll(self, verified: _Verified) -> ScepReply:
+        tx = await self._transactions.get_transaction(verified.request.transaction_id)
+        if tx is None:
+            raise _Refusal(FailInfo.BAD_CERT_ID, "no request with this transactionID")
+        if tx.status == ScepTransactionStatus.PENDING:
+            body = build_cert_rep(
+                self._responder, verified.request, status=PkiStatus.PENDING, digest=verified.digest
+            )
+            return ScepReply(body, tx.transaction_id, verified.request.message_type, PkiStatus.PENDING)
+        if tx.certificate_serial is None:
+            raise _Refusal(FailInfo.BAD_REQUEST, "this request was refused")
+        return await self._reply_with(verified, tx.certificate_serial, FailInfo.BAD_CERT_ID)
+
+    async def _reply_with(self, verified: _Verified, serial: int, missing: FailInfo) -> ScepReply:
+        record = await self._certificates.get_certificate(serial)
+        if record is None:
+            raise _Refusal(missing, "no certificate with this serial number")
+        return self._success(verified, x509.load_der_x509_certificate(record.der))
+
+    def _success(self, verified: _Verified, cert: x509.Certificate) -> ScepReply:
+        envelope = issued_envelope([cert], verified.signer, verified.cipher)
+        body = build_cert_rep(
+            self._responder,
+            verified.request,
+            status=PkiStatus.SUCCESS,
+            digest=verified.digest,
+            envelope=envelope,
+        )
+        return ScepReply(
+            body, verified.request.transaction_id, verified.request.message_type,
+            PkiStatus.SUCCESS, certificate_serial=cert.serial_number,
+        )  # fmt: skip
+
+
+def _record_of(cert: x509.Certificate) -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=cert.serial_number,
+        subject=cert.subject.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=fingerprint_sha256(cert),
+        der=cert.public_bytes(Encoding.DER),
+    )

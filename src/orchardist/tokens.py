@@ -1,0 +1,26 @@
+"""API tokens: random, shown once, stored as SHA-256 only."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+
+from orchardist.storage import ApiToken, ApiTokenStore
+
+TOKEN_PREFIX = "orch_"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def create_api_token(store: ApiTokenStore, name: str, role: str = "admin") -> str:
+    """Store a new token under `name` and return its clear value (the only time it exists).
+    A duplicate name raises ValueError."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(
+        name=name, token_sha256=token_digest(token), role=role, created_at=datetime.now(UTC)
+    )
+    await store.add_api_token(record)
+    return token

@@ -1,0 +1,55 @@
+"""create_app: assembles the HTTP surfaces on one ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from orchardist import __version__
+from orchardist.config import Settings
+from orchardist.web import health, scep
+from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.wiring import Services, open_services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """The app. With `services` given the caller owns them (tests); otherwise the app opens
+    them at start-up and closes them at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        opened = await open_services(settings)
+        app.state.services = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="Orchardist",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    if services is not None:
+        app.state.services = services
+    app.include_router(health.router)
+    app.include_router(scep.router)
+    app.add_exception_handler(HTTPException, _plain_http_error)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+async def _plain_http_error(request: Request, exc: Exception) -> Response:
+    # Devices and SCEP clients read text, not JSON: the reason goes in a plain body.
+    assert isinstance(exc, HTTPException)
+    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)

@@ -1,0 +1,24 @@
+"""Request bodies read with a size limit, refused before parsing when too large."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    """The whole body, or a 413 as soon as it is known to exceed `limit` bytes: first from
+    Content-Length, then while streaming (a chunked body declares no length)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPException(413, f"request body over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,87 @@
+"""`/scep`: the SCEP CA over HTTP (RFC 8894 §4), CGI-style `?operation=` dispatch."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import structlog
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from orchardist.scep.messages import ScepMessageError
+from orchardist.scep.service import ScepReply, ScepService
+from orchardist.web.bodies import read_limited_body
+
+log = structlog.get_logger("orchardist.scep")
+router = APIRouter()
+
+PKI_MESSAGE = "application/x-pki-message"
+
+
+def _service(request: Request) -> ScepService:
+    service: ScepService = request.app.state.services.scep
+    return service
+
+
+@router.api_route("/scep", methods=["GET", "POST"], include_in_schema=False)
+@router.api_route("/scep/pkiclient.exe", methods=["GET", "POST"], include_in_schema=False)
+async def scep(request: Request, operation: str = "") -> Response:
+    service = _service(request)
+    if operation == "GetCACaps":
+        return PlainTextResponse(service.capabilities())
+    if operation == "GetCACert":
+        body, content_type = service.ca_certificates()
+        return Response(body, media_type=content_type)
+    if operation == "PKIOperation":
+        return await _pki_operation(request, service)
+    log.warning("scep_bad_operation", operation=operation[:64])
+    raise HTTPException(
+        400, f"unknown operation {operation[:64]!r}: use GetCACaps, GetCACert or PKIOperation"
+    )
+
+
+async def _pki_operation(request: Request, service: ScepService) -> Response:
+    limit: int = request.app.state.services.settings.scep_max_body_bytes
+    if request.method == "POST":
+        der = await read_limited_body(request, limit)
+    else:
+        der = _message_from_query(request, limit)
+    try:
+        reply = await service.pki_operation(der)
+    except ScepMessageError as exc:
+        log.warning("scep_refused", reason=str(exc), size=len(der))
+        raise HTTPException(400, f"not a SCEP pkiMessage: {exc}") from exc
+    _log_reply(reply)
+    return Response(reply.body, media_type=PKI_MESSAGE)
+
+
+def _message_from_query(request: Request, limit: int) -> bytes:
+    raw = request.query_params.get("message", "")
+    # Base64 grows by 4/3; refuse before decoding.
+    if len(raw) > limit * 4 // 3 + 4:
+        raise HTTPException(413, f"message over the {limit}-byte limit")
+    # Clients are told to URL-encode the base64, but some do not: a bare '+' then arrives
+    # as a space after form decoding. RFC 8894 §4.3 also allows the URL-safe alphabet.
+    text = raw.replace(" ", "+").replace("-", "+").replace("_", "/").strip()
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HTTPException(400, "the message parameter is not base64") from exc
+
+
+def _log_reply(reply: ScepReply) -> None:
+    fields = {
+        "transaction_id": reply.transaction_id,
+        "message_type": reply.message_type,
+        "status": reply.status.name,
+    }
+    if reply.fail_info is not None:
+        log.warning("scep_failure", fail_info=reply.fail_info.name, reason=reply.reason, **fields)
+    else:
+        log.info("scep_reply", serial=_hex(reply.certificate_serial), **fields)
+
+
+def _hex(serial: int | None) -> str | None:
+    return None if serial is None else f"{serial:x}"

@@ -1,0 +1,57 @@
+"""The one place the object graph is built; the CLI and the web app both call it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from orchardist.config import Settings
+from orchardist.pki.ca import CertificateAuthority
+from orchardist.pki.store import PkiFiles
+from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.service import ScepService
+from orchardist.storage.sql.migrate import upgrade
+from orchardist.storage.sql.repositories import SqlStorage, open_storage
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: SqlStorage
+    ca: CertificateAuthority
+    challenges: ChallengeVerifier
+    scep: ScepService
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+
+async def open_services(settings: Settings, *, migrate: bool = True) -> Services:
+    """Open storage (migrating it to the latest schema unless told not to) and build the
+    services on top of it. The caller closes them."""
+    url = settings.resolved_database_url
+    if migrate:
+        await upgrade(url)
+    storage = await open_storage(url)
+    ca = PkiFiles.in_data_dir(settings.data_dir).load_ca()
+    static = settings.scep_static_challenge
+    challenges = ChallengeVerifier(
+        storage,
+        ttl=timedelta(seconds=settings.scep_challenge_ttl_seconds),
+        clock=utc_now,
+        static_challenge=static.get_secret_value() if static is not None else None,
+    )
+    scep = ScepService(
+        ca,
+        storage,
+        storage,
+        challenges,
+        validity_days=settings.certificate_validity_days,
+        max_clock_skew=timedelta(seconds=settings.scep_max_clock_skew_seconds),
+        clock=utc_now,
+    )
+    return Services(settings, storage, ca, challenges, scep)
