@@ -11,7 +11,8 @@ from orchardist.pki.store import PkiFiles
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.service import ScepService
 from orchardist.storage.sql.migrate import upgrade
-from orchardist.storage.sql.repositories import SqlStorage, open_storage
+from orchardist.storage import Storage
+from orchardist.storage.sql.repositories import open_storage
 
 
 def utc_now() -> datetime:
@@ -21,7 +22,7 @@ def utc_now() -> datetime:
 @dataclass
 class Services:
     settings: Settings
-    storage: SqlStorage
+    storage: Storage
     ca: CertificateAuthority
     challenges: ChallengeVerifier
     scep: ScepService

@@ -99,3 +99,10 @@ class ApiTokenStore(Protocol):
 
     async def find_api_token(self, token_sha256: str) -> ApiToken | None:
         """The token with this hash, or None."""
+
+
+class Storage(CertificateStore, ChallengeStore, ScepTransactionStore, ApiTokenStore, Protocol):
+    """Every role on one backend, as the wiring hands it around."""
+
+    async def close(self) -> None:
+        """Release connections; the object is unusable afterwards."""

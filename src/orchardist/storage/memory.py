@@ -1,0 +1,82 @@
+"""An in-memory implementation of every storage role, for unit tests of the cores and for
+throw-away tools. Same contracts as the SQL one; nothing survives the process."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from orchardist.storage import (
+    ApiToken,
+    CertificateStatus,
+    ChallengeOutcome,
+    IssuedCertificate,
+    ScepTransaction,
+)
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self.certificates: dict[int, IssuedCertificate] = {}
+        self.challenges: dict[str, tuple[datetime, datetime | None]] = {}
+        self.transactions: dict[str, ScepTransaction] = {}
+        self.tokens: dict[str, ApiToken] = {}
+
+    async def add_certificate(self, cert: IssuedCertificate) -> None:
+        if cert.serial in self.certificates:
+            raise ValueError(f"serial {cert.serial:x} exists already")
+        self.certificates[cert.serial] = cert
+
+    async def get_certificate(self, serial: int) -> IssuedCertificate | None:
+        return self.certificates.get(serial)
+
+    async def revoke_certificate(self, serial: int, at: datetime) -> bool:
+        cert = self.certificates.get(serial)
+        if cert is None:
+            return False
+        if cert.status != CertificateStatus.REVOKED:
+            self.certificates[serial] = dataclasses.replace(
+                cert, status=CertificateStatus.REVOKED, revoked_at=at
+            )
+        return True
+
+    async def certificates_expiring(self, before: datetime) -> list[IssuedCertificate]:
+        found = [
+            c
+            for c in self.certificates.values()
+            if c.status == CertificateStatus.VALID and c.not_after < before
+        ]
+        return sorted(found, key=lambda c: c.not_after)
+
+    async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
+        self.challenges[challenge_sha256] = (expires_at, None)
+
+    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
+        # No await inside: atomic with respect to other coroutines.
+        entry = self.challenges.get(challenge_sha256)
+        if entry is None:
+            return ChallengeOutcome.UNKNOWN
+        expires_at, used_at = entry
+        if used_at is not None:
+            return ChallengeOutcome.ALREADY_USED
+        if expires_at <= now:
+            return ChallengeOutcome.EXPIRED
+        self.challenges[challenge_sha256] = (expires_at, now)
+        return ChallengeOutcome.CONSUMED
+
+    async def save_transaction(self, tx: ScepTransaction) -> None:
+        self.transactions[tx.transaction_id] = tx
+
+    async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
+        return self.transactions.get(transaction_id)
+
+    async def add_api_token(self, token: ApiToken) -> None:
+        if token.name in self.tokens:
+            raise ValueError(f"a token named {token.name!r} exists already")
+        self.tokens[token.name] = token
+
+    async def find_api_token(self, token_sha256: str) -> ApiToken | None:
+        return next((t for t in self.tokens.values() if t.token_sha256 == token_sha256), None)
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,81 @@
+"""Run the real `orchardist` command in a subprocess, for tests that need a listening server
+(external peers such as scepclient, or TLS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ORCHARDIST = [sys.executable, "-m", "orchardist"]
+
+
+def orchardist(data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run one CLI command to completion and return its stdout; a failure fails the test."""
+    done = subprocess.run(
+        [*ORCHARDIST, "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert done.returncode == 0, f"orchardist {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(
+    data_dir: Path, *, http: bool, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`orchardist serve` on a free loopback port until the block ends; yields its base URL."""
+    port = free_port()
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
+    log_path = data_dir / f"serve-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*ORCHARDIST, "--data-dir", str(data_dir), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        base = f"{'http' if http else 'https'}://127.0.0.1:{port}"
+        try:
+            _wait_until_healthy(base, proc, data_dir / "pki" / "ca.pem", log_path)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def _wait_until_healthy(
+    base: str, proc: subprocess.Popen[bytes], ca_file: Path, log_path: Path
+) -> None:
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=str(ca_file)) if base.startswith("https") else False
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", verify=verify, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"server did not become healthy:\n{log_path.read_text()}")
