@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from orchardist.storage import ApiToken, ApiTokenStore
 
-TOKEN_PREFIX = "orch_"
+TOKEN_PREFIX = "orch_"  # noqa: S105 (a public prefix that makes leaked tokens greppable)
 
 
 def token_digest(token: str) -> str:

@@ -10,8 +10,8 @@ from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.service import ScepService
-from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage import Storage
+from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
 
 

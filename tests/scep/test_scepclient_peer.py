@@ -37,26 +37,39 @@ def ca_file(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def scepclient(workdir: Path, server: str, challenge: str, cn: str) -> subprocess.CompletedProcess[str]:
+def scepclient(
+    workdir: Path, server: str, challenge: str, cn: str
+) -> subprocess.CompletedProcess[str]:
     """One scepclient run in `workdir`; an existing cert.pem there makes it renew."""
     return subprocess.run(
         [
             "scepclient",
-            "-server-url", f"{server}/scep",
-            "-challenge", challenge,
-            "-cn", cn,
-            "-private-key", str(workdir / "key.pem"),
-            "-certificate", str(workdir / "cert.pem"),
+            "-server-url",
+            f"{server}/scep",
+            "-challenge",
+            challenge,
+            "-cn",
+            cn,
+            "-private-key",
+            str(workdir / "key.pem"),
+            "-certificate",
+            str(workdir / "cert.pem"),
         ],
-        cwd=workdir, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def openssl_verify(ca_file: Path, cert: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["openssl", "verify", "-CAfile", str(ca_file), "-purpose", "sslclient", str(cert)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _enrol(tmp_path: Path, server: str, challenge: str) -> tuple[Path, x509.Certificate, str]:

@@ -36,9 +36,14 @@ async def services(tmp_path: Path, ca: CertificateAuthority) -> Services:
     storage = MemoryStorage()
     challenges = ChallengeVerifier(storage, ttl=timedelta(hours=1), clock=lambda: datetime.now(UTC))
     scep = ScepService(
-        ca, storage, storage, challenges,
-        validity_days=30, max_clock_skew=timedelta(hours=1), clock=lambda: datetime.now(UTC),
-    )  # fmt: skip
+        ca,
+        storage,
+        storage,
+        challenges,
+        validity_days=30,
+        max_clock_skew=timedelta(hours=1),
+        clock=lambda: datetime.now(UTC),
+    )
     return Services(settings, storage, ca, challenges, scep)
 
 
@@ -52,7 +57,9 @@ async def http(services: Services) -> AsyncIterator[httpx.AsyncClient]:
 async def _pkcs_req(services: Services, cn: str) -> tuple[client.Requester, bytes]:
     key = rsa_key(20)
     subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)])
-    requester = client.Requester(client.self_signed_signer(key, subject), key, services.ca.certificate)
+    requester = client.Requester(
+        client.self_signed_signer(key, subject), key, services.ca.certificate
+    )
     challenge, _ = await services.challenges.issue()
     csr = client.make_csr(key, cn, challenge).public_bytes(client.Encoding.DER)
     return requester, client.pki_message(requester, client.MessageType.PKCS_REQ, csr, cn)
@@ -91,7 +98,9 @@ async def test_pkioperation_get(http: httpx.AsyncClient, services: Services, alp
     elif alphabet == "unescaped-plus":  # a client that forgot to URL-encode the base64
         url = "/scep?operation=PKIOperation&message=" + base64.b64encode(der).decode()
     else:
-        url = httpx.URL("/scep", params={"operation": "PKIOperation", "message": base64.b64encode(der).decode()})
+        url = httpx.URL(
+            "/scep", params={"operation": "PKIOperation", "message": base64.b64encode(der).decode()}
+        )
     response = await http.get(url)
     rep = client.read_cert_rep(response.content, requester, services.ca.certificate)
     assert rep.status == PkiStatus.SUCCESS
@@ -102,13 +111,29 @@ async def test_pkioperation_get(http: httpx.AsyncClient, services: Services, alp
     [
         ({"method": "GET", "url": "/scep"}, 400, "unknown operation"),
         ({"method": "GET", "url": "/scep?operation=Nope"}, 400, "unknown operation"),
-        ({"method": "POST", "url": "/scep?operation=PKIOperation", "content": b"junk"}, 400, "not a SCEP pkiMessage"),
-        ({"method": "POST", "url": "/scep?operation=PKIOperation", "content": b""}, 400, "not a SCEP pkiMessage"),
+        (
+            {"method": "POST", "url": "/scep?operation=PKIOperation", "content": b"junk"},
+            400,
+            "not a SCEP pkiMessage",
+        ),
+        (
+            {"method": "POST", "url": "/scep?operation=PKIOperation", "content": b""},
+            400,
+            "not a SCEP pkiMessage",
+        ),
         ({"method": "GET", "url": "/scep?operation=PKIOperation&message=%%%"}, 400, "not base64"),
-        ({"method": "GET", "url": "/scep?operation=PKIOperation&message=" + "A" * 20000}, 413, "limit"),
-        ({"method": "POST", "url": "/scep?operation=PKIOperation", "content": b"x" * 9000}, 413, "limit"),
+        (
+            {"method": "GET", "url": "/scep?operation=PKIOperation&message=" + "A" * 20000},
+            413,
+            "limit",
+        ),
+        (
+            {"method": "POST", "url": "/scep?operation=PKIOperation", "content": b"x" * 9000},
+            413,
+            "limit",
+        ),
     ],
-)  # fmt: skip
+)
 async def test_refusals_are_4xx_with_a_reason(
     http: httpx.AsyncClient, request_args: dict[str, object], status: int, reason: str
 ) -> None:

@@ -111,4 +111,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print("  admin API token (shown once, store it now):")
         console.print(f"    {summary['admin_token']}", highlight=False)
     else:
-        console.print("  admin API token: exists already (create more with `orchardist token create`)")
+        console.print(
+            "  admin API token: exists already (create more with `orchardist token create`)"
+        )

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
@@ -104,12 +105,17 @@ def pki_message(
     )
 
 
+class IssuerAndSubject(core.Sequence):  # type: ignore[misc]
+    """RFC 8894 §3.3.3; asn1crypto declares a schema as the class attribute `_fields`."""
+
+    _fields: ClassVar[list[tuple[str, type]]] = [
+        ("issuer", asn1_x509.Name),
+        ("subject", asn1_x509.Name),
+    ]
+
+
 def issuer_and_subject(issuer: x509.Name, subject: x509.Name) -> bytes:
-    """The CertPoll (GetCertInitial) body, RFC 8894 §3.3.3."""
-
-    class IssuerAndSubject(core.Sequence):  # type: ignore[misc]
-        _fields = [("issuer", asn1_x509.Name), ("subject", asn1_x509.Name)]
-
+    """The CertPoll (GetCertInitial) body."""
     value = IssuerAndSubject(
         {
             "issuer": asn1_x509.Name.load(issuer.public_bytes()),
@@ -178,4 +184,3 @@ def _octets(attrs: Mapping[str, tuple[bytes, ...]], oid: str) -> bytes:
         return b""
     nonce = core.load(values[0]).native
     return nonce if isinstance(nonce, bytes) else b""
-

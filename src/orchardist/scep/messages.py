@@ -29,7 +29,7 @@ OID_SENDER_NONCE = "2.16.840.1.113733.1.9.5"
 OID_RECIPIENT_NONCE = "2.16.840.1.113733.1.9.6"
 OID_TRANSACTION_ID = "2.16.840.1.113733.1.9.7"
 OID_FAIL_INFO_TEXT = "1.3.6.1.5.5.7.24.1"
-OID_CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"
+OID_CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"  # noqa: S105 (an OID, not a password)
 
 # RFC 8894 §3.2.1.5: senderNonce is 16 random bytes; we accept a little more or less
 # from old clients but nothing absurd.

@@ -41,10 +41,21 @@ from orchardist.storage import (
 
 # Sent one per line. SHA-1 and DES3 are kept for iOS 4-era clients; SCEPStandard promises
 # AES, POSTPKIOperation and SHA-256 (RFC 8894 §3.5.2).
-CAPABILITIES = ("POSTPKIOperation", "SHA-1", "SHA-256", "SHA-512", "AES", "DES3", "SCEPStandard",
-                "Renewal")  # fmt: skip
-SUPPORTED_DIGESTS: dict[str, cms.DigestName] = {"sha1": "sha1", "sha256": "sha256",
-                                                  "sha512": "sha512"}  # fmt: skip
+CAPABILITIES = (
+    "POSTPKIOperation",
+    "SHA-1",
+    "SHA-256",
+    "SHA-512",
+    "AES",
+    "DES3",
+    "SCEPStandard",
+    "Renewal",
+)
+SUPPORTED_DIGESTS: dict[str, cms.DigestName] = {
+    "sha1": "sha1",
+    "sha256": "sha256",
+    "sha512": "sha512",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class ScepReply:
     certificate_serial: int | None = None
 
 
-class _Refusal(Exception):
+class _RefusalError(Exception):
     def __init__(self, fail_info: FailInfo, reason: str) -> None:
         super().__init__(reason)
         self.fail_info = fail_info
@@ -115,10 +126,10 @@ class ScepService:
         digest = SUPPORTED_DIGESTS.get(request.digest, "sha256")
         try:
             if request.digest not in SUPPORTED_DIGESTS:
-                raise _Refusal(FailInfo.BAD_ALG, f"digest {request.digest} is not supported")
+                raise _RefusalError(FailInfo.BAD_ALG, f"digest {request.digest} is not supported")
             verified = self._verify(request, digest)
             return await self._dispatch(verified)
-        except _Refusal as refusal:
+        except _RefusalError as refusal:
             body = build_cert_rep(
                 self._responder,
                 request,
@@ -128,28 +139,34 @@ class ScepService:
                 fail_text=refusal.reason,
             )
             return ScepReply(
-                body, request.transaction_id, request.message_type, PkiStatus.FAILURE,
-                refusal.fail_info, refusal.reason,
-            )  # fmt: skip
+                body,
+                request.transaction_id,
+                request.message_type,
+                PkiStatus.FAILURE,
+                refusal.fail_info,
+                refusal.reason,
+            )
 
     def _verify(self, request: ScepRequest, digest: cms.DigestName) -> _Verified:
         now = self._clock()
         # A renewal is signed by the certificate being renewed, so it must chain to us and
         # be valid now (RFC 8894 §3.3.1.2); a first request is signed by a throw-away
         # self-signed certificate, which proves only possession of its key.
-        trusted = [self._ca.certificate] if request.message_type == MessageType.RENEWAL_REQ else None
+        trusted = (
+            [self._ca.certificate] if request.message_type == MessageType.RENEWAL_REQ else None
+        )
         try:
             signed = cms.verify(request.der, trusted=trusted, at=now)
         except cms.CmsError as exc:
-            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, f"signature check failed: {exc}") from exc
+            raise _RefusalError(
+                FailInfo.BAD_MESSAGE_CHECK, f"signature check failed: {exc}"
+            ) from exc
         if signed.signing_time is not None and abs(now - signed.signing_time) > self._max_skew:
-            raise _Refusal(FailInfo.BAD_TIME, "signingTime is too far from the CA's clock")
+            raise _RefusalError(FailInfo.BAD_TIME, "signingTime is too far from the CA's clock")
         try:
-            envelope = cms.decrypt(
-                signed.content, self._responder.certificate, self._responder.key
-            )
+            envelope = cms.decrypt(signed.content, self._responder.certificate, self._responder.key)
         except cms.CmsError as exc:
-            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, f"cannot decrypt: {exc}") from exc
+            raise _RefusalError(FailInfo.BAD_MESSAGE_CHECK, f"cannot decrypt: {exc}") from exc
         return _Verified(request, signed.signer, envelope.content, envelope.cipher, digest)
 
     async def _dispatch(self, verified: _Verified) -> ScepReply:
@@ -163,14 +180,14 @@ class ScepService:
         if kind == MessageType.GET_CERT:
             serial = serial_from_issuer_and_serial(verified.content)
             return await self._reply_with(verified, serial, FailInfo.BAD_CERT_ID)
-        raise _Refusal(FailInfo.BAD_REQUEST, f"messageType {kind} is not supported")
+        raise _RefusalError(FailInfo.BAD_REQUEST, f"messageType {kind} is not supported")
 
     async def _enrol(self, verified: _Verified, *, renewal: bool) -> ScepReply:
         try:
             csr = x509.load_der_x509_csr(verified.content)
             check_csr(csr)
         except ValueError as exc:  # CsrError is a ValueError too
-            raise _Refusal(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
+            raise _RefusalError(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
         replayed = await self._replayed(verified, csr)
         if replayed is not None:
             return replayed
@@ -189,36 +206,50 @@ class ScepService:
         if previous is None:
             return None
         if previous.csr_der != verified.content:
-            raise _Refusal(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
+            raise _RefusalError(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
         if previous.certificate_serial is None:
-            raise _Refusal(FailInfo.BAD_REQUEST, "this transaction was refused before")
+            raise _RefusalError(FailInfo.BAD_REQUEST, "this transaction was refused before")
         return await self._reply_with(verified, previous.certificate_serial, FailInfo.BAD_CERT_ID)
 
-    async def _check_challenge(self, request: ScepRequest, csr: x509.CertificateSigningRequest) -> None:
-        outcome = await self._challenges.check(challenge_from_csr(csr) or request.challenge_attribute)
+    async def _check_challenge(
+        self, request: ScepRequest, csr: x509.CertificateSigningRequest
+    ) -> None:
+        outcome = await self._challenges.check(
+            challenge_from_csr(csr) or request.challenge_attribute
+        )
         if outcome != ChallengeOutcome.CONSUMED:
             reasons = {
                 ChallengeOutcome.UNKNOWN: "the challenge password is missing or wrong",
                 ChallengeOutcome.ALREADY_USED: "the challenge password was already used",
                 ChallengeOutcome.EXPIRED: "the challenge password has expired",
             }
-            raise _Refusal(FailInfo.BAD_REQUEST, reasons[outcome])
+            raise _RefusalError(FailInfo.BAD_REQUEST, reasons[outcome])
 
-    async def _check_renewal(self, signer: x509.Certificate, csr: x509.CertificateSigningRequest) -> None:
+    async def _check_renewal(
+        self, signer: x509.Certificate, csr: x509.CertificateSigningRequest
+    ) -> None:
         record = await self._certificates.get_certificate(signer.serial_number)
         if record is None or record.sha256 != fingerprint_sha256(signer):
-            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a certificate we did not issue")
+            raise _RefusalError(
+                FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a certificate we did not issue"
+            )
         if record.status != CertificateStatus.VALID:
-            raise _Refusal(FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a revoked certificate")
+            raise _RefusalError(
+                FailInfo.BAD_MESSAGE_CHECK, "renewal signed by a revoked certificate"
+            )
         if csr.subject != signer.subject:
-            raise _Refusal(FailInfo.BAD_REQUEST, "a renewal must keep the certificate's subject")
+            raise _RefusalError(
+                FailInfo.BAD_REQUEST, "a renewal must keep the certificate's subject"
+            )
 
     async def _issue(self, verified: _Verified, csr: x509.CertificateSigningRequest) -> ScepReply:
         now = self._clock()
         try:
-            cert = self._ca.issue_client_certificate(csr, validity_days=self._validity_days, now=now)
+            cert = self._ca.issue_client_certificate(
+                csr, validity_days=self._validity_days, now=now
+            )
         except CsrError as exc:
-            raise _Refusal(FailInfo.BAD_REQUEST, str(exc)) from exc
+            raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
         await self._certificates.add_certificate(_record_of(cert))
         await self._transactions.save_transaction(
             ScepTransaction(
@@ -234,20 +265,22 @@ class ScepService:
     async def _poll(self, verified: _Verified) -> ScepReply:
         tx = await self._transactions.get_transaction(verified.request.transaction_id)
         if tx is None:
-            raise _Refusal(FailInfo.BAD_CERT_ID, "no request with this transactionID")
+            raise _RefusalError(FailInfo.BAD_CERT_ID, "no request with this transactionID")
         if tx.status == ScepTransactionStatus.PENDING:
             body = build_cert_rep(
                 self._responder, verified.request, status=PkiStatus.PENDING, digest=verified.digest
             )
-            return ScepReply(body, tx.transaction_id, verified.request.message_type, PkiStatus.PENDING)
+            return ScepReply(
+                body, tx.transaction_id, verified.request.message_type, PkiStatus.PENDING
+            )
         if tx.certificate_serial is None:
-            raise _Refusal(FailInfo.BAD_REQUEST, "this request was refused")
+            raise _RefusalError(FailInfo.BAD_REQUEST, "this request was refused")
         return await self._reply_with(verified, tx.certificate_serial, FailInfo.BAD_CERT_ID)
 
     async def _reply_with(self, verified: _Verified, serial: int, missing: FailInfo) -> ScepReply:
         record = await self._certificates.get_certificate(serial)
         if record is None:
-            raise _Refusal(missing, "no certificate with this serial number")
+            raise _RefusalError(missing, "no certificate with this serial number")
         return self._success(verified, x509.load_der_x509_certificate(record.der))
 
     def _success(self, verified: _Verified, cert: x509.Certificate) -> ScepReply:
@@ -260,9 +293,12 @@ class ScepService:
             envelope=envelope,
         )
         return ScepReply(
-            body, verified.request.transaction_id, verified.request.message_type,
-            PkiStatus.SUCCESS, certificate_serial=cert.serial_number,
-        )  # fmt: skip
+            body,
+            verified.request.transaction_id,
+            verified.request.message_type,
+            PkiStatus.SUCCESS,
+            certificate_serial=cert.serial_number,
+        )
 
 
 def _record_of(cert: x509.Certificate) -> IssuedCertificate:

@@ -1,0 +1,55 @@
+"""`python -m bench [SCENARIO …]`: run scenarios, print a table, write bench/results.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import scep
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
+    "scep": scep.run,
+}
+RESULTS = Path(__file__).with_name("results.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=list(SCENARIOS))
+    parser.add_argument("--enrollments", type=int, default=400, help="scep: enrollments to run")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    for name in args.scenarios or SCENARIOS:
+        rows.extend(SCENARIOS[name](args))
+    table = Table(title="make bench")
+    for column in ("scenario", "metric", "value", "unit", "note"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["scenario"], row["metric"], _fmt(row["value"]), row["unit"], row.get("note", "")
+        )
+    Console().print(table)
+    RESULTS.write_text(
+        json.dumps(
+            {"when": datetime.now(UTC).isoformat(), "machine": platform.node(), "results": rows},
+            indent=2,
+        )
+    )
+    print(f"wrote {RESULTS}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.3f}" if value < 10 else f"{value:,.1f}"
+
+
+if __name__ == "__main__":
+    main()
