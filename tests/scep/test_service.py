@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -21,12 +20,11 @@ from orchardist.scep.messages import (
     read_request,
 )
 from orchardist.storage import CertificateStatus, ScepTransaction, ScepTransactionStatus
+from tests.captures import capture
 from tests.keys import rsa_key
 from tests.scep.conftest import ScepBench, make_bench
 
 pytestmark = pytest.mark.anyio
-
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "device-captures"
 
 
 async def test_capabilities_advertise_what_ios_and_rfc8894_need(bench: ScepBench) -> None:
@@ -284,15 +282,22 @@ async def test_registration_authority_signs_and_decrypts(ca: CertificateAuthorit
 async def test_real_macos_mdmclient_request_is_read_and_refused_cleanly(
     bench: ScepBench,
 ) -> None:
-    """A 2017 macOS PKCSReq sent to another CA (NDES): parsed, then refused with a signed
-    CertRep because its envelope is not for us — never a crash."""
-    der = (CAPTURES / "cmdmnt_commandment" / "testdata" / "mdmclient-PKIOperation.der").read_bytes()
+    """A 2017 macOS PKCSReq sent to another CA (NDES): parsed, its signature verified, then
+    refused with a signed CertRep (stale signingTime; envelope not for us) — never a crash."""
+    der = capture("cmdmnt_commandment/testdata/mdmclient-PKIOperation.der")
     request = read_request(der)
     assert request.message_type == MessageType.PKCS_REQ
     assert request.digest == "sha512"
-    assert len(request.sender_nonce) == 16
-    assert request.challenge_attribute
-    reply = await bench.service.pki_operation(der)
-    assert reply.status == PkiStatus.FAILURE
-    assert reply.fail_info == FailInfo.BAD_MESSAGE_CHECK
-    assert reply.transaction_id == request.transaction_id
+    assert request.sender_nonce == bytes.fromhex("fac5e2eda5d97d64")  # 8 bytes, not 16
+    assert request.challenge_attribute == "03DD5575C1694064"
+    assert request.transaction_id.endswith("2E35CEDF66E73D7B")
+    today = await bench.service.pki_operation(der)
+    assert (today.status, today.fail_info) == (PkiStatus.FAILURE, FailInfo.BAD_TIME)
+    assert today.transaction_id == request.transaction_id
+    signing_time = cms.verify(der).signing_time
+    assert signing_time is not None
+    assert signing_time.year == 2017
+    bench.clock.now = signing_time
+    then = await bench.service.pki_operation(der)
+    assert then.fail_info == FailInfo.BAD_MESSAGE_CHECK
+    assert "decrypt" in (then.reason or "")

@@ -22,6 +22,7 @@ from orchardist.scep.messages import (
     FailInfo,
     MessageType,
     PkiStatus,
+    ScepMessageError,
     ScepRequest,
     build_cert_rep,
     challenge_from_csr,
@@ -178,7 +179,10 @@ class ScepService:
         if kind == MessageType.CERT_POLL:
             return await self._poll(verified)
         if kind == MessageType.GET_CERT:
-            serial = serial_from_issuer_and_serial(verified.content)
+            try:
+                serial = serial_from_issuer_and_serial(verified.content)
+            except ScepMessageError as exc:
+                raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
             return await self._reply_with(verified, serial, FailInfo.BAD_CERT_ID)
         raise _RefusalError(FailInfo.BAD_REQUEST, f"messageType {kind} is not supported")
 
