@@ -154,8 +154,12 @@ def read_cert_rep(der: bytes, requester: Requester, responder: x509.Certificate)
     attrs = signed.signed_attributes
     if _string(attrs, OID_MESSAGE_TYPE) != str(int(MessageType.CERT_REP)):
         raise cms.CmsError("not a CertRep")
-    status = PkiStatus(_string(attrs, OID_PKI_STATUS))
-    fail = _string(attrs, OID_FAIL_INFO)
+    try:
+        status = PkiStatus(_string(attrs, OID_PKI_STATUS) or "missing")
+        fail = _string(attrs, OID_FAIL_INFO)
+        fail_info = FailInfo(fail) if fail is not None else None
+    except ValueError as exc:
+        raise cms.CmsError(f"a CertRep with an unknown pkiStatus or failInfo: {exc}") from exc
     certificates: Sequence[x509.Certificate] = ()
     if status == PkiStatus.SUCCESS:
         inner = cms.decrypt(signed.content, requester.signer_cert, requester.signer_key)
@@ -164,7 +168,7 @@ def read_cert_rep(der: bytes, requester: Requester, responder: x509.Certificate)
         status=status,
         transaction_id=_string(attrs, OID_TRANSACTION_ID) or "",
         recipient_nonce=_octets(attrs, OID_RECIPIENT_NONCE),
-        fail_info=FailInfo(fail) if fail is not None else None,
+        fail_info=fail_info,
         fail_text=_string(attrs, OID_FAIL_INFO_TEXT),
         certificates=tuple(certificates),
         signer=signed.signer,

@@ -1,0 +1,1 @@
+"""The SQL backend (SQLAlchemy 2 async + Alembic): the only package that imports them."""

@@ -1,0 +1,61 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in `migrations/versions` create it;
+a test checks the two never drift apart."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table
+
+from orchardist.storage.sql.types import UtcDateTime
+
+# Named constraints, so that Alembic migrations can refer to them on every backend.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# 128-bit serials do not fit BIGINT: they are stored as 32 lower-case hex digits.
+SERIAL_HEX_DIGITS = 32
+
+issued_certificates = Table(
+    "issued_certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("subject", String(1024), nullable=False),
+    Column("not_before", UtcDateTime(), nullable=False),
+    Column("not_after", UtcDateTime(), nullable=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("der", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+    Index("ix_issued_certificates_not_after", "not_after"),
+)
+
+scep_challenges = Table(
+    "scep_challenges",
+    metadata,
+    Column("challenge_sha256", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+)
+
+scep_transactions = Table(
+    "scep_transactions",
+    metadata,
+    Column("transaction_id", String(256), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("csr_der", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("certificate_serial", String(40), nullable=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,123 @@
+"""One suite for every storage backend (and the in-memory stand-in): the contracts of
+`orchardist.storage`."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchardist.storage import (
+    ApiToken,
+    CertificateStatus,
+    ChallengeOutcome,
+    IssuedCertificate,
+    ScepTransaction,
+    ScepTransactionStatus,
+    Storage,
+)
+from orchardist.storage.memory import MemoryStorage
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sql", "memory"])
+def store(request: pytest.FixtureRequest, storage: Storage) -> Storage:
+    """The SQL storage of this backend, and the in-memory one held to the same contract."""
+    return storage if request.param == "sql" else MemoryStorage()
+
+
+def certificate(serial: int, *, days: int = 365, subject: str = "CN=device") -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=serial,
+        subject=subject,
+        not_before=NOW,
+        not_after=NOW + timedelta(days=days),
+        sha256=f"{serial:064x}",
+        der=b"\x30\x82" + serial.to_bytes(20, "big"),
+    )
+
+
+async def test_certificate_round_trip_keeps_every_field(store: Storage) -> None:
+    cert = certificate((1 << 127) + 12345)
+    await store.add_certificate(cert)
+    loaded = await store.get_certificate(cert.serial)
+    assert loaded == cert
+    assert loaded is not None
+    assert loaded.not_after.tzinfo is not None
+    assert await store.get_certificate(42) is None
+
+
+async def test_duplicate_serial_is_refused(store: Storage) -> None:
+    await store.add_certificate(certificate(7))
+    with pytest.raises(ValueError, match="7"):
+        await store.add_certificate(dataclasses.replace(certificate(7), sha256="f" * 64))
+
+
+async def test_revoke_keeps_the_first_time(store: Storage) -> None:
+    await store.add_certificate(certificate(9))
+    assert await store.revoke_certificate(9, NOW)
+    assert await store.revoke_certificate(9, NOW + timedelta(hours=1))
+    revoked = await store.get_certificate(9)
+    assert revoked is not None
+    assert (revoked.status, revoked.revoked_at) == (CertificateStatus.REVOKED, NOW)
+    assert not await store.revoke_certificate(10, NOW)
+
+
+async def test_certificates_expiring_soonest_first_without_revoked(store: Storage) -> None:
+    for serial, days in ((1, 30), (2, 10), (3, 400), (4, 20)):
+        await store.add_certificate(certificate(serial, days=days))
+    await store.revoke_certificate(4, NOW)
+    expiring = await store.certificates_expiring(NOW + timedelta(days=60))
+    assert [c.serial for c in expiring] == [2, 1]
+
+
+async def test_challenge_is_used_once(store: Storage) -> None:
+    await store.add_challenge("a" * 64, NOW + timedelta(hours=1))
+    assert await store.consume_challenge("a" * 64, NOW) == ChallengeOutcome.CONSUMED
+    assert await store.consume_challenge("a" * 64, NOW) == ChallengeOutcome.ALREADY_USED
+    assert await store.consume_challenge("b" * 64, NOW) == ChallengeOutcome.UNKNOWN
+
+
+async def test_expired_challenge(store: Storage) -> None:
+    await store.add_challenge("c" * 64, NOW + timedelta(hours=1))
+    late = NOW + timedelta(hours=1, seconds=1)
+    assert await store.consume_challenge("c" * 64, late) == ChallengeOutcome.EXPIRED
+
+
+async def test_concurrent_consumers_one_winner(store: Storage) -> None:
+    await store.add_challenge("d" * 64, NOW + timedelta(hours=1))
+    outcomes = await asyncio.gather(*(store.consume_challenge("d" * 64, NOW) for _ in range(20)))
+    assert outcomes.count(ChallengeOutcome.CONSUMED) == 1
+    assert set(outcomes) == {ChallengeOutcome.CONSUMED, ChallengeOutcome.ALREADY_USED}
+
+
+async def test_transaction_upsert(store: Storage) -> None:
+    pending = ScepTransaction("tx-1", ScepTransactionStatus.PENDING, b"csr", NOW)
+    await store.save_transaction(pending)
+    assert await store.get_transaction("tx-1") == pending
+    issued = dataclasses.replace(
+        pending, status=ScepTransactionStatus.ISSUED, certificate_serial=(1 << 127) + 1
+    )
+    await store.save_transaction(issued)
+    assert await store.get_transaction("tx-1") == issued
+    assert await store.get_transaction("tx-2") is None
+
+
+async def test_api_tokens(store: Storage) -> None:
+    token = ApiToken("ci", "e" * 64, "admin", NOW)
+    await store.add_api_token(token)
+    assert await store.find_api_token("e" * 64) == token
+    assert await store.find_api_token("0" * 64) is None
+    with pytest.raises(ValueError, match="ci"):
+        await store.add_api_token(dataclasses.replace(token, token_sha256="f" * 64))
+
+
+async def test_naive_datetimes_are_refused(storage: Storage) -> None:
+    naive = dataclasses.replace(certificate(11), not_after=datetime(2030, 1, 1))
+    with pytest.raises(Exception, match="naive"):
+        await storage.add_certificate(naive)
