@@ -301,3 +301,26 @@ async def test_real_macos_mdmclient_request_is_read_and_refused_cleanly(
     then = await bench.service.pki_operation(der)
     assert then.fail_info == FailInfo.BAD_MESSAGE_CHECK
     assert "decrypt" in (then.reason or "")
+
+
+async def test_renewals_with_the_same_key_and_transaction_id(bench: ScepBench) -> None:
+    """micromdm's scepclient derives the transactionID from the key, so renewing with the
+    same key reuses it: each renewal is new, and a resent renewal gets the same answer."""
+    key = rsa_key(2)
+    txid = client.transaction_id_for(key)
+    challenge, _ = await bench.challenges.issue()
+    first = await bench.service.pki_operation(
+        bench.pkcs_req(bench.requester(key, "same"), challenge, "same", txid)
+    )
+    serials = [first.certificate_serial]
+    csr = client.make_csr(key, "same").public_bytes(Encoding.DER)
+    for _ in range(2):
+        signer = bench.storage.certificates[serials[-1] or 0].der
+        renewer = bench.requester(key, "same", signer_cert=x509.load_der_x509_certificate(signer))
+        der = client.pki_message(renewer, MessageType.RENEWAL_REQ, csr, txid)
+        renewed = await bench.service.pki_operation(der)
+        resent = await bench.service.pki_operation(der)
+        assert renewed.status == PkiStatus.SUCCESS
+        assert resent.certificate_serial == renewed.certificate_serial
+        serials.append(renewed.certificate_serial)
+    assert len(set(serials)) == 3

@@ -6,16 +6,18 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings
-from orchardist.wiring import Services, open_services
+
+if TYPE_CHECKING:
+    from orchardist.wiring import Services
 
 T = TypeVar("T")
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
@@ -42,6 +44,10 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 def with_services(ctx: typer.Context, work: Callable[[Services], Awaitable[T]]) -> T:
     """Run `work` with the services open, closing them afterwards."""
+    # Imported here: the database and web stacks take a second to import, and commands
+    # such as `ca export` or `--help` should not pay for it.
+    from orchardist.wiring import open_services
+
     settings = settings_of(ctx)
 
     async def run() -> T:

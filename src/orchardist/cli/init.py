@@ -14,8 +14,6 @@ from orchardist.cli.common import data_dir_of, print_json
 from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings, write_config
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256, generate_ca
 from orchardist.pki.store import PkiFiles
-from orchardist.storage.sql.migrate import upgrade
-from orchardist.storage.sql.repositories import open_storage
 from orchardist.tokens import create_api_token
 
 console = Console()
@@ -83,6 +81,9 @@ def _new_ca(settings: Settings, files: PkiFiles) -> CertificateAuthority:
 
 async def _prepare_database(settings: Settings) -> str | None:
     """Migrate, then make the first admin token; None when one exists already."""
+    from orchardist.storage.sql.migrate import upgrade
+    from orchardist.storage.sql.repositories import open_storage
+
     url = settings.resolved_database_url
     await upgrade(url)
     storage = await open_storage(url)

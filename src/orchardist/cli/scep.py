@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchardist.cli.common import print_json, with_services
-from orchardist.wiring import Services
+
+if TYPE_CHECKING:
+    from orchardist.wiring import Services
 
 app = typer.Typer(help="The SCEP service at /scep.")
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from orchardist.cli.common import fail, settings_of
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
-from orchardist.web.app import create_app
 
 
 def serve(
@@ -28,6 +26,10 @@ def serve(
         fail(f"no CA in {settings.data_dir}", "run `orchardist init --hostname HOST` first")
     if not http and not files.has_server():
         fail("no server TLS certificate", "re-run `orchardist init --hostname HOST`")
+    import uvicorn  # imported late, like the app: other commands need neither
+
+    from orchardist.web.app import create_app
+
     configure_logging(settings.log_level)
     tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key}
     uvicorn.run(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchardist.cli.common import fail, print_json, with_services
 from orchardist.tokens import create_api_token
-from orchardist.wiring import Services
+
+if TYPE_CHECKING:
+    from orchardist.wiring import Services
 
 app = typer.Typer(help="API tokens for /api/v1.")
 

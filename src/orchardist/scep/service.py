@@ -192,7 +192,7 @@ class ScepService:
             check_csr(csr)
         except ValueError as exc:  # CsrError is a ValueError too
             raise _RefusalError(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
-        replayed = await self._replayed(verified, csr)
+        replayed = await self._replayed(verified, renewal=renewal)
         if replayed is not None:
             return replayed
         if renewal:
@@ -201,13 +201,19 @@ class ScepService:
             await self._check_challenge(verified.request, csr)
         return await self._issue(verified, csr)
 
-    async def _replayed(
-        self, verified: _Verified, csr: x509.CertificateSigningRequest
-    ) -> ScepReply | None:
+    async def _replayed(self, verified: _Verified, *, renewal: bool) -> ScepReply | None:
         """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
         (and must not fail because its one-time challenge was used the first time)."""
         previous = await self._transactions.get_transaction(verified.request.transaction_id)
         if previous is None:
+            return None
+        if renewal and (
+            previous.csr_der != verified.content
+            or previous.certificate_serial == verified.signer.serial_number
+        ):
+            # Clients that derive the transactionID from the key (micromdm's scepclient)
+            # reuse it when they renew with the same key: signed by the certificate that
+            # transaction produced, or for another CSR, this is a new renewal.
             return None
         if previous.csr_der != verified.content:
             raise _RefusalError(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")

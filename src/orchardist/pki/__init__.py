@@ -1,0 +1,1 @@
+"""Certificate authority and CMS: pure crypto, no web framework, no database."""
