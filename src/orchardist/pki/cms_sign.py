@@ -13,24 +13,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
-from asn1crypto import algos, core
-from asn1crypto import cms as asn1_cms
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import core, parser
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
+from orchardist.pki import der
 from orchardist.pki.cms_common import (
     CmsError,
     DigestName,
     digest_name,
     digest_of,
     identifies,
-    issuer_and_serial,
     load_content,
     malformed_as_cms_error,
 )
@@ -64,7 +62,9 @@ def sign(
     """DER ContentInfo(SignedData) with one SignerInfo (issuerAndSerialNumber), signed
     attributes contentType(id-data), messageDigest, signingTime plus the given ones
     (dotted OID, DER of one value; repeating an OID gives that attribute several values);
-    certificates = [cert, *extra_certs]. Bad arguments raise ValueError."""
+    certificates = [cert, *extra_certs]. Bad arguments raise ValueError.
+
+    Encoded with `der` rather than asn1crypto: this runs for every SCEP reply."""
     if cert.public_key() != key.public_key():
         raise ValueError("the signing key does not belong to the signing certificate")
     algorithm = digest_of(digest)
@@ -72,81 +72,60 @@ def sign(
     hasher.update(content)
     attributes = _signed_attributes(hasher.finalize(), signed_attributes)
     # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF (tag 0x31),
-    # not as the [0] IMPLICIT field they travel in; asn1crypto sorts SET OF on dump (DER).
-    signature = key.sign(attributes.dump(), padding.PKCS1v15(), algorithm)
+    # not as the [0] IMPLICIT field they travel in.
+    signature = key.sign(attributes, padding.PKCS1v15(), algorithm)
     # RFC 5754 §2 / RFC 3370 §2.1: digest parameters absent; rsaEncryption with NULL.
-    digest_algorithm = algos.DigestAlgorithm({"algorithm": digest, "parameters": None})
-    signer_info = asn1_cms.SignerInfo(
-        {
-            "version": "v1",  # §5.3: v1 for an issuerAndSerialNumber sid
-            "sid": asn1_cms.SignerIdentifier({"issuer_and_serial_number": issuer_and_serial(cert)}),
-            "digest_algorithm": digest_algorithm,
-            "signed_attrs": attributes,
-            "signature_algorithm": {"algorithm": "rsassa_pkcs1v15", "parameters": core.Null()},
-            "signature": signature,
-        }
+    digest_algorithm = der.sequence(der.oid(_DIGEST_OIDS[digest]))
+    signer_info = der.sequence(
+        der.integer(1),  # §5.3: v1 for an issuerAndSerialNumber sid
+        der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number)),
+        digest_algorithm,
+        b"\xa0" + attributes[1:],  # [0] IMPLICIT SET OF Attribute
+        der.sequence(der.oid(_RSA_ENCRYPTION), der.NULL),
+        der.octet_string(signature),
     )
-    encap: dict[str, Any] = {"content_type": "data"}
+    encapsulated = [der.oid(_ID_DATA)]
     if not detached:
-        encap["content"] = content
-    signed_data = asn1_cms.SignedData(
-        {
-            "version": "v1",  # §5.1: no attribute certs, id-data content, v1 signers
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": encap,
-            "certificates": [
-                asn1_x509.Certificate.load(c.public_bytes(Encoding.DER))
-                for c in (cert, *extra_certs)
-            ],
-            "signer_infos": [signer_info],
-        }
+        encapsulated.append(der.explicit(0, der.octet_string(content)))
+    certificates = der.set_of(c.public_bytes(Encoding.DER) for c in (cert, *extra_certs))
+    signed_data = der.sequence(
+        der.integer(1),  # §5.1: no attribute certs, id-data content, v1 signers
+        der.set_of([digest_algorithm]),
+        der.sequence(*encapsulated),
+        b"\xa0" + certificates[1:],  # [0] IMPLICIT CertificateSet
+        der.set_of([signer_info]),
     )
-    info = asn1_cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-    der: bytes = info.dump()
-    return der
+    return der.sequence(der.oid(_ID_SIGNED_DATA), der.explicit(0, signed_data))
 
 
-def _signed_attributes(
-    message_digest: bytes, extra: Sequence[tuple[str, bytes]]
-) -> asn1_cms.CMSAttributes:
-    now = datetime.now(UTC).replace(microsecond=0)
-    # RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
-    when = {"utc_time" if now.year < 2050 else "generalized_time": now}
-    attributes = [
-        asn1_cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        asn1_cms.CMSAttribute({"type": "message_digest", "values": [message_digest]}),
-        asn1_cms.CMSAttribute({"type": "signing_time", "values": [asn1_cms.Time(when)]}),
-    ]
+_ID_DATA = "1.2.840.113549.1.7.1"
+_ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
+_DIGEST_OIDS: Mapping[str, str] = {
+    "sha1": "1.3.14.3.2.26",
+    "sha256": "2.16.840.1.101.3.4.2.1",
+    "sha384": "2.16.840.1.101.3.4.2.2",
+    "sha512": "2.16.840.1.101.3.4.2.3",
+}
+
+
+def _signed_attributes(message_digest: bytes, extra: Sequence[tuple[str, bytes]]) -> bytes:
+    """The signed attributes as a DER SET OF Attribute."""
     # §5.3: an attribute type appears once, so values given under one OID are grouped.
-    grouped: dict[str, list[bytes]] = {}
-    for oid, value in extra:
-        dotted = core.ObjectIdentifier(oid).dotted  # ValueError if not an OID
+    grouped: dict[str, list[bytes]] = {
+        OID_CONTENT_TYPE: [der.oid(_ID_DATA)],
+        OID_MESSAGE_DIGEST: [der.octet_string(message_digest)],
+        OID_SIGNING_TIME: [der.time(datetime.now(UTC))],
+    }
+    for dotted, value in extra:
         if dotted in _SET_BY_SIGN:
             raise ValueError(f"sign() sets attribute {dotted} itself")
+        if not value or parser.peek(value) != len(value):
+            raise ValueError(f"the value of signed attribute {dotted} is not one DER value")
         grouped.setdefault(dotted, []).append(value)
-    for dotted, values in grouped.items():
-        generic = _AnyAttribute({"type": dotted, "values": [_one_value(v) for v in values]})
-        # Reloaded as a CMSAttribute so that it sits in CMSAttributes whatever its type.
-        attributes.append(asn1_cms.CMSAttribute.load(generic.dump()))
-    return asn1_cms.CMSAttributes(attributes)
-
-
-class _SetOfAny(core.SetOf):  # type: ignore[misc]
-    _child_spec = core.Any
-
-
-class _AnyAttribute(core.Sequence):  # type: ignore[misc]
-    _fields: ClassVar[list[tuple[str, type]]] = [
-        ("type", core.ObjectIdentifier),
-        ("values", _SetOfAny),
-    ]
-
-
-def _one_value(der: bytes) -> core.Any:
-    try:
-        return core.Any.load(der, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"a signed attribute value is not one DER value: {exc}") from exc
+    return der.set_of(
+        der.sequence(der.oid(oid), der.set_of(values)) for oid, values in grouped.items()
+    )
 
 
 def certificates_only(certs: Sequence[x509.Certificate]) -> bytes:

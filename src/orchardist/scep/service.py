@@ -260,15 +260,15 @@ class ScepService:
             )
         except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
-        await self._certificates.add_certificate(_record_of(cert))
-        await self._transactions.save_transaction(
+        await self._transactions.record_issued(
+            _record_of(cert),
             ScepTransaction(
                 transaction_id=verified.request.transaction_id,
                 status=ScepTransactionStatus.ISSUED,
                 csr_der=verified.content,
                 created_at=now,
                 certificate_serial=cert.serial_number,
-            )
+            ),
         )
         return self._success(verified, cert)
 

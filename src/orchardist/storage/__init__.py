@@ -92,6 +92,9 @@ class ScepTransactionStore(Protocol):
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         """The transaction, or None when unknown."""
 
+    async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
+        """`add_certificate` and `save_transaction` in one transaction: both or neither."""
+
 
 class ApiTokenStore(Protocol):
     async def add_api_token(self, token: ApiToken) -> None:

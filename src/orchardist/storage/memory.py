@@ -70,6 +70,10 @@ class MemoryStorage:
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         return self.transactions.get(transaction_id)
 
+    async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
+        await self.add_certificate(cert)
+        await self.save_transaction(tx)
+
     async def add_api_token(self, token: ApiToken) -> None:
         if token.name in self.tokens:
             raise ValueError(f"a token named {token.name!r} exists already")

@@ -46,19 +46,9 @@ class SqlStorage:
     # -- CertificateStore
 
     async def add_certificate(self, cert: IssuedCertificate) -> None:
-        values = {
-            "serial": serial_key(cert.serial),
-            "subject": cert.subject,
-            "not_before": cert.not_before,
-            "not_after": cert.not_after,
-            "sha256": cert.sha256,
-            "der": cert.der,
-            "status": cert.status.value,
-            "revoked_at": cert.revoked_at,
-        }
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(issued_certificates.insert().values(values))
+                await conn.execute(issued_certificates.insert().values(_certificate_row(cert)))
         except IntegrityError as exc:
             raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
 
@@ -131,21 +121,16 @@ class SqlStorage:
     # -- ScepTransactionStore
 
     async def save_transaction(self, tx: ScepTransaction) -> None:
-        values = {
-            "transaction_id": tx.transaction_id,
-            "status": tx.status.value,
-            "csr_der": tx.csr_der,
-            "created_at": tx.created_at,
-            "certificate_serial": (
-                None if tx.certificate_serial is None else serial_key(tx.certificate_serial)
-            ),
-        }
         async with self.engine.begin() as conn:
-            insert = _dialect_insert(conn.dialect.name)(scep_transactions).values(values)
-            changed = {k: v for k, v in values.items() if k != "transaction_id"}
-            await conn.execute(
-                insert.on_conflict_do_update(index_elements=["transaction_id"], set_=changed)
-            )
+            await conn.execute(_upsert_transaction(conn.dialect.name, tx))
+
+    async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(issued_certificates.insert().values(_certificate_row(cert)))
+                await conn.execute(_upsert_transaction(conn.dialect.name, tx))
+        except IntegrityError as exc:
+            raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
 
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         query = select(scep_transactions).where(
@@ -208,6 +193,32 @@ def _certificate(row: Row[Any]) -> IssuedCertificate:
     )
 
 
-def _dialect_insert(name: str) -> Any:
-    """INSERT … ON CONFLICT exists on both backends, under dialect-specific constructs."""
-    return postgresql.insert if name == "postgresql" else sqlite.insert
+def _certificate_row(cert: IssuedCertificate) -> dict[str, Any]:
+    return {
+        "serial": serial_key(cert.serial),
+        "subject": cert.subject,
+        "not_before": cert.not_before,
+        "not_after": cert.not_after,
+        "sha256": cert.sha256,
+        "der": cert.der,
+        "status": cert.status.value,
+        "revoked_at": cert.revoked_at,
+    }
+
+
+def _upsert_transaction(dialect: str, tx: ScepTransaction) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE: both backends have it, under dialect-specific names."""
+    values = {
+        "transaction_id": tx.transaction_id,
+        "status": tx.status.value,
+        "csr_der": tx.csr_der,
+        "created_at": tx.created_at,
+        "certificate_serial": (
+            None if tx.certificate_serial is None else serial_key(tx.certificate_serial)
+        ),
+    }
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scep_transactions)
+    changed = {k: v for k, v in values.items() if k != "transaction_id"}
+    return insert.values(values).on_conflict_do_update(
+        index_elements=["transaction_id"], set_=changed
+    )
