@@ -34,18 +34,18 @@ def create_engine(url: str) -> AsyncEngine:
     # locked" even in WAL mode with a busy timeout. One connection serialises every
     # statement through it, which is what SQLite would do anyway, minus the errors.
     engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> Any:
+def sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> Any:
     cursor = dbapi_connection.cursor()
     # WAL lets readers (other processes: the CLI while the server runs) proceed during a
     # write; NORMAL sync is durable across application crashes, and the standard WAL pairing.
     for pragma in (
         "PRAGMA journal_mode=WAL",
         "PRAGMA synchronous=NORMAL",
-        "PRAGMA busy_timeout=10000",
+        "PRAGMA busy_timeout=5000",
         "PRAGMA foreign_keys=ON",
     ):
         cursor.execute(pragma)

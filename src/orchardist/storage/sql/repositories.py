@@ -1,18 +1,20 @@
-"""SqlStorage: every storage role (see `orchardist.storage`) on one SQLAlchemy engine.
+"""SqlStorage: every storage role (see `orchardist.storage`) on one database.
 
-Each method is one short transaction; rows never leave this module, only the frozen
-records of `orchardist.storage`.
+Each method is one short transaction written as a plain function over a `Connection` (see
+`database.py` for why); rows never leave this module, only the frozen records of
+`orchardist.storage`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from orchardist.storage import (
     ApiToken,
@@ -22,7 +24,7 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
-from orchardist.storage.sql.engine import create_engine
+from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
     api_tokens,
@@ -31,153 +33,156 @@ from orchardist.storage.sql.tables import (
     scep_transactions,
 )
 
+_certs = issued_certificates
+_challenges = scep_challenges
+_transactions = scep_transactions
+
 
 def serial_key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"
 
 
 class SqlStorage:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.close()
 
     # -- CertificateStore
 
     async def add_certificate(self, cert: IssuedCertificate) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(issued_certificates.insert().values(_certificate_row(cert)))
-        except IntegrityError as exc:
-            raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
+        await self._insert_certificate(cert, lambda conn: None)
 
     async def get_certificate(self, serial: int) -> IssuedCertificate | None:
-        query = select(issued_certificates).where(
-            issued_certificates.c.serial == serial_key(serial)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        query = select(_certs).where(_certs.c.serial == serial_key(serial))
+        row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _certificate(row)
 
     async def revoke_certificate(self, serial: int, at: datetime) -> bool:
-        table = issued_certificates
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(table)
-                .where(and_(table.c.serial == serial_key(serial), table.c.revoked_at.is_(None)))
-                .values(status=CertificateStatus.REVOKED.value, revoked_at=at)
+        key = serial_key(serial)
+        revoke = (
+            update(_certs)
+            .where(and_(_certs.c.serial == key, _certs.c.revoked_at.is_(None)))
+            .values(status=CertificateStatus.REVOKED.value, revoked_at=at)
+        )
+
+        def work(conn: Connection) -> bool:
+            conn.execute(revoke)
+            return (
+                conn.execute(select(_certs.c.serial).where(_certs.c.serial == key)).first()
+                is not None
             )
-            found = await conn.execute(
-                select(table.c.serial).where(table.c.serial == serial_key(serial))
-            )
-            return found.first() is not None
+
+        return await self.database.write(work)
 
     async def certificates_expiring(self, before: datetime) -> list[IssuedCertificate]:
-        table = issued_certificates
         query = (
-            select(table)
+            select(_certs)
             .where(
-                and_(table.c.status == CertificateStatus.VALID.value, table.c.not_after < before)
+                and_(_certs.c.status == CertificateStatus.VALID.value, _certs.c.not_after < before)
             )
-            .order_by(table.c.not_after)
+            .order_by(_certs.c.not_after)
         )
-        async with self.engine.connect() as conn:
-            return [_certificate(row) for row in await conn.execute(query)]
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_certificate(row) for row in rows]
 
     # -- ChallengeStore
 
     async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                scep_challenges.insert().values(
-                    challenge_sha256=challenge_sha256, expires_at=expires_at
-                )
-            )
+        values = {"challenge_sha256": challenge_sha256, "expires_at": expires_at}
+        await self.database.write(lambda conn: conn.execute(insert(_challenges), values))
 
     async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
-        table = scep_challenges
         # One conditional UPDATE: the database decides which of two racing requests wins.
         claim = (
-            update(table)
+            update(_challenges)
             .where(
                 and_(
-                    table.c.challenge_sha256 == challenge_sha256,
-                    table.c.used_at.is_(None),
-                    table.c.expires_at > now,
+                    _challenges.c.challenge_sha256 == challenge_sha256,
+                    _challenges.c.used_at.is_(None),
+                    _challenges.c.expires_at > now,
                 )
             )
             .values(used_at=now)
         )
-        async with self.engine.begin() as conn:
-            if (await conn.execute(claim)).rowcount == 1:
+        lookup = select(_challenges.c.used_at).where(
+            _challenges.c.challenge_sha256 == challenge_sha256
+        )
+
+        def work(conn: Connection) -> ChallengeOutcome:
+            if conn.execute(claim).rowcount == 1:
                 return ChallengeOutcome.CONSUMED
-            query = select(table.c.used_at).where(table.c.challenge_sha256 == challenge_sha256)
-            row = (await conn.execute(query)).first()
-        if row is None:
-            return ChallengeOutcome.UNKNOWN
-        return ChallengeOutcome.ALREADY_USED if row.used_at else ChallengeOutcome.EXPIRED
+            row = conn.execute(lookup).first()
+            if row is None:
+                return ChallengeOutcome.UNKNOWN
+            return ChallengeOutcome.ALREADY_USED if row.used_at else ChallengeOutcome.EXPIRED
+
+        return await self.database.write(work)
 
     # -- ScepTransactionStore
 
     async def save_transaction(self, tx: ScepTransaction) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(_upsert_transaction(conn.dialect.name, tx))
+        await self.database.write(lambda conn: conn.execute(_upsert_transaction(conn, tx)))
 
     async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(issued_certificates.insert().values(_certificate_row(cert)))
-                await conn.execute(_upsert_transaction(conn.dialect.name, tx))
-        except IntegrityError as exc:
-            raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
+        await self._insert_certificate(
+            cert, lambda conn: conn.execute(_upsert_transaction(conn, tx))
+        )
 
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
-        query = select(scep_transactions).where(
-            scep_transactions.c.transaction_id == transaction_id
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        query = select(_transactions).where(_transactions.c.transaction_id == transaction_id)
+        row = await self.database.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
+        serial = row.certificate_serial
         return ScepTransaction(
             transaction_id=row.transaction_id,
             status=ScepTransactionStatus(row.status),
             csr_der=row.csr_der,
             created_at=row.created_at,
-            certificate_serial=(
-                None if row.certificate_serial is None else int(row.certificate_serial, 16)
-            ),
+            certificate_serial=None if serial is None else int(serial, 16),
         )
 
     # -- ApiTokenStore
 
     async def add_api_token(self, token: ApiToken) -> None:
+        values = {
+            "name": token.name,
+            "token_sha256": token.token_sha256,
+            "role": token.role,
+            "created_at": token.created_at,
+        }
         try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    api_tokens.insert().values(
-                        name=token.name,
-                        token_sha256=token.token_sha256,
-                        role=token.role,
-                        created_at=token.created_at,
-                    )
-                )
+            await self.database.write(lambda conn: conn.execute(insert(api_tokens), values))
         except IntegrityError as exc:
             raise ValueError(f"a token named {token.name!r} exists already") from exc
 
     async def find_api_token(self, token_sha256: str) -> ApiToken | None:
         query = select(api_tokens).where(api_tokens.c.token_sha256 == token_sha256)
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self.database.read(lambda conn: conn.execute(query).first())
         if row is None:
             return None
         return ApiToken(row.name, row.token_sha256, row.role, row.created_at)
 
+    async def _insert_certificate(
+        self, cert: IssuedCertificate, then: Callable[[Connection], object]
+    ) -> None:
+        """Insert `cert`, then run `then(conn)` in the same transaction."""
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(_certs), _certificate_row(cert))
+            then(conn)
+
+        try:
+            await self.database.write(work)
+        except IntegrityError as exc:
+            raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
+
 
 async def open_storage(url: str) -> SqlStorage:
     """Storage on the database at `url`; it is not migrated here (see `migrate.upgrade`)."""
-    return SqlStorage(create_engine(url))
+    return SqlStorage(open_database(url))
 
 
 def _certificate(row: Row[Any]) -> IssuedCertificate:
@@ -206,7 +211,7 @@ def _certificate_row(cert: IssuedCertificate) -> dict[str, Any]:
     }
 
 
-def _upsert_transaction(dialect: str, tx: ScepTransaction) -> Any:
+def _upsert_transaction(conn: Connection, tx: ScepTransaction) -> Any:
     """INSERT … ON CONFLICT DO UPDATE: both backends have it, under dialect-specific names."""
     values = {
         "transaction_id": tx.transaction_id,
@@ -217,8 +222,10 @@ def _upsert_transaction(dialect: str, tx: ScepTransaction) -> Any:
             None if tx.certificate_serial is None else serial_key(tx.certificate_serial)
         ),
     }
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(scep_transactions)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     changed = {k: v for k, v in values.items() if k != "transaction_id"}
-    return insert.values(values).on_conflict_do_update(
-        index_elements=["transaction_id"], set_=changed
+    return (
+        dialect_insert(_transactions)
+        .values(values)
+        .on_conflict_do_update(index_elements=["transaction_id"], set_=changed)
     )
