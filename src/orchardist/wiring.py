@@ -38,7 +38,8 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     if migrate:
         await upgrade(url)
     storage = await open_storage(url)
-    ca = PkiFiles.in_data_dir(settings.data_dir).load_ca()
+    files = PkiFiles.in_data_dir(settings.data_dir)
+    ca = files.load_ca()
     static = settings.scep_static_challenge
     challenges = ChallengeVerifier(
         storage,
@@ -54,5 +55,6 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         validity_days=settings.certificate_validity_days,
         max_clock_skew=timedelta(seconds=settings.scep_max_clock_skew_seconds),
         clock=utc_now,
+        responder=files.load_ra(),
     )
     return Services(settings, storage, ca, challenges, scep)

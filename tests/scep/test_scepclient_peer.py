@@ -8,8 +8,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7
 
 from tests.server import orchardist, running_server
 
@@ -124,4 +126,24 @@ def test_renewal_with_the_issued_certificate(
     renewed = x509.load_pem_x509_certificate(cert_path.read_bytes())
     assert renewed.serial_number != first.serial_number
     assert renewed.subject == first.subject
+    assert openssl_verify(ca_file, cert_path).returncode == 0
+
+
+def test_enrollment_through_a_registration_authority(tmp_path: Path) -> None:
+    """With an RA configured, GetCACert returns CA and RA, scepclient encrypts to the RA,
+    and the certificate it gets is still issued by the CA."""
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    orchardist(data_dir, "ca", "create-ra")
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(orchardist(data_dir, "ca", "export"))
+    (tmp_path / "client").mkdir()
+    with running_server(data_dir, http=True) as base:
+        caps = httpx.get(f"{base}/scep", params={"operation": "GetCACert"})
+        assert caps.headers["content-type"] == "application/x-x509-ca-ra-cert"
+        assert len(pkcs7.load_der_pkcs7_certificates(caps.content)) == 2
+        challenge = orchardist(data_dir, "scep", "challenge").strip()
+        cert_path, cert, _ = _enrol(tmp_path / "client", base, challenge)
+    ra = x509.load_pem_x509_certificate((data_dir / "pki" / "ra.pem").read_bytes())
+    assert cert.issuer == ra.issuer
     assert openssl_verify(ca_file, cert_path).returncode == 0

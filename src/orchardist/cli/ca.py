@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -9,6 +11,25 @@ from orchardist.cli.common import data_dir_of, fail
 from orchardist.pki.store import KeyMaterialError, PkiFiles
 
 app = typer.Typer(help="The certificate authority that issues device identities.")
+
+
+@app.command("create-ra")
+def create_ra(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing RA")] = False,
+) -> None:
+    """Issue a SCEP registration authority: devices then encrypt to it and it signs the
+    replies, so the CA key only signs certificates. Restart the server to use it."""
+    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    try:
+        ca = files.load_ca()
+        if files.load_ra() is not None and not force:
+            fail("an RA exists already", "add --force to replace it")
+    except KeyMaterialError as exc:
+        fail(str(exc))
+    ra = ca.issue_registration_authority("Orchardist SCEP RA")
+    files.save_ra(ra)
+    typer.echo(f"RA certificate written to {files.ra_cert}; restart `orchardist serve`.")
 
 
 @app.command("export")

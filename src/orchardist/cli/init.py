@@ -76,6 +76,9 @@ def _new_ca(settings: Settings, files: PkiFiles) -> CertificateAuthority:
         )
     ca = CertificateAuthority(cert, key)
     files.save_ca(ca)
+    # An RA certified by the previous CA would no longer chain: drop it.
+    for stale in (files.ra_cert, files.ra_key):
+        stale.unlink(missing_ok=True)
     return ca
 
 

@@ -99,19 +99,9 @@ class CertificateAuthority:
         with clientAuth only. Raises CsrError for a CSR that `check_csr` refuses."""
         public_key = check_csr(csr)
         builder = self._leaf_builder(csr.subject, public_key, validity_days, now)
+        is_rsa = isinstance(public_key, rsa.RSAPublicKey)
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-                data_encipherment=False,
-                key_agreement=isinstance(public_key, ec.EllipticCurvePublicKey),
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+            _usage(signing=True, encipherment=is_rsa, agreement=not is_rsa), critical=True
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         san = _requested_san(csr)
         if san is not None:
@@ -130,25 +120,32 @@ class CertificateAuthority:
             names.append(_general_name(entry))
         cert = (
             self._leaf_builder(subject, key.public_key(), validity_days, datetime.now(UTC))
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(_usage(signing=True, encipherment=True), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(self.key, hashes.SHA256())
         )
         return cert, key
+
+    def issue_registration_authority(
+        self, common_name: str, *, validity_days: int = 730
+    ) -> CertificateAuthority:
+        """An RA for SCEP (RFC 8894 §2.2): clients encrypt requests to it and it signs the
+        CertReps, while the CA key signs certificates only. It needs digitalSignature and
+        keyEncipherment; it is not a CA."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                *self.certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME),
+            ]
+        )
+        cert = (
+            self._leaf_builder(subject, key.public_key(), validity_days, datetime.now(UTC))
+            .add_extension(_usage(signing=True, encipherment=True), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        return CertificateAuthority(cert, key)
 
     def _leaf_builder(
         self, subject: x509.Name, public_key: IssuablePublicKey, validity_days: int, now: datetime
@@ -198,6 +195,20 @@ def _requested_san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternati
         return None
     except ValueError as exc:  # a malformed extensionRequest
         raise CsrError(f"the CSR's extension request is malformed: {exc}") from exc
+
+
+def _usage(*, signing: bool, encipherment: bool, agreement: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=signing,
+        content_commitment=False,
+        key_encipherment=encipherment,
+        data_encipherment=False,
+        key_agreement=agreement,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _general_name(value: str) -> x509.GeneralName:

@@ -61,14 +61,7 @@ class PkiFiles:
             raise KeyMaterialError(
                 f"no CA in {self.directory}: run `orchardist init --hostname HOST` first"
             )
-        try:
-            cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
-            key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
-        except (OSError, ValueError, TypeError) as exc:
-            raise KeyMaterialError(f"cannot read the CA in {self.directory}: {exc}") from exc
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise KeyMaterialError(f"{self.ca_key} is not an RSA key")
-        return CertificateAuthority(cert, key)
+        return _load_pair(self.ca_cert, self.ca_key)
 
     def save_server(
         self, cert: x509.Certificate, key: rsa.RSAPrivateKey, chain: x509.Certificate
@@ -80,6 +73,37 @@ class PkiFiles:
 
     def has_server(self) -> bool:
         return self.server_cert.exists() and self.server_key.exists()
+
+    @property
+    def ra_cert(self) -> Path:
+        return self.directory / "ra.pem"
+
+    @property
+    def ra_key(self) -> Path:
+        return self.directory / "ra.key"
+
+    def save_ra(self, ra: CertificateAuthority) -> None:
+        _write_key(self.ra_key, ra.key)
+        self.ra_cert.write_bytes(ra.certificate.public_bytes(serialization.Encoding.PEM))
+
+    def load_ra(self) -> CertificateAuthority | None:
+        """The SCEP registration authority, or None when none is configured."""
+        if not (self.ra_cert.exists() and self.ra_key.exists()):
+            return None
+        return _load_pair(self.ra_cert, self.ra_key)
+
+
+def _load_pair(cert_path: Path, key_path: Path) -> CertificateAuthority:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise KeyMaterialError(f"cannot read {cert_path} and {key_path.name}: {exc}") from exc
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyMaterialError(f"{key_path} is not an RSA key")
+    if cert.public_key() != key.public_key():
+        raise KeyMaterialError(f"{key_path} is not the key of {cert_path}")
+    return CertificateAuthority(cert, key)
 
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
