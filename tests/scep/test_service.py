@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -324,3 +325,41 @@ async def test_renewals_with_the_same_key_and_transaction_id(bench: ScepBench) -
         assert resent.certificate_serial == renewed.certificate_serial
         serials.append(renewed.certificate_serial)
     assert len(set(serials)) == 3
+
+
+async def test_mutated_requests_never_escape_as_crashes(bench: ScepBench) -> None:
+    """Every single-byte corruption of a real request is either refused as unparsable or
+    answered with a CertRep: nothing else may escape (the web layer would make it a 500)."""
+    requester = bench.requester(rsa_key(2), "fuzz")
+    challenge, _ = await bench.challenges.issue()
+    der = bench.pkcs_req(requester, challenge, "fuzz")
+
+    outcomes: set[str] = set()
+    for seed in range(1000):
+        rng = random.Random(seed)
+        mutated = bytearray(der)
+        position = rng.randrange(len(mutated))
+        mutated[position] = rng.choice([0x00, 0xFF, mutated[position] ^ 0x01, 0x80])
+        try:
+            reply = await bench.service.pki_operation(bytes(mutated))
+        except ScepMessageError:
+            outcomes.add("refused")
+        else:
+            outcomes.add(reply.status.name)
+    assert "refused" in outcomes
+    assert "FAILURE" in outcomes
+
+
+async def test_mutated_csrs_get_a_certrep(bench: ScepBench) -> None:
+    """The same inside the envelope: a corrupt CSR is a signed badRequest, never a crash."""
+    requester = bench.requester(rsa_key(2), "inner")
+    csr = bytearray(client.make_csr(requester.signer_key, "inner", "x").public_bytes(Encoding.DER))
+    fail_infos = set()
+    for seed in range(300):
+        rng = random.Random(seed)
+        mutated = bytearray(csr)
+        position = rng.randrange(len(mutated))
+        mutated[position] = rng.choice([0x00, 0xFF, mutated[position] ^ 0x01, 0x80])
+        der = client.pki_message(requester, MessageType.PKCS_REQ, bytes(mutated), f"m{seed}")
+        fail_infos.add((await bench.service.pki_operation(der)).fail_info)
+    assert fail_infos == {FailInfo.BAD_REQUEST}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -175,9 +176,13 @@ class CertificateAuthority:
 
 def check_csr(csr: x509.CertificateSigningRequest) -> IssuablePublicKey:
     """The CSR's public key when we would certify it; CsrError says why not."""
-    if not csr.is_signature_valid:
+    try:
+        valid = csr.is_signature_valid
+        public_key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise CsrError(f"the CSR's key or signature cannot be read: {exc}") from exc
+    if not valid:
         raise CsrError("the CSR's signature does not verify with its own public key")
-    public_key = csr.public_key()
     if not isinstance(public_key, IssuablePublicKey):
         raise CsrError("only RSA and EC keys can be certified")
     if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:

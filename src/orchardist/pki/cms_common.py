@@ -14,6 +14,7 @@ from typing import Any, Literal
 from asn1crypto import cms as asn1_cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 
 
@@ -32,7 +33,18 @@ _DIGESTS: dict[DigestName, type[hashes.HashAlgorithm]] = {
 }
 
 # What asn1crypto and cryptography's loaders raise on bytes that are not what they claim.
-_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+# UnsupportedAlgorithm: a certificate naming a key type cryptography does not know;
+# InvalidVersion: one whose version field is corrupt (neither is a ValueError).
+_MALFORMED = (
+    x509.InvalidVersion,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    UnsupportedAlgorithm,
+)
 _MAX_REASON = 160
 
 

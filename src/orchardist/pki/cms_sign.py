@@ -145,7 +145,7 @@ def verify(
     signed_data = load_content(der, "signed_data")
     with malformed_as_cms_error("SignedData"):
         parsed = _Parsed.read(signed_data, detached_content)
-    signer = next((c for c in parsed.certificates if identifies(parsed.sid, c)), None)
+        signer = next((c for c in parsed.certificates if identifies(parsed.sid, c)), None)
     if signer is None:
         raise CmsError("the signer certificate is not in the SignedData")
     algorithm = digest_of(parsed.digest)
@@ -157,11 +157,13 @@ def verify(
         signed_bytes = parsed.attributes_der
         with malformed_as_cms_error("signed attributes"):
             attributes, signing_time = _check_attributes(parsed, algorithm)
-    _check_signature(signer, parsed, algorithm, signed_bytes)
-    if trusted is not None:
-        _check_chain(signer, parsed.certificates, trusted, _utc(at))
-        if signing_time is not None:
-            _check_validity(signer, "signer", signing_time)
+    # A certificate parses lazily: a corrupt public key or extension only shows here.
+    with malformed_as_cms_error("signer certificate"):
+        _check_signature(signer, parsed, algorithm, signed_bytes)
+        if trusted is not None:
+            _check_chain(signer, parsed.certificates, trusted, _utc(at))
+            if signing_time is not None:
+                _check_validity(signer, "signer", signing_time)
     return SignedMessage(
         content=parsed.content,
         signer=signer,

@@ -190,7 +190,7 @@ class ScepService:
         try:
             csr = x509.load_der_x509_csr(verified.content)
             check_csr(csr)
-        except ValueError as exc:  # CsrError is a ValueError too
+        except (ValueError, x509.InvalidVersion) as exc:  # CsrError is a ValueError too
             raise _RefusalError(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
         replayed = await self._replayed(verified, renewal=renewal)
         if replayed is not None:
