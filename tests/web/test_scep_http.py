@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
+from structlog.testing import capture_logs
 
 from orchardist.config import load_settings
 from orchardist.pki.ca import CertificateAuthority, generate_ca
@@ -154,3 +155,25 @@ async def test_chunked_oversized_body_is_refused(http: httpx.AsyncClient) -> Non
 async def test_healthz(http: httpx.AsyncClient) -> None:
     response = await http.get("/healthz")
     assert response.json()["status"] == "ok"
+
+
+async def test_refusals_leave_a_log_line_without_secrets(
+    http: httpx.AsyncClient, services: Services
+) -> None:
+    key = rsa_key(21)
+    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "wrong")])
+    requester = client.Requester(
+        client.self_signed_signer(key, subject), key, services.ca.certificate
+    )
+    secret = "wrong-challenge-value"
+    csr = client.make_csr(key, "wrong", secret).public_bytes(client.Encoding.DER)
+    der = client.pki_message(requester, client.MessageType.PKCS_REQ, csr, "tx-wrong")
+    with capture_logs() as logs:
+        await http.post("/scep?operation=PKIOperation", content=der)
+        await http.post("/scep?operation=PKIOperation", content=b"junk")
+    failure = next(line for line in logs if line["event"] == "scep_failure")
+    assert failure["transaction_id"] == "tx-wrong"
+    assert failure["fail_info"] == "BAD_REQUEST"
+    refused = next(line for line in logs if line["event"] == "scep_refused")
+    assert "SignedData" in refused["reason"]
+    assert secret not in repr(logs)
