@@ -43,7 +43,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     app.include_router(health.router)
-    app.include_router(scep.router)
+    app.router.routes.extend(scep.routes)
     app.add_exception_handler(HTTPException, _plain_http_error)
     app.add_middleware(AccessLogMiddleware)
     return app

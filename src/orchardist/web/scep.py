@@ -1,4 +1,7 @@
-"""`/scep`: the SCEP CA over HTTP (RFC 8894 §4), CGI-style `?operation=` dispatch."""
+"""`/scep`: the SCEP CA over HTTP (RFC 8894 §4), CGI-style `?operation=` dispatch.
+
+Plain Starlette routes, not FastAPI endpoints: there is no JSON to validate, and the
+dependency machinery costs more per request than everything here but the crypto."""
 
 from __future__ import annotations
 
@@ -6,15 +9,15 @@ import base64
 import binascii
 
 import structlog
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
+from starlette.routing import Route
 
 from orchardist.scep.messages import ScepMessageError
 from orchardist.scep.service import ScepReply, ScepService
 from orchardist.web.bodies import read_limited_body
 
 log = structlog.get_logger("orchardist.scep")
-router = APIRouter()
 
 PKI_MESSAGE = "application/x-pki-message"
 
@@ -24,10 +27,9 @@ def _service(request: Request) -> ScepService:
     return service
 
 
-@router.api_route("/scep", methods=["GET", "POST"], include_in_schema=False)
-@router.api_route("/scep/pkiclient.exe", methods=["GET", "POST"], include_in_schema=False)
-async def scep(request: Request, operation: str = "") -> Response:
+async def scep(request: Request) -> Response:
     service = _service(request)
+    operation = request.query_params.get("operation", "")
     if operation == "GetCACaps":
         return PlainTextResponse(service.capabilities())
     if operation == "GetCACert":
@@ -85,3 +87,6 @@ def _log_reply(reply: ScepReply) -> None:
 
 def _hex(serial: int | None) -> str | None:
     return None if serial is None else f"{serial:x}"
+
+
+routes = [Route(path, scep, methods=["GET", "POST"]) for path in ("/scep", "/scep/pkiclient.exe")]
