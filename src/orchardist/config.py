@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     scep_static_challenge: SecretStr | None = Field(
         default=None, description="A shared challenge accepted forever; off unless set"
     )
+    scep_manual_approval: bool = Field(
+        default=False, description="Hold requests with a valid challenge for an administrator"
+    )
     scep_challenge_ttl_seconds: int = Field(default=3600, ge=60)
     scep_max_body_bytes: int = Field(default=64 * 1024, ge=4096)
     # RFC 8894 §3.2.1.4: a response may be refused when signingTime is too far off;

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from orchardist.config import Settings
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
+from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.issuance import Issuer
 from orchardist.scep.service import ScepService
 from orchardist.storage import Storage
 from orchardist.storage.sql.migrate import upgrade
@@ -26,6 +28,7 @@ class Services:
     ca: CertificateAuthority
     challenges: ChallengeVerifier
     scep: ScepService
+    approvals: ScepApprovals
 
     async def close(self) -> None:
         await self.storage.close()
@@ -56,5 +59,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         max_clock_skew=timedelta(seconds=settings.scep_max_clock_skew_seconds),
         clock=utc_now,
         responder=files.load_ra(),
+        manual_approval=settings.scep_manual_approval,
     )
-    return Services(settings, storage, ca, challenges, scep)
+    issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
+    return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer))

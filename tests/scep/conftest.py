@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep import client
+from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.issuance import Issuer
 from orchardist.scep.messages import MessageType
 from orchardist.scep.service import ScepService
 from orchardist.storage.memory import MemoryStorage
@@ -44,6 +46,7 @@ class ScepBench:
     challenges: ChallengeVerifier
     service: ScepService
     responder: CertificateAuthority
+    approvals: ScepApprovals
 
     def requester(
         self,
@@ -84,6 +87,7 @@ def make_bench(
     *,
     static: str | None = None,
     responder: CertificateAuthority | None = None,
+    manual_approval: bool = False,
 ) -> ScepBench:
     storage = MemoryStorage()
     clock = Clock()
@@ -99,8 +103,10 @@ def make_bench(
         max_clock_skew=timedelta(hours=24),
         clock=clock,
         responder=responder,
+        manual_approval=manual_approval,
     )
-    return ScepBench(ca, storage, clock, challenges, service, responder or ca)
+    approvals = ScepApprovals(storage, Issuer(ca, storage, validity_days=365, clock=clock))
+    return ScepBench(ca, storage, clock, challenges, service, responder or ca, approvals)
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +149,54 @@ def test_enrollment_through_a_registration_authority(tmp_path: Path) -> None:
     ra = x509.load_pem_x509_certificate((data_dir / "pki" / "ra.pem").read_bytes())
     assert cert.issuer == ra.issuer
     assert openssl_verify(ca_file, cert_path).returncode == 0
+
+
+def test_manual_approval_with_scepclient_waiting(tmp_path: Path) -> None:
+    """scepclient gets PENDING, waits (it retries after 30 s), and receives the certificate
+    an administrator approved with `orchardist scep approve` meanwhile."""
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    env = {"ORCHARDIST_SCEP_MANUAL_APPROVAL": "true"}
+    (tmp_path / "client").mkdir()
+    with running_server(data_dir, http=True, env=env) as base:
+        challenge = orchardist(data_dir, "scep", "challenge").strip()
+        waiting = subprocess.Popen(
+            [
+                "scepclient",
+                "-server-url",
+                f"{base}/scep",
+                "-challenge",
+                challenge,
+                "-cn",
+                "held-device",
+                "-private-key",
+                str(tmp_path / "client" / "key.pem"),
+                "-certificate",
+                str(tmp_path / "client" / "cert.pem"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            pending = _wait_for_pending(data_dir)
+            assert "CN=held-device" in pending["subject"]
+            orchardist(data_dir, "scep", "approve", pending["transaction_id"])
+            output, _ = waiting.communicate(timeout=90)
+        finally:
+            waiting.kill()
+    assert waiting.returncode == 0, output
+    assert "PENDING" in output
+    cert = x509.load_pem_x509_certificate((tmp_path / "client" / "cert.pem").read_bytes())
+    assert orchardist(data_dir, "scep", "pending", "--json").strip() == "[]"
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "held-device"
+
+
+def _wait_for_pending(data_dir: Path) -> dict[str, str]:
+    for _ in range(100):
+        rows = json.loads(orchardist(data_dir, "scep", "pending", "--json"))
+        if rows:
+            row: dict[str, str] = rows[0]
+            return row
+        time.sleep(0.2)
+    raise AssertionError("the request never showed as pending")

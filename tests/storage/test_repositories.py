@@ -132,3 +132,15 @@ async def test_record_issued_is_all_or_nothing(store: Storage) -> None:
     with pytest.raises(ValueError, match="15"):  # serial 21 is 0x15
         await store.record_issued(certificate(21), again)
     assert await store.get_transaction("tx-10") is None
+
+
+async def test_pending_transactions_oldest_first(store: Storage) -> None:
+    for name, minutes, status in (
+        ("late", 5, ScepTransactionStatus.PENDING),
+        ("done", 1, ScepTransactionStatus.ISSUED),
+        ("early", 2, ScepTransactionStatus.PENDING),
+        ("no", 3, ScepTransactionStatus.REJECTED),
+    ):
+        created = NOW + timedelta(minutes=minutes)
+        await store.save_transaction(ScepTransaction(name, status, b"csr", created))
+    assert [tx.transaction_id for tx in await store.pending_transactions()] == ["early", "late"]

@@ -15,7 +15,9 @@ from structlog.testing import capture_logs
 from orchardist.config import load_settings
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep import client
+from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.issuance import Issuer
 from orchardist.scep.messages import PkiStatus
 from orchardist.scep.service import ScepService
 from orchardist.storage.memory import MemoryStorage
@@ -45,7 +47,8 @@ async def services(tmp_path: Path, ca: CertificateAuthority) -> Services:
         max_clock_skew=timedelta(hours=1),
         clock=lambda: datetime.now(UTC),
     )
-    return Services(settings, storage, ca, challenges, scep)
+    issuer = Issuer(ca, storage, validity_days=30, clock=lambda: datetime.now(UTC))
+    return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer))
 
 
 @pytest.fixture

@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from cryptography import x509
+from rich.console import Console
+from rich.table import Table
 
-from orchardist.cli.common import print_json, with_services
+from orchardist.cli.common import fail, print_json, with_services
+from orchardist.scep.approvals import NotPendingError
+from orchardist.storage import ScepTransaction
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
@@ -30,3 +35,72 @@ def challenge(
         print_json({"challenge": value, "expires_at": expires_at})
     else:
         typer.echo(value)
+
+
+@app.command("pending")
+def pending(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List requests waiting for approval (with `scep_manual_approval = true`)."""
+
+    async def load(services: Services) -> list[dict[str, str]]:
+        return [_describe(tx) for tx in await services.approvals.pending()]
+
+    rows = with_services(ctx, load)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("No SCEP requests are waiting.")
+        return
+    table = Table()
+    table.add_column("transaction ID", overflow="fold")  # copied into `approve`: never cut
+    table.add_column("subject", overflow="fold")
+    table.add_column("received")
+    for row in rows:
+        table.add_row(row["transaction_id"], row["subject"], row["received"])
+    Console().print(table)
+
+
+@app.command("approve")
+def approve(ctx: typer.Context, transaction_id: str) -> None:
+    """Issue the certificate of a pending request; the device gets it at its next poll."""
+
+    async def run(services: Services) -> str:
+        cert = await services.approvals.approve(transaction_id)
+        return f"{cert.serial_number:x}"
+
+    try:
+        serial = with_services(ctx, run)
+    except NotPendingError as exc:
+        fail(str(exc), "see `orchardist scep pending`")
+    except ValueError as exc:
+        fail(f"the CA refused the CSR, so the request was rejected: {exc}")
+    typer.echo(f"Approved: certificate {serial} issued.")
+
+
+@app.command("reject")
+def reject(ctx: typer.Context, transaction_id: str) -> None:
+    """Refuse a pending request; the device gets a failure at its next poll."""
+
+    async def run(services: Services) -> None:
+        await services.approvals.reject(transaction_id)
+
+    try:
+        with_services(ctx, run)
+    except NotPendingError as exc:
+        fail(str(exc), "see `orchardist scep pending`")
+    typer.echo("Rejected.")
+
+
+def _describe(tx: ScepTransaction) -> dict[str, str]:
+    try:
+        subject = x509.load_der_x509_csr(tx.csr_der).subject.rfc4514_string()
+    except ValueError:
+        subject = "(unreadable CSR)"
+    return {
+        "transaction_id": tx.transaction_id,
+        "subject": subject,
+        "received": tx.created_at.isoformat(timespec="seconds"),
+    }

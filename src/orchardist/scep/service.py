@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, CsrError, check_csr, fingerprint_sha256
 from orchardist.scep.challenges import ChallengeVerifier
+from orchardist.scep.issuance import Issuer
 from orchardist.scep.messages import (
     FailInfo,
     MessageType,
@@ -34,7 +35,6 @@ from orchardist.storage import (
     CertificateStatus,
     CertificateStore,
     ChallengeOutcome,
-    IssuedCertificate,
     ScepTransaction,
     ScepTransactionStatus,
     ScepTransactionStore,
@@ -100,6 +100,7 @@ class ScepService:
         max_clock_skew: timedelta,
         clock: Callable[[], datetime],
         responder: CertificateAuthority | None = None,
+        manual_approval: bool = False,
     ) -> None:
         self._ca = ca
         # RFC 8894 §2.2: requests are encrypted to, and CertReps signed by, an RA when the
@@ -108,7 +109,8 @@ class ScepService:
         self._certificates = certificates
         self._transactions = transactions
         self._challenges = challenges
-        self._validity_days = validity_days
+        self._issuer = Issuer(ca, transactions, validity_days=validity_days, clock=clock)
+        self._manual_approval = manual_approval
         self._max_skew = max_clock_skew
         self._clock = clock
 
@@ -199,7 +201,9 @@ class ScepService:
             await self._check_renewal(verified.signer, csr)
         else:
             await self._check_challenge(verified.request, csr)
-        return await self._issue(verified, csr)
+            if self._manual_approval:
+                return await self._hold(verified)
+        return await self._issue(verified)
 
     async def _replayed(self, verified: _Verified, *, renewal: bool) -> ScepReply | None:
         """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
@@ -217,9 +221,7 @@ class ScepService:
             return None
         if previous.csr_der != verified.content:
             raise _RefusalError(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
-        if previous.certificate_serial is None:
-            raise _RefusalError(FailInfo.BAD_REQUEST, "this transaction was refused before")
-        return await self._reply_with(verified, previous.certificate_serial, FailInfo.BAD_CERT_ID)
+        return await self._answer(verified, previous)
 
     async def _check_challenge(
         self, request: ScepRequest, csr: x509.CertificateSigningRequest
@@ -252,30 +254,32 @@ class ScepService:
                 FailInfo.BAD_REQUEST, "a renewal must keep the certificate's subject"
             )
 
-    async def _issue(self, verified: _Verified, csr: x509.CertificateSigningRequest) -> ScepReply:
-        now = self._clock()
+    async def _issue(self, verified: _Verified) -> ScepReply:
         try:
-            cert = self._ca.issue_client_certificate(
-                csr, validity_days=self._validity_days, now=now
-            )
+            cert = await self._issuer.issue(verified.request.transaction_id, verified.content)
         except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
-        await self._transactions.record_issued(
-            _record_of(cert),
-            ScepTransaction(
-                transaction_id=verified.request.transaction_id,
-                status=ScepTransactionStatus.ISSUED,
-                csr_der=verified.content,
-                created_at=now,
-                certificate_serial=cert.serial_number,
-            ),
-        )
         return self._success(verified, cert)
+
+    async def _hold(self, verified: _Verified) -> ScepReply:
+        """Keep the request for an administrator (see `approvals`)."""
+        held = ScepTransaction(
+            transaction_id=verified.request.transaction_id,
+            status=ScepTransactionStatus.PENDING,
+            csr_der=verified.content,
+            created_at=self._clock(),
+        )
+        await self._transactions.save_transaction(held)
+        return await self._answer(verified, held)
 
     async def _poll(self, verified: _Verified) -> ScepReply:
         tx = await self._transactions.get_transaction(verified.request.transaction_id)
         if tx is None:
             raise _RefusalError(FailInfo.BAD_CERT_ID, "no request with this transactionID")
+        return await self._answer(verified, tx)
+
+    async def _answer(self, verified: _Verified, tx: ScepTransaction) -> ScepReply:
+        """What a transaction's state says to a resent request or a poll."""
         if tx.status == ScepTransactionStatus.PENDING:
             body = build_cert_rep(
                 self._responder, verified.request, status=PkiStatus.PENDING, digest=verified.digest
@@ -284,7 +288,7 @@ class ScepService:
                 body, tx.transaction_id, verified.request.message_type, PkiStatus.PENDING
             )
         if tx.certificate_serial is None:
-            raise _RefusalError(FailInfo.BAD_REQUEST, "this request was refused")
+            raise _RefusalError(FailInfo.BAD_REQUEST, "an administrator rejected this request")
         return await self._reply_with(verified, tx.certificate_serial, FailInfo.BAD_CERT_ID)
 
     async def _reply_with(self, verified: _Verified, serial: int, missing: FailInfo) -> ScepReply:
@@ -309,14 +313,3 @@ class ScepService:
             PkiStatus.SUCCESS,
             certificate_serial=cert.serial_number,
         )
-
-
-def _record_of(cert: x509.Certificate) -> IssuedCertificate:
-    return IssuedCertificate(
-        serial=cert.serial_number,
-        subject=cert.subject.rfc4514_string(),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha256=fingerprint_sha256(cert),
-        der=cert.public_bytes(Encoding.DER),
-    )

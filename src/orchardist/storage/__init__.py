@@ -95,6 +95,9 @@ class ScepTransactionStore(Protocol):
     async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
         """`add_certificate` and `save_transaction` in one transaction: both or neither."""
 
+    async def pending_transactions(self) -> list[ScepTransaction]:
+        """Transactions waiting for an administrator, oldest first."""
+
 
 class ApiTokenStore(Protocol):
     async def add_api_token(self, token: ApiToken) -> None:

@@ -12,6 +12,7 @@ from orchardist.storage import (
     ChallengeOutcome,
     IssuedCertificate,
     ScepTransaction,
+    ScepTransactionStatus,
 )
 
 
@@ -69,6 +70,12 @@ class MemoryStorage:
 
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         return self.transactions.get(transaction_id)
+
+    async def pending_transactions(self) -> list[ScepTransaction]:
+        waiting = [
+            t for t in self.transactions.values() if t.status == ScepTransactionStatus.PENDING
+        ]
+        return sorted(waiting, key=lambda t: t.created_at)
 
     async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
         await self.add_certificate(cert)

@@ -133,16 +133,16 @@ class SqlStorage:
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         query = select(_transactions).where(_transactions.c.transaction_id == transaction_id)
         row = await self.database.read(lambda conn: conn.execute(query).first())
-        if row is None:
-            return None
-        serial = row.certificate_serial
-        return ScepTransaction(
-            transaction_id=row.transaction_id,
-            status=ScepTransactionStatus(row.status),
-            csr_der=row.csr_der,
-            created_at=row.created_at,
-            certificate_serial=None if serial is None else int(serial, 16),
+        return None if row is None else _transaction(row)
+
+    async def pending_transactions(self) -> list[ScepTransaction]:
+        query = (
+            select(_transactions)
+            .where(_transactions.c.status == ScepTransactionStatus.PENDING.value)
+            .order_by(_transactions.c.created_at)
         )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_transaction(row) for row in rows]
 
     # -- ApiTokenStore
 
@@ -195,6 +195,17 @@ def _certificate(row: Row[Any]) -> IssuedCertificate:
         der=row.der,
         status=CertificateStatus(row.status),
         revoked_at=row.revoked_at,
+    )
+
+
+def _transaction(row: Row[Any]) -> ScepTransaction:
+    serial = row.certificate_serial
+    return ScepTransaction(
+        transaction_id=row.transaction_id,
+        status=ScepTransactionStatus(row.status),
+        csr_der=row.csr_der,
+        created_at=row.created_at,
+        certificate_serial=None if serial is None else int(serial, 16),
     )
 
 

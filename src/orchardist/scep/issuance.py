@@ -1,0 +1,62 @@
+"""Issue a certificate for a SCEP transaction and record both, in one step shared by the
+automatic path (a valid challenge) and the manual one (an administrator's approval)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256
+from orchardist.storage import (
+    IssuedCertificate,
+    ScepTransaction,
+    ScepTransactionStatus,
+    ScepTransactionStore,
+)
+
+
+class Issuer:
+    def __init__(
+        self,
+        ca: CertificateAuthority,
+        transactions: ScepTransactionStore,
+        *,
+        validity_days: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._ca = ca
+        self._transactions = transactions
+        self._validity_days = validity_days
+        self._clock = clock
+
+    async def issue(self, transaction_id: str, csr_der: bytes) -> x509.Certificate:
+        """Certify the CSR and record the certificate with its ISSUED transaction.
+        CsrError (a ValueError) when the CSR is refused; nothing is recorded then."""
+        now = self._clock()
+        csr = x509.load_der_x509_csr(csr_der)
+        cert = self._ca.issue_client_certificate(csr, validity_days=self._validity_days, now=now)
+        await self._transactions.record_issued(
+            record_of(cert),
+            ScepTransaction(
+                transaction_id=transaction_id,
+                status=ScepTransactionStatus.ISSUED,
+                csr_der=csr_der,
+                created_at=now,
+                certificate_serial=cert.serial_number,
+            ),
+        )
+        return cert
+
+
+def record_of(cert: x509.Certificate) -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=cert.serial_number,
+        subject=cert.subject.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        sha256=fingerprint_sha256(cert),
+        der=cert.public_bytes(Encoding.DER),
+    )
