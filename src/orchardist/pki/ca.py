@@ -63,20 +63,8 @@ def generate_ca(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + timedelta(days=validity_days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=True,  # SCEP requests are encrypted to the CA certificate
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        # keyEncipherment: SCEP requests are encrypted to the CA certificate (without an RA).
+        .add_extension(_usage(signing=True, encipherment=True, certifies=True), critical=True)
         .add_extension(ski, critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
@@ -202,15 +190,17 @@ def _requested_san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternati
         raise CsrError(f"the CSR's extension request is malformed: {exc}") from exc
 
 
-def _usage(*, signing: bool, encipherment: bool, agreement: bool = False) -> x509.KeyUsage:
+def _usage(
+    *, signing: bool, encipherment: bool, agreement: bool = False, certifies: bool = False
+) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=signing,
         content_commitment=False,
         key_encipherment=encipherment,
         data_encipherment=False,
         key_agreement=agreement,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=certifies,
+        crl_sign=certifies,
         encipher_only=False,
         decipher_only=False,
     )
