@@ -23,10 +23,16 @@ RESULTS = Path(__file__).with_name("results.json")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", help=f"some of: {', '.join(SCENARIOS)} (all)")
     parser.add_argument("--enrollments", type=int, default=400, help="scep: enrollments to run")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    parser.add_argument("--workers", type=int, default=2, help="scep: server processes to try")
     args = parser.parse_args()
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(
+            f"unknown scenario {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}"
+        )
     rows: list[dict[str, Any]] = []
     for name in args.scenarios or SCENARIOS:
         rows.extend(SCENARIOS[name](args))

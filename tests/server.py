@@ -41,11 +41,12 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    data_dir: Path, *, http: bool, env: Mapping[str, str] | None = None
+    data_dir: Path, *, http: bool, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()
 ) -> Iterator[str]:
     """`orchardist serve` on a free loopback port until the block ends; yields its base URL."""
     port = free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
+    args.extend(extra)
     log_path = data_dir / f"serve-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

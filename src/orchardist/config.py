@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_NAME = "orchardist.toml"
+DATA_DIR_VARIABLE = "ORCHARDIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path("orchardist-data")
 
 
@@ -84,7 +85,7 @@ def resolve_data_dir(cli_value: Path | None) -> Path:
     """`--data-dir` wins, then ORCHARDIST_DATA_DIR, then ./orchardist-data."""
     if cli_value is not None:
         return cli_value
-    return Path(os.environ.get("ORCHARDIST_DATA_DIR", DEFAULT_DATA_DIR))
+    return Path(os.environ.get(DATA_DIR_VARIABLE, DEFAULT_DATA_DIR))
 
 
 def load_settings(data_dir: Path, **overrides: Any) -> Settings:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
+from orchardist.scep import client
+from orchardist.scep.messages import MessageType, PkiStatus
+from tests.keys import rsa_key
 from tests.server import orchardist, running_server
 
 
@@ -30,3 +35,27 @@ def test_https_with_our_ca_and_json_logs(tmp_path: Path) -> None:
 def _log(data_dir: Path) -> str:
     (log,) = data_dir.glob("serve-*.log")
     return log.read_text()
+
+
+def test_several_worker_processes_share_one_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    with running_server(data_dir, http=True, extra=("--workers", "2")) as base:
+        challenges = [orchardist(data_dir, "scep", "challenge").strip() for _ in range(6)]
+        replies = [
+            _enrol(base, data_dir, challenge, index) for index, challenge in enumerate(challenges)
+        ]
+    assert replies == [PkiStatus.SUCCESS] * 6
+    started = [line for line in _log(data_dir).splitlines() if "Started server process" in line]
+    assert len(started) == 2
+
+
+def _enrol(base: str, data_dir: Path, challenge: str, index: int) -> PkiStatus:
+    ca = x509.load_pem_x509_certificate((data_dir / "pki" / "ca.pem").read_bytes())
+    key = rsa_key(60 + index)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"worker-{index}")])
+    requester = client.Requester(client.self_signed_signer(key, name), key, ca)
+    csr = client.make_csr(key, f"worker-{index}", challenge).public_bytes(Encoding.DER)
+    der = client.pki_message(requester, MessageType.PKCS_REQ, csr, f"worker-{index}")
+    response = httpx.post(f"{base}/scep?operation=PKIOperation", content=der)
+    return client.read_cert_rep(response.content, requester, ca).status

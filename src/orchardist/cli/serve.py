@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import os
+from typing import Annotated, Any
 
 import typer
 
 from orchardist.cli.common import fail, settings_of
+from orchardist.config import DATA_DIR_VARIABLE
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
+
+APP_FACTORY = "orchardist.web.app:create_app_for_worker"
 
 
 def serve(
@@ -18,6 +23,9 @@ def serve(
     http: Annotated[
         bool, typer.Option("--http", help="Plain HTTP, for running behind a TLS-terminating proxy")
     ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Server processes (one per core is typical)")
+    ] = 1,
 ) -> None:
     """Serve /scep, /healthz and the rest until interrupted."""
     settings = settings_of(ctx)
@@ -28,16 +36,24 @@ def serve(
         fail("no server TLS certificate", "re-run `orchardist init --hostname HOST`")
     import uvicorn  # imported late, like the app: other commands need neither
 
+    from orchardist.storage.sql.migrate import upgrade
     from orchardist.web.app import create_app
 
     configure_logging(settings.log_level)
+    # Migrate once here, before any worker starts, so that workers never race to do it.
+    asyncio.run(upgrade(settings.resolved_database_url))
     tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key}
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        **tls,  # type: ignore[arg-type]
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        **tls,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Worker processes build their own app from the data dir, passed in the environment.
+    os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
+    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)

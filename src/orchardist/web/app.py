@@ -9,7 +9,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from orchardist import __version__
-from orchardist.config import Settings
+from orchardist.config import Settings, load_settings, resolve_data_dir
+from orchardist.logs import configure_logging
 from orchardist.web import health, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.wiring import Services, open_services
@@ -25,7 +26,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             app.state.services = services
             yield
             return
-        opened = await open_services(settings)
+        opened = await open_services(settings, migrate=False)  # `serve` migrated already
         app.state.services = opened
         try:
             yield
@@ -53,3 +54,10 @@ async def _plain_http_error(request: Request, exc: Exception) -> Response:
     # Devices and SCEP clients read text, not JSON: the reason goes in a plain body.
     assert isinstance(exc, HTTPException)
     return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
+
+
+def create_app_for_worker() -> FastAPI:
+    """The app of one `serve --workers N` process: the data dir comes in the environment."""
+    settings = load_settings(resolve_data_dir(None))
+    configure_logging(settings.log_level)
+    return create_app(settings)
