@@ -120,12 +120,19 @@ def _signed_attributes(message_digest: bytes, extra: Sequence[tuple[str, bytes]]
     for dotted, value in extra:
         if dotted in _SET_BY_SIGN:
             raise ValueError(f"sign() sets attribute {dotted} itself")
-        if not value or parser.peek(value) != len(value):
+        if not _is_one_der_value(value):
             raise ValueError(f"the value of signed attribute {dotted} is not one DER value")
         grouped.setdefault(dotted, []).append(value)
     return der.set_of(
         der.sequence(der.oid(oid), der.set_of(values)) for oid, values in grouped.items()
     )
+
+
+def _is_one_der_value(value: bytes) -> bool:
+    try:
+        return bool(value) and parser.peek(value) == len(value)
+    except ValueError:  # truncated: the header promises more than there is
+        return False
 
 
 def certificates_only(certs: Sequence[x509.Certificate]) -> bytes:
