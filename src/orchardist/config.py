@@ -99,7 +99,11 @@ def load_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 def write_config(data_dir: Path, values: dict[str, Any]) -> Path:
-    """Write the TOML config for a new data dir (never holds secrets but the static challenge)."""
+    """Write the data dir's TOML config, readable by its owner only: an admin may add the
+    static SCEP challenge or a database password to it."""
     path = data_dir / CONFIG_FILE_NAME
-    path.write_text(tomli_w.dumps(values), encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(tomli_w.dumps(values))
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT
     return path

@@ -27,9 +27,9 @@ def test_init_creates_everything(initialised: tuple[Path, dict[str, str]]) -> No
     data_dir, summary = initialised
     assert (data_dir / "orchardist.toml").read_text().strip() == 'hostname = "mdm.example.test"'
     assert (data_dir / "orchardist.db").exists()
-    for key in ("ca.key", "server.key"):
-        mode = stat.S_IMODE((data_dir / "pki" / key).stat().st_mode)
-        assert mode == 0o600, f"{key} is readable by others: {oct(mode)}"
+    for secret in ("pki/ca.key", "pki/server.key", "orchardist.toml"):
+        mode = stat.S_IMODE((data_dir / secret).stat().st_mode)
+        assert mode == 0o600, f"{secret} is readable by others: {oct(mode)}"
     assert summary["ca"] == "created"
     assert summary["admin_token"].startswith("orch_")
 
