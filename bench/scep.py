@@ -77,7 +77,10 @@ async def _fire(url: str, bodies: list[bytes], concurrency: int) -> list[bytes]:
     replies: list[bytes] = [b""] * len(bodies)
     queue = list(enumerate(bodies))
     headers = {"content-type": "application/x-pki-message"}
-    async with httpx.AsyncClient(timeout=60) as http:
+    # A new connection per enrollment, as devices do; it also spreads the load over
+    # `serve --workers` processes, which kept-alive connections would pin to one.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
 
         async def worker() -> None:
             while queue:
