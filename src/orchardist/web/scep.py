@@ -1,7 +1,7 @@
 """`/scep`: the SCEP CA over HTTP (RFC 8894 §4), CGI-style `?operation=` dispatch.
 
-Plain Starlette routes, not FastAPI endpoints: there is no JSON to validate, and the
-dependency machinery costs more per request than everything here but the crypto."""
+Plain Starlette routes, not FastAPI endpoints: SCEP has no JSON to validate and no place
+in the OpenAPI document, so FastAPI's parameter machinery would have nothing to do."""
 
 from __future__ import annotations
 
