@@ -43,7 +43,7 @@ def main() -> None:
         table.add_row(
             row["scenario"], row["metric"], _fmt(row["value"]), row["unit"], row.get("note", "")
         )
-    Console().print(table)
+    Console(width=140).print(table)
     RESULTS.write_text(
         json.dumps(
             {"when": datetime.now(UTC).isoformat(), "machine": platform.node(), "results": rows},
