@@ -70,6 +70,7 @@ class ScepReply:
     fail_info: FailInfo | None = None
     reason: str | None = None
     certificate_serial: int | None = None
+    cipher: str | None = None  # the request's envelope cipher, once decrypted
 
 
 class _RefusalError(Exception):
@@ -312,4 +313,5 @@ class ScepService:
             verified.request.message_type,
             PkiStatus.SUCCESS,
             certificate_serial=cert.serial_number,
+            cipher=verified.cipher,
         )

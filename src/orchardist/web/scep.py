@@ -82,7 +82,7 @@ def _log_reply(reply: ScepReply) -> None:
     if reply.fail_info is not None:
         log.warning("scep_failure", fail_info=reply.fail_info.name, reason=reply.reason, **fields)
     else:
-        log.info("scep_reply", serial=_hex(reply.certificate_serial), **fields)
+        log.info("scep_reply", serial=_hex(reply.certificate_serial), cipher=reply.cipher, **fields)
 
 
 def _hex(serial: int | None) -> str | None:
