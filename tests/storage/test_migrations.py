@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +38,24 @@ async def test_migrated_schema_matches_the_tables(backend: str, tmp_path: Path) 
             await engine.dispose()
     assert set(metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+async def test_processes_starting_together_take_turns(backend: str, tmp_path: Path) -> None:
+    """Several servers starting at once on one database: every one of them comes up."""
+    script = "import asyncio, sys; from orchardist.storage.sql.migrate import upgrade; "
+    script += "asyncio.run(upgrade(sys.argv[1]))"
+    async with fresh_database(backend, tmp_path, migrate=False) as url:
+        runs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-c", script, url, stderr=asyncio.subprocess.PIPE
+            )
+            for _ in range(4)
+        ]
+        results = [await run.communicate() for run in runs]
+        assert [run.returncode for run in runs] == [0] * 4, [err for _, err in results]
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                assert await conn.run_sync(_differences) == []
+        finally:
+            await engine.dispose()
