@@ -1,0 +1,39 @@
+"""The compiled schema in the package is what Apple's YAML in ../shared says."""
+
+from __future__ import annotations
+
+from orchardist.schema.generate import OUTPUT, compile_schema, render
+from orchardist.schema.validate import mdm_schema
+from tests.captures import SHARED
+
+APPLE = SHARED / "apple-device-management"
+
+
+def test_compiled_schema_is_up_to_date() -> None:
+    assert APPLE.is_dir(), f"Apple's schema is expected at {APPLE}"
+    fresh = render(compile_schema(APPLE))
+    assert OUTPUT.read_text(encoding="utf-8") == fresh, (
+        "run: .venv/bin/python -m orchardist.schema.generate ../shared/apple-device-management"
+    )
+
+
+def test_every_command_and_checkin_message_is_there() -> None:
+    schema = mdm_schema()
+    yaml_commands = list((APPLE / "mdm" / "commands").glob("*.yaml"))
+    assert len(schema.commands) == len(yaml_commands) == 66
+    assert {"DeviceLock", "EraseDevice", "ClearPasscode", "DeviceInformation", "Settings"} <= set(
+        schema.commands
+    )
+    assert set(schema.checkin) == {
+        "Authenticate", "TokenUpdate", "CheckOut", "UserAuthenticate", "SetBootstrapToken",
+        "GetBootstrapToken", "DeclarativeManagement", "GetToken",
+    }  # fmt: skip
+    assert schema.source.startswith("Commit: b6202ca2")
+
+
+def test_string_subkeys_become_allowed_values() -> None:
+    queries = next(k for k in mdm_schema().commands["DeviceInformation"] if k.key == "Queries")
+    assert queries.type == "array"
+    (item,) = queries.subkeys
+    assert item.values is not None
+    assert {"UDID", "SerialNumber", "OSVersion", "ModelName"} <= set(item.values)
