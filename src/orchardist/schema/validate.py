@@ -85,9 +85,16 @@ def mdm_schema() -> MdmSchema:
 
 
 def validate_dictionary(
-    value: Any, keys: Sequence[KeySpec], path: str = "", *, strict: bool = True
+    value: Any,
+    keys: Sequence[KeySpec],
+    path: str = "",
+    *,
+    strict: bool = True,
+    check_required: bool = True,
 ) -> list[Problem]:
-    """Problems of a dictionary against its keys; `strict` refuses keys the schema lacks."""
+    """Problems of a dictionary against its keys. `strict` refuses keys the schema lacks;
+    `check_required` False checks only the keys that are there (for messages whose
+    "required" flags in Apple's files describe alternatives, as check-ins do)."""
     if not isinstance(value, dict):
         return [Problem(path, f"must be a dictionary, not {_kind(value)}")]
     wildcard = next((spec for spec in keys if spec.key == ANY_KEY), None)
@@ -95,7 +102,7 @@ def validate_dictionary(
     problems = [
         Problem(_join(path, spec.key), "is required")
         for spec in by_name.values()
-        if spec.required and spec.key not in value
+        if check_required and spec.required and spec.key not in value
     ]
     for name, item in value.items():
         spec = by_name.get(name, wildcard)

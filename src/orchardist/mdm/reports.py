@@ -1,0 +1,87 @@
+"""What a device PUTs to the ServerURL: Idle, or the result of a command
+(Acknowledged, Error, CommandFormatError, NotNow) with the query's answer."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from orchardist.mdm.plist import PlistError, load_dictionary
+
+_ENVELOPE = frozenset({"Status", "UDID", "EnrollmentID", "UserID", "CommandUUID", "ErrorChain"})
+
+
+class ReportError(ValueError):
+    """A report the server cannot act on; str(err) is the reason for the 400."""
+
+
+class Status(enum.StrEnum):
+    IDLE = "Idle"
+    ACKNOWLEDGED = "Acknowledged"
+    ERROR = "Error"
+    COMMAND_FORMAT_ERROR = "CommandFormatError"
+    NOT_NOW = "NotNow"
+
+
+@dataclass(frozen=True)
+class Report:
+    status: Status
+    device_id: str  # UDID, or the EnrollmentID of a User Enrollment
+    user_id: str | None
+    command_uuid: str | None  # None only when Idle
+    error_chain: tuple[Mapping[str, Any], ...]
+    result: Mapping[str, Any]  # everything but the envelope: the query's answer
+
+    @property
+    def is_result(self) -> bool:
+        return self.status != Status.IDLE
+
+
+def parse_report(body: bytes) -> Report:
+    try:
+        fields = load_dictionary(body)
+    except PlistError as exc:
+        raise ReportError(str(exc)) from exc
+    raw_status = fields.get("Status")
+    if not isinstance(raw_status, str) or not raw_status:
+        raise ReportError("Status is missing")
+    try:
+        status = Status(raw_status)
+    except ValueError as exc:
+        raise ReportError(f"unknown Status {raw_status[:64]!r}") from exc
+    command_uuid = _string(fields, "CommandUUID")
+    if status != Status.IDLE and command_uuid is None:
+        raise ReportError(f"a {status} report without CommandUUID")
+    return Report(
+        status=status,
+        device_id=_device_id(fields),
+        user_id=_string(fields, "UserID"),
+        command_uuid=command_uuid,
+        error_chain=_error_chain(fields),
+        result={key: value for key, value in fields.items() if key not in _ENVELOPE},
+    )
+
+
+def _device_id(fields: Mapping[str, Any]) -> str:
+    device_id = _string(fields, "UDID") or _string(fields, "EnrollmentID")
+    if device_id is None:
+        raise ReportError("neither UDID nor EnrollmentID says which device this is")
+    return device_id
+
+
+def _string(fields: Mapping[str, Any], key: str) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise ReportError(f"{key} must be a non-empty string")
+    return value
+
+
+def _error_chain(fields: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    chain = fields.get("ErrorChain", [])
+    if not isinstance(chain, list) or not all(isinstance(item, dict) for item in chain):
+        raise ReportError("ErrorChain must be an array of dictionaries")
+    return tuple(chain)
