@@ -7,6 +7,7 @@ Every datetime crossing these interfaces is timezone-aware (UTC).
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -112,3 +113,148 @@ class Storage(CertificateStore, ChallengeStore, ScepTransactionStore, ApiTokenSt
 
     async def close(self) -> None:
         """Release connections; the object is unusable afterwards."""
+
+
+# -- MDM enrollments and the command queue
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What an Authenticate check-in tells about a device."""
+
+    device_id: str  # UDID, or EnrollmentID for a User Enrollment
+    topic: str
+    serial_number: str | None = None
+    model: str | None = None
+    model_name: str | None = None
+    product_name: str | None = None
+    os_version: str | None = None
+    build_version: str | None = None
+    device_name: str | None = None
+    imei: str | None = None
+    meid: str | None = None
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    facts: DeviceFacts
+    identity_sha256: str  # the identity certificate bound at Authenticate
+    enrolled: bool  # from the first TokenUpdate until CheckOut
+    authenticated_at: datetime
+    token: bytes | None = None  # APNs device token
+    push_magic: str | None = None
+    unlock_token: bytes | None = None
+    bootstrap_token: bytes | None = None
+    enrolled_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    checked_out_at: datetime | None = None
+
+    @property
+    def device_id(self) -> str:
+        return self.facts.device_id
+
+
+class TargetStatus(enum.StrEnum):
+    """One command's state on one device."""
+
+    QUEUED = "queued"
+    SENT = "sent"  # sent, not answered yet: offered again until it is
+    NOT_NOW = "not_now"  # the device said NotNow: skipped until its next Idle
+    ACKNOWLEDGED = "acknowledged"
+    ERROR = "error"
+    COMMAND_FORMAT_ERROR = "command_format_error"
+    CANCELLED = "cancelled"  # the device re-enrolled (Authenticate) before running it
+    EXPIRED = "expired"  # shown for commands past their expiry that never ran
+
+
+ANSWERED = frozenset(
+    {TargetStatus.ACKNOWLEDGED, TargetStatus.ERROR, TargetStatus.COMMAND_FORMAT_ERROR}
+)
+
+
+class ReportOutcome(enum.StrEnum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # answered before: the first answer stands
+    UNKNOWN = "unknown"  # no such command for this device
+
+
+@dataclass(frozen=True)
+class NewCommand:
+    command_uuid: str
+    request_type: str
+    body: bytes  # the plist the device receives
+    priority: int = 0  # higher first; equal priorities in creation order
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TargetState:
+    command_uuid: str
+    device_id: str
+    request_type: str
+    status: TargetStatus
+    created_at: datetime
+    answered_at: datetime | None
+    result: bytes | None  # the device's whole report, as sent
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One device request to the ServerURL: its report (None for Idle) and what to answer."""
+
+    outcome: ReportOutcome | None
+    next_command: tuple[str, bytes] | None  # (CommandUUID, plist) or None: reply empty
+
+
+class EnrollmentStore(Protocol):
+    async def authenticate(self, facts: DeviceFacts, identity_sha256: str, now: datetime) -> None:
+        """Create or refresh the enrollment, not enrolled until TokenUpdate, bound to this
+        identity; commands still pending for the device are cancelled (a new enrollment)."""
+
+    async def token_update(
+        self,
+        device_id: str,
+        *,
+        token: bytes,
+        push_magic: str,
+        unlock_token: bytes | None,
+        now: datetime,
+    ) -> bool:
+        """Store push data and mark enrolled; a missing UnlockToken keeps the stored one.
+        False when the device never authenticated."""
+
+    async def check_out(self, device_id: str, now: datetime) -> bool:
+        """Mark unenrolled; False when unknown."""
+
+    async def set_bootstrap_token(self, device_id: str, token: bytes | None) -> bool:
+        """Store (or clear, with None) the bootstrap token; False when unknown."""
+
+    async def get_enrollment(self, device_id: str) -> Enrollment | None:
+        """The enrollment, or None."""
+
+    async def list_enrollments(self) -> list[Enrollment]:
+        """Every enrollment, by device_id."""
+
+
+class CommandStore(Protocol):
+    async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
+        """Queue one command for these devices; returns how many targets were queued."""
+
+    async def exchange(
+        self,
+        device_id: str,
+        report: tuple[str, TargetStatus, bytes] | None,
+        now: datetime,
+    ) -> Exchange:
+        """In one transaction: store the report (CommandUUID, status, whole plist) unless it
+        was answered already or is unknown; on Idle (report None) offer NotNow'd commands
+        again; then pick the next command (highest priority, oldest, not expired, not
+        NotNow'd in this session), mark it sent, and note the device as seen. With an
+        UNKNOWN report nothing is stored and no command is picked."""
+
+    async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
+        """Per-device state of a command (EXPIRED shown for expired unanswered ones)."""
+
+
+class MdmStorage(EnrollmentStore, CommandStore, Protocol):
+    """The MDM roles on one backend."""

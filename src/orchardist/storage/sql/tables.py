@@ -3,7 +3,7 @@ a test checks the two never drift apart."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, LargeBinary, MetaData, String, Table
+from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table
 
 from orchardist.storage.sql.types import UtcDateTime
 
@@ -58,4 +58,60 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("role", String(32), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# -- MDM
+
+enrollments = Table(
+    "enrollments",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("serial_number", String(64)),
+    Column("model", String(64)),
+    Column("model_name", String(128)),
+    Column("product_name", String(64)),
+    Column("os_version", String(32)),
+    Column("build_version", String(32)),
+    Column("device_name", String(255)),
+    Column("imei", String(64)),
+    Column("meid", String(64)),
+    Column("identity_sha256", String(64), nullable=False),
+    Column("enrolled", Boolean, nullable=False),
+    Column("token", LargeBinary),
+    Column("push_magic", String(255)),
+    Column("unlock_token", LargeBinary),
+    Column("bootstrap_token", LargeBinary),
+    Column("authenticated_at", UtcDateTime(), nullable=False),
+    Column("enrolled_at", UtcDateTime()),
+    Column("last_seen_at", UtcDateTime()),
+    Column("checked_out_at", UtcDateTime()),
+    Index("ix_enrollments_identity_sha256", "identity_sha256"),
+)
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("command_uuid", String(64), primary_key=True),
+    Column("request_type", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+)
+
+command_targets = Table(
+    "command_targets",
+    metadata,
+    Column("command_uuid", String(64), primary_key=True),
+    Column("device_id", String(128), primary_key=True),
+    Column("status", String(24), nullable=False),
+    # Copied from the command so that "what next for this device" is one index range.
+    Column("priority", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("sent_at", UtcDateTime()),
+    Column("answered_at", UtcDateTime()),
+    Column("result", LargeBinary),
+    Index("ix_command_targets_device_id", "device_id", "status", "priority", "created_at"),
 )

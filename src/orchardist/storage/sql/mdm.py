@@ -1,0 +1,273 @@
+"""Enrollments and the command queue on SQL (see `orchardist.storage` for the contracts).
+
+A device request to the ServerURL is one transaction (`exchange`): store the report, pick
+the next command, mark it sent. The pick is one index range on command_targets
+(device_id, status, priority, created_at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from orchardist.storage import (
+    ANSWERED,
+    DeviceFacts,
+    Enrollment,
+    Exchange,
+    NewCommand,
+    ReportOutcome,
+    TargetState,
+    TargetStatus,
+)
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.tables import command_targets, commands, enrollments
+
+_targets = command_targets
+_PENDING = (TargetStatus.QUEUED.value, TargetStatus.SENT.value)
+
+
+class SqlMdmStorage:
+    database: Database
+
+    # -- EnrollmentStore
+
+    async def authenticate(self, facts: DeviceFacts, identity_sha256: str, now: datetime) -> None:
+        values = {
+            **asdict(facts),
+            "identity_sha256": identity_sha256,
+            "enrolled": False,
+            "authenticated_at": now,
+            "checked_out_at": None,
+        }
+
+        def work(conn: Connection) -> None:
+            found = conn.execute(
+                update(enrollments).where(enrollments.c.device_id == facts.device_id).values(values)
+            )
+            if found.rowcount == 0:
+                conn.execute(insert(enrollments), values)
+            # Apple: Authenticate starts a new enrollment; what was queued for the old one
+            # must not run on the new (NanoMDM clears the queue the same way).
+            conn.execute(
+                update(_targets)
+                .where(
+                    and_(
+                        _targets.c.device_id == facts.device_id,
+                        _targets.c.status.in_([*_PENDING, TargetStatus.NOT_NOW.value]),
+                    )
+                )
+                .values(status=TargetStatus.CANCELLED.value, answered_at=now)
+            )
+
+        await self.database.write(work)
+
+    async def token_update(
+        self,
+        device_id: str,
+        *,
+        token: bytes,
+        push_magic: str,
+        unlock_token: bytes | None,
+        now: datetime,
+    ) -> bool:
+        values: dict[str, Any] = {"token": token, "push_magic": push_magic, "last_seen_at": now}
+        if unlock_token is not None:  # Apple: a TokenUpdate without one keeps the stored one
+            values["unlock_token"] = unlock_token
+
+        def work(conn: Connection) -> bool:
+            where = enrollments.c.device_id == device_id
+            updated = conn.execute(update(enrollments).where(where).values(values)).rowcount
+            conn.execute(
+                update(enrollments)
+                .where(and_(where, enrollments.c.enrolled.is_(False)))
+                .values(enrolled=True, enrolled_at=now, checked_out_at=None)
+            )
+            return bool(updated)
+
+        return await self.database.write(work)
+
+    async def check_out(self, device_id: str, now: datetime) -> bool:
+        change = (
+            update(enrollments)
+            .where(enrollments.c.device_id == device_id)
+            .values(enrolled=False, checked_out_at=now, last_seen_at=now)
+        )
+        return await self.database.write(lambda conn: conn.execute(change).rowcount == 1)
+
+    async def set_bootstrap_token(self, device_id: str, token: bytes | None) -> bool:
+        change = (
+            update(enrollments)
+            .where(enrollments.c.device_id == device_id)
+            .values(bootstrap_token=token)
+        )
+        return await self.database.write(lambda conn: conn.execute(change).rowcount == 1)
+
+    async def get_enrollment(self, device_id: str) -> Enrollment | None:
+        query = select(enrollments).where(enrollments.c.device_id == device_id)
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _enrollment(row)
+
+    async def list_enrollments(self) -> list[Enrollment]:
+        query = select(enrollments).order_by(enrollments.c.device_id)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_enrollment(row) for row in rows]
+
+    # -- CommandStore
+
+    async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
+        row = {
+            "command_uuid": command.command_uuid,
+            "request_type": command.request_type,
+            "body": command.body,
+            "priority": command.priority,
+            "created_at": now,
+            "expires_at": command.expires_at,
+        }
+        targets = [
+            {
+                "command_uuid": command.command_uuid,
+                "device_id": device_id,
+                "status": TargetStatus.QUEUED.value,
+                "priority": command.priority,
+                "created_at": now,
+                "expires_at": command.expires_at,
+            }
+            for device_id in dict.fromkeys(device_ids)
+        ]
+
+        def work(conn: Connection) -> int:
+            conn.execute(insert(commands), row)
+            if targets:
+                conn.execute(insert(_targets), targets)
+            return len(targets)
+
+        return await self.database.write(work)
+
+    async def exchange(
+        self,
+        device_id: str,
+        report: tuple[str, TargetStatus, bytes] | None,
+        now: datetime,
+    ) -> Exchange:
+        def work(conn: Connection) -> Exchange:
+            outcome = None
+            if report is None:
+                _offer_not_now_again(conn, device_id)
+            else:
+                outcome = _store_report(conn, device_id, report, now)
+                if outcome == ReportOutcome.UNKNOWN:
+                    return Exchange(outcome, None)
+            conn.execute(
+                update(enrollments)
+                .where(enrollments.c.device_id == device_id)
+                .values(last_seen_at=now)
+            )
+            return Exchange(outcome, _next_command(conn, device_id, now))
+
+        return await self.database.write(work)
+
+    async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
+        query = (
+            select(_targets, commands.c.request_type)
+            .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
+            .where(_targets.c.command_uuid == command_uuid)
+            .order_by(_targets.c.device_id)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_target_state(row, now) for row in rows]
+
+
+def _offer_not_now_again(conn: Connection, device_id: str) -> None:
+    """A new session (Idle): what the device put off last time is offered again."""
+    conn.execute(
+        update(_targets)
+        .where(
+            and_(_targets.c.device_id == device_id, _targets.c.status == TargetStatus.NOT_NOW.value)
+        )
+        .values(status=TargetStatus.QUEUED.value)
+    )
+
+
+def _store_report(
+    conn: Connection, device_id: str, report: tuple[str, TargetStatus, bytes], now: datetime
+) -> ReportOutcome:
+    command_uuid, status, body = report
+    where = and_(_targets.c.command_uuid == command_uuid, _targets.c.device_id == device_id)
+    current = conn.execute(select(_targets.c.status).where(where)).first()
+    if current is None:
+        return ReportOutcome.UNKNOWN
+    if TargetStatus(current.status) in ANSWERED:
+        return ReportOutcome.DUPLICATE  # a retransmission: the first answer stands
+    answered_at = None if status == TargetStatus.NOT_NOW else now
+    conn.execute(
+        update(_targets)
+        .where(where)
+        .values(status=status.value, result=body, answered_at=answered_at)
+    )
+    return ReportOutcome.STORED
+
+
+def _next_command(conn: Connection, device_id: str, now: datetime) -> tuple[str, bytes] | None:
+    query = (
+        select(_targets.c.command_uuid, commands.c.body)
+        .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
+        .where(
+            and_(
+                _targets.c.device_id == device_id,
+                _targets.c.status.in_(_PENDING),
+                or_(_targets.c.expires_at.is_(None), _targets.c.expires_at > now),
+            )
+        )
+        .order_by(_targets.c.priority.desc(), _targets.c.created_at, _targets.c.command_uuid)
+        .limit(1)
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    conn.execute(
+        update(_targets)
+        .where(and_(_targets.c.command_uuid == row.command_uuid, _targets.c.device_id == device_id))
+        .values(status=TargetStatus.SENT.value, sent_at=now)
+    )
+    return row.command_uuid, row.body
+
+
+def _enrollment(row: Row[Any]) -> Enrollment:
+    facts = DeviceFacts(
+        **{field: getattr(row, field) for field in DeviceFacts.__dataclass_fields__}
+    )
+    return Enrollment(
+        facts=facts,
+        identity_sha256=row.identity_sha256,
+        enrolled=row.enrolled,
+        authenticated_at=row.authenticated_at,
+        token=row.token,
+        push_magic=row.push_magic,
+        unlock_token=row.unlock_token,
+        bootstrap_token=row.bootstrap_token,
+        enrolled_at=row.enrolled_at,
+        last_seen_at=row.last_seen_at,
+        checked_out_at=row.checked_out_at,
+    )
+
+
+def _target_state(row: Row[Any], now: datetime) -> TargetState:
+    status = TargetStatus(row.status)
+    unanswered = status in (TargetStatus.QUEUED, TargetStatus.SENT, TargetStatus.NOT_NOW)
+    if unanswered and row.expires_at is not None and row.expires_at <= now:
+        status = TargetStatus.EXPIRED
+    return TargetState(
+        command_uuid=row.command_uuid,
+        device_id=row.device_id,
+        request_type=row.request_type,
+        status=status,
+        created_at=row.created_at,
+        answered_at=row.answered_at,
+        result=row.result,
+    )

@@ -1,0 +1,170 @@
+"""Enrollments and the command queue, on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchardist.storage import (
+    DeviceFacts,
+    NewCommand,
+    ReportOutcome,
+    TargetStatus,
+)
+from orchardist.storage.sql.repositories import SqlStorage, open_storage
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+FACTS = DeviceFacts("UDID-1", "com.apple.mgmt.test", serial_number="C02XX", os_version="18.1")
+
+
+async def _enrolled(storage: SqlStorage, device: str = "UDID-1") -> None:
+    await storage.authenticate(FACTS.__class__(device, FACTS.topic), "a" * 64, NOW)
+    await storage.token_update(
+        device, token=b"\x01" * 32, push_magic="M", unlock_token=b"U", now=NOW
+    )
+
+
+def _command(uuid: str, priority: int = 0, expires_at: datetime | None = None) -> NewCommand:
+    return NewCommand(
+        uuid, "DeviceInformation", f"<plist>{uuid}</plist>".encode(), priority, expires_at
+    )
+
+
+async def test_enrollment_lifecycle(storage: SqlStorage) -> None:
+    await storage.authenticate(FACTS, "a" * 64, NOW)
+    fresh = await storage.get_enrollment("UDID-1")
+    assert fresh is not None
+    assert (fresh.enrolled, fresh.identity_sha256, fresh.facts) == (False, "a" * 64, FACTS)
+    later = NOW + timedelta(minutes=1)
+    assert await storage.token_update(
+        "UDID-1", token=b"t", push_magic="M1", unlock_token=b"U", now=later
+    )
+    assert await storage.token_update(
+        "UDID-1", token=b"t2", push_magic="M2", unlock_token=None, now=later
+    )
+    enrolled = await storage.get_enrollment("UDID-1")
+    assert enrolled is not None
+    assert (enrolled.enrolled, enrolled.token, enrolled.push_magic) == (True, b"t2", "M2")
+    assert enrolled.unlock_token == b"U"  # a TokenUpdate without one keeps it
+    assert enrolled.enrolled_at == later
+    assert await storage.check_out("UDID-1", later)
+    gone = await storage.get_enrollment("UDID-1")
+    assert gone is not None
+    assert (gone.enrolled, gone.checked_out_at) == (False, later)
+    assert not await storage.token_update(
+        "NOPE", token=b"t", push_magic="M", unlock_token=None, now=NOW
+    )
+    assert not await storage.check_out("NOPE", NOW)
+    assert [e.device_id for e in await storage.list_enrollments()] == ["UDID-1"]
+
+
+async def test_bootstrap_token(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    assert await storage.set_bootstrap_token("UDID-1", b"boot")
+    enrollment = await storage.get_enrollment("UDID-1")
+    assert enrollment is not None
+    assert enrollment.bootstrap_token == b"boot"
+    assert not await storage.set_bootstrap_token("NOPE", b"x")
+
+
+async def test_priority_then_creation_order(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    await storage.enqueue(_command("C2"), ["UDID-1"], NOW + timedelta(seconds=1))
+    await storage.enqueue(_command("C3", priority=5), ["UDID-1"], NOW + timedelta(seconds=2))
+    order = []
+    report = None
+    while (exchange := await storage.exchange("UDID-1", report, NOW)).next_command:
+        uuid, body = exchange.next_command
+        assert body == f"<plist>{uuid}</plist>".encode()
+        order.append(uuid)
+        report = (uuid, TargetStatus.ACKNOWLEDGED, b"<ack/>")
+    assert order == ["C3", "C1", "C2"]
+
+
+async def test_answered_once_never_sent_again(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    assert (await storage.exchange("UDID-1", None, NOW)).next_command is not None
+    stored = await storage.exchange("UDID-1", ("C1", TargetStatus.ACKNOWLEDGED, b"first"), NOW)
+    again = await storage.exchange("UDID-1", ("C1", TargetStatus.ERROR, b"second"), NOW)
+    assert (stored.outcome, again.outcome) == (ReportOutcome.STORED, ReportOutcome.DUPLICATE)
+    (target,) = await storage.command_targets("C1", NOW)
+    assert (target.status, target.result) == (TargetStatus.ACKNOWLEDGED, b"first")
+    assert (await storage.exchange("UDID-1", None, NOW)).next_command is None
+
+
+async def test_sent_but_unanswered_is_offered_again(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    first = await storage.exchange("UDID-1", None, NOW)
+    second = await storage.exchange("UDID-1", None, NOW)  # the answer never arrived
+    assert first.next_command == second.next_command
+
+
+async def test_not_now_waits_for_the_next_session(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    await storage.enqueue(_command("C2"), ["UDID-1"], NOW + timedelta(seconds=1))
+    assert (await storage.exchange("UDID-1", None, NOW)).next_command[0] == "C1"  # type: ignore[index]
+    after_not_now = await storage.exchange("UDID-1", ("C1", TargetStatus.NOT_NOW, b"nn"), NOW)
+    assert after_not_now.next_command[0] == "C2"  # type: ignore[index]
+    done = await storage.exchange("UDID-1", ("C2", TargetStatus.ACKNOWLEDGED, b"ok"), NOW)
+    assert done.next_command is None  # C1 is not offered again in this session
+    next_session = await storage.exchange("UDID-1", None, NOW)
+    assert next_session.next_command[0] == "C1"  # type: ignore[index]
+
+
+async def test_unknown_report_stores_nothing(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    result = await storage.exchange(
+        "UDID-1", ("NOT-A-COMMAND", TargetStatus.ACKNOWLEDGED, b"x"), NOW
+    )
+    assert result == result.__class__(ReportOutcome.UNKNOWN, None)
+    other_device = await storage.exchange("UDID-2", ("C1", TargetStatus.ACKNOWLEDGED, b"x"), NOW)
+    assert other_device.outcome == ReportOutcome.UNKNOWN
+    (target,) = await storage.command_targets("C1", NOW)
+    assert target.status == TargetStatus.QUEUED
+
+
+async def test_expired_commands_are_never_sent(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("OLD", expires_at=NOW + timedelta(minutes=5)), ["UDID-1"], NOW)
+    later = NOW + timedelta(minutes=6)
+    assert (await storage.exchange("UDID-1", None, later)).next_command is None
+    (target,) = await storage.command_targets("OLD", later)
+    assert target.status == TargetStatus.EXPIRED
+
+
+async def test_authenticate_cancels_the_old_queue(storage: SqlStorage) -> None:
+    await _enrolled(storage)
+    await storage.enqueue(_command("C1"), ["UDID-1"], NOW)
+    await storage.authenticate(FACTS, "b" * 64, NOW)
+    (target,) = await storage.command_targets("C1", NOW)
+    assert target.status == TargetStatus.CANCELLED
+    enrollment = await storage.get_enrollment("UDID-1")
+    assert enrollment is not None
+    assert (enrollment.enrolled, enrollment.identity_sha256) == (False, "b" * 64)
+
+
+async def test_fan_out_and_survival_across_restarts(storage: SqlStorage, backend: str) -> None:
+    devices = [f"UDID-{index}" for index in range(5)]
+    for device in devices:
+        await _enrolled(storage, device)
+    assert await storage.enqueue(_command("ALL"), [*devices, devices[0]], NOW) == 5
+    url = _url_of(storage)
+    reopened = await open_storage(url)
+    try:
+        assert len(await reopened.command_targets("ALL", NOW)) == 5
+        assert (await reopened.exchange("UDID-3", None, NOW)).next_command is not None
+    finally:
+        await reopened.close()
+
+
+def _url_of(storage: SqlStorage) -> str:
+    engine = storage.database.engine  # type: ignore[attr-defined]
+    return engine.url.render_as_string(hide_password=False)  # type: ignore[no-any-return]
