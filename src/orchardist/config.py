@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     # devices with bad clocks are common, so the window is generous.
     scep_max_clock_skew_seconds: int = Field(default=24 * 3600, ge=60)
 
+    mdm_max_body_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=65536, description="App lists of big Macs run to megabytes"
+    )
+    mdm_client_cert_header: str | None = Field(
+        default=None,
+        description="Header a TLS-terminating proxy puts the client certificate in "
+        "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); off when unset",
+    )
+
     @property
     def config_path(self) -> Path:
         return self.data_dir / CONFIG_FILE_NAME

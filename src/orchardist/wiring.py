@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orchardist.config import Settings
+from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
 from orchardist.scep.approvals import ScepApprovals
@@ -29,6 +30,7 @@ class Services:
     challenges: ChallengeVerifier
     scep: ScepService
     approvals: ScepApprovals
+    mdm: MdmService | None = None  # None only in tests that exercise SCEP alone
 
     async def close(self) -> None:
         await self.storage.close()
@@ -40,7 +42,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     url = settings.resolved_database_url
     if migrate:
         await upgrade(url)
-    storage = await open_storage(url)
+    storage = await open_storage(url)  # every storage role, MDM ones included
     files = PkiFiles.in_data_dir(settings.data_dir)
     ca = files.load_ca()
     static = settings.scep_static_challenge
@@ -62,4 +64,5 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         manual_approval=settings.scep_manual_approval,
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
-    return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer))
+    mdm = MdmService(storage, storage, clock=utc_now)
+    return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer), mdm)

@@ -33,6 +33,7 @@ class Report:
     command_uuid: str | None  # None only when Idle
     error_chain: tuple[Mapping[str, Any], ...]
     result: Mapping[str, Any]  # everything but the envelope: the query's answer
+    raw: bytes  # the report as the device sent it, kept as the command's result
 
     @property
     def is_result(self) -> bool:
@@ -61,6 +62,7 @@ def parse_report(body: bytes) -> Report:
         command_uuid=command_uuid,
         error_chain=_error_chain(fields),
         result={key: value for key, value in fields.items() if key not in _ENVELOPE},
+        raw=body,
     )
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from orchardist import __version__
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
-from orchardist.web import health, scep
+from orchardist.web import health, mdm, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.wiring import Services, open_services
 
@@ -45,6 +45,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = services
     app.include_router(health.router)
     app.router.routes.extend(scep.routes)
+    app.router.routes.extend(mdm.routes)
     app.add_exception_handler(HTTPException, _plain_http_error)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -1,0 +1,158 @@
+"""The MDM service: a verified device identity and a parsed message in, an HTTP answer out.
+
+Identity policy (Apple, "Mdm-Signature"; NanoMDM's certificate binding): the certificate
+that signs Authenticate must be one our CA issued and has not revoked, and it is bound to
+the device; every later request must come with that same certificate. Refusals are 403,
+never 401, which a device takes as "unenroll".
+"""
+
+from __future__ import annotations
+
+import plistlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+
+from orchardist.mdm.checkin import Checkin, MessageType
+from orchardist.mdm.reports import Report, Status
+from orchardist.pki.ca import fingerprint_sha256
+from orchardist.storage import (
+    CertificateStatus,
+    CertificateStore,
+    DeviceFacts,
+    MdmStorage,
+    ReportOutcome,
+    TargetStatus,
+)
+
+PLIST = "application/xml"  # what Apple's examples answer commands with
+
+_TARGET_STATUS = {
+    Status.ACKNOWLEDGED: TargetStatus.ACKNOWLEDGED,
+    Status.ERROR: TargetStatus.ERROR,
+    Status.COMMAND_FORMAT_ERROR: TargetStatus.COMMAND_FORMAT_ERROR,
+    Status.NOT_NOW: TargetStatus.NOT_NOW,
+}
+
+
+@dataclass(frozen=True)
+class MdmAnswer:
+    status: int
+    body: bytes = b""
+    content_type: str = PLIST
+    reason: str | None = None  # why a request was refused, for the log and the body
+    command_uuid: str | None = None  # the command sent with this answer
+
+
+class MdmService:
+    def __init__(
+        self,
+        store: MdmStorage,
+        certificates: CertificateStore,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._certificates = certificates
+        self._clock = clock
+
+    async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
+        now = self._clock()
+        if message.message_type == MessageType.AUTHENTICATE:
+            refusal = await self._refuse_unissued(identity)
+            if refusal is not None:
+                return refusal
+            await self._store.authenticate(_facts(message), fingerprint_sha256(identity), now)
+            return MdmAnswer(200)
+        refusal = await self._refuse_unbound(message.device_id, identity)
+        if refusal is not None:
+            return refusal
+        return await self._after_authenticate(message, now)
+
+    async def connect(self, report: Report, identity: x509.Certificate) -> MdmAnswer:
+        refusal = await self._refuse_unbound(report.device_id, identity)
+        if refusal is not None:
+            return refusal
+        stored = None
+        if report.status != Status.IDLE:
+            assert report.command_uuid is not None  # parse_report guarantees it
+            stored = (report.command_uuid, _TARGET_STATUS[report.status], report.raw)
+        exchange = await self._store.exchange(report.device_id, stored, self._clock())
+        if exchange.outcome == ReportOutcome.UNKNOWN:
+            return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
+        if exchange.next_command is None:
+            return MdmAnswer(200)  # a zero-length body ends the session
+        command_uuid, body = exchange.next_command
+        return MdmAnswer(200, body, command_uuid=command_uuid)
+
+    async def _after_authenticate(self, message: Checkin, now: datetime) -> MdmAnswer:
+        device_id = message.device_id
+        match message.message_type:
+            case MessageType.TOKEN_UPDATE:
+                assert message.token is not None
+                assert message.push_magic is not None
+                await self._store.token_update(
+                    device_id,
+                    token=message.token,
+                    push_magic=message.push_magic,
+                    unlock_token=message.unlock_token,
+                    now=now,
+                )
+                return MdmAnswer(200)
+            case MessageType.CHECK_OUT:
+                await self._store.check_out(device_id, now)
+                return MdmAnswer(200)
+            case MessageType.SET_BOOTSTRAP_TOKEN:
+                token = message.get("BootstrapToken")
+                await self._store.set_bootstrap_token(device_id, token or None)
+                return MdmAnswer(200)
+            case MessageType.GET_BOOTSTRAP_TOKEN:
+                enrollment = await self._store.get_enrollment(device_id)
+                token = enrollment.bootstrap_token if enrollment else None
+                body = {} if token is None else {"BootstrapToken": token}
+                return MdmAnswer(200, plistlib.dumps(body))
+            case MessageType.USER_AUTHENTICATE:
+                # 410 declines the user channel for this user (Apple, "UserAuthenticate").
+                return MdmAnswer(410, reason="user channels are not enabled on this server")
+            case _:  # DeclarativeManagement, GetToken: capabilities this server never offers
+                return MdmAnswer(
+                    404, reason=f"{message.message_type} is not supported by this server"
+                )
+
+    async def _refuse_unissued(self, identity: x509.Certificate) -> MdmAnswer | None:
+        record = await self._certificates.get_certificate(identity.serial_number)
+        if record is None or record.sha256 != fingerprint_sha256(identity):
+            return MdmAnswer(403, reason="the identity certificate was not issued by this server")
+        if record.status != CertificateStatus.VALID:
+            return MdmAnswer(403, reason="the identity certificate is revoked")
+        return None
+
+    async def _refuse_unbound(self, device_id: str, identity: x509.Certificate) -> MdmAnswer | None:
+        enrollment = await self._store.get_enrollment(device_id)
+        if enrollment is None:
+            return MdmAnswer(403, reason="unknown device: it must Authenticate first")
+        if enrollment.identity_sha256 != fingerprint_sha256(identity):
+            return MdmAnswer(403, reason="this certificate is not the one bound to the device")
+        return await self._refuse_unissued(identity)
+
+
+def _facts(message: Checkin) -> DeviceFacts:
+    def text(key: str) -> str | None:
+        value = message.get(key)
+        return value if isinstance(value, str) else None
+
+    return DeviceFacts(
+        device_id=message.device_id,
+        topic=message.get("Topic"),
+        serial_number=text("SerialNumber"),
+        model=text("Model"),
+        model_name=text("ModelName"),
+        product_name=text("ProductName"),
+        os_version=text("OSVersion"),
+        build_version=text("BuildVersion"),
+        device_name=text("DeviceName"),
+        imei=text("IMEI"),
+        meid=text("MEID"),
+    )

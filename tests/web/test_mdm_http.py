@@ -1,0 +1,239 @@
+"""`/mdm/checkin` and `/mdm/connect` end to end, in process, on every storage backend."""
+
+from __future__ import annotations
+
+import base64
+import plistlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from orchardist.config import load_settings
+from orchardist.mdm.commands import new_command
+from orchardist.pki import cms
+from orchardist.pki.ca import CertificateAuthority, generate_ca
+from orchardist.pki.store import PkiFiles
+from orchardist.scep.client import make_csr
+from orchardist.scep.issuance import record_of
+from orchardist.storage import NewCommand, TargetStatus
+from orchardist.web.app import create_app
+from orchardist.wiring import Services, open_services
+from tests.db import backends, fresh_database
+from tests.keys import rsa_key
+
+pytestmark = pytest.mark.anyio
+CHECKIN = "application/x-apple-aspen-mdm-checkin"
+
+
+@dataclass
+class Device:
+    udid: str
+    key: rsa.RSAPrivateKey
+    cert: x509.Certificate
+
+    def headers(
+        self, body: bytes, content_type: str = "application/x-apple-aspen-mdm"
+    ) -> dict[str, str]:
+        signature = cms.sign(body, self.cert, self.key, digest="sha1", detached=True)
+        return {"Mdm-Signature": base64.b64encode(signature).decode(), "Content-Type": content_type}
+
+
+@dataclass
+class Server:
+    services: Services
+    http: httpx.AsyncClient
+    ca: CertificateAuthority
+
+    async def device(self, udid: str, index: int, *, days: int = 30, ago: int = 0) -> Device:
+        key = rsa_key(index)
+        now = datetime.now(UTC) - timedelta(days=ago)
+        cert = self.ca.issue_client_certificate(make_csr(key, udid), validity_days=days, now=now)
+        await self.services.storage.add_certificate(record_of(cert))
+        return Device(udid, key, cert)
+
+    async def checkin(
+        self, device: Device, message: str, path: str = "/mdm/checkin", **fields: Any
+    ) -> httpx.Response:
+        body = plistlib.dumps({"MessageType": message, "UDID": device.udid, **fields})
+        return await self.http.put(path, content=body, headers=device.headers(body, CHECKIN))
+
+    async def report(self, device: Device, status: str, **fields: Any) -> httpx.Response:
+        body = plistlib.dumps({"Status": status, "UDID": device.udid, **fields})
+        return await self.http.put("/mdm/connect", content=body, headers=device.headers(body))
+
+    async def enroll(self, device: Device) -> None:
+        assert (
+            await self.checkin(
+                device,
+                "Authenticate",
+                Topic="com.apple.mgmt.t",
+                SerialNumber="S1",
+                OSVersion="18.1",
+            )
+        ).status_code == 200
+        assert (
+            await self.checkin(
+                device,
+                "TokenUpdate",
+                Topic="com.apple.mgmt.t",
+                Token=b"\x01" * 32,
+                PushMagic="M",
+                UnlockToken=b"U",
+            )
+        ).status_code == 200
+
+    async def queue(self, request_type: str, params: dict[str, Any], *devices: Device) -> str:
+        command = new_command(request_type, params)
+        body = plistlib.dumps(command.as_plist())
+        record = NewCommand(command.command_uuid, request_type, body)
+        await self.services.storage.enqueue(record, [d.udid for d in devices], datetime.now(UTC))  # type: ignore[attr-defined]
+        return command.command_uuid
+
+
+@pytest.fixture(params=backends())
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    ca = CertificateAuthority(*generate_ca("MDM Test CA", "Orchardist tests"))
+    PkiFiles.in_data_dir(tmp_path).save_ca(ca)
+    async with fresh_database(request.param, tmp_path) as url:
+        settings = load_settings(tmp_path, database_url=url, mdm_max_body_bytes=65536)
+        services = await open_services(settings)
+        transport = httpx.ASGITransport(app=create_app(settings, services))
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="https://mdm.test") as http:
+                yield Server(services, http, ca)
+        finally:
+            await services.close()
+
+
+async def test_enrollment_and_a_command_round_trip(server: Server) -> None:
+    device = await server.device("UDID-A", 80)
+    await server.enroll(device)
+    enrollment = await server.services.storage.get_enrollment("UDID-A")  # type: ignore[attr-defined]
+    assert (enrollment.enrolled, enrollment.facts.serial_number, enrollment.unlock_token) == (
+        True,
+        "S1",
+        b"U",
+    )
+
+    command_uuid = await server.queue("DeviceLock", {"Message": "Call IT"}, device)
+    idle = await server.report(device, "Idle")
+    assert idle.status_code == 200
+    sent = plistlib.loads(idle.content)
+    assert sent["CommandUUID"] == command_uuid
+    assert sent["Command"] == {"RequestType": "DeviceLock", "Message": "Call IT"}
+
+    done = await server.report(
+        device, "Acknowledged", CommandUUID=command_uuid, MessageResult="Success"
+    )
+    assert (done.status_code, done.content) == (200, b"")
+    again = await server.report(device, "Acknowledged", CommandUUID=command_uuid)
+    assert (again.status_code, again.content) == (200, b"")
+    (target,) = await server.services.storage.command_targets(command_uuid, datetime.now(UTC))  # type: ignore[attr-defined]
+    assert target.status == TargetStatus.ACKNOWLEDGED
+    assert plistlib.loads(target.result)["MessageResult"] == "Success"  # the first answer kept
+    assert (await server.report(device, "Idle")).content == b""
+
+
+async def test_check_ins_besides_authenticate(server: Server) -> None:
+    device = await server.device("UDID-B", 81)
+    await server.enroll(device)
+    assert (
+        await server.checkin(device, "UserAuthenticate", UserID="u", DigestResponse="d")
+    ).status_code == 410
+    assert (
+        await server.checkin(device, "DeclarativeManagement", Endpoint="tokens")
+    ).status_code == 404
+    assert (
+        await server.checkin(device, "SetBootstrapToken", BootstrapToken=b"boot")
+    ).status_code == 200
+    fetched = await server.checkin(device, "GetBootstrapToken")
+    assert plistlib.loads(fetched.content) == {"BootstrapToken": b"boot"}
+    # One-URL servers: a check-in PUT to /mdm/connect is a check-in.
+    out = await server.checkin(device, "CheckOut", path="/mdm/connect", Topic="com.apple.mgmt.t")
+    assert out.status_code == 200
+    enrollment = await server.services.storage.get_enrollment("UDID-B")  # type: ignore[attr-defined]
+    assert enrollment.enrolled is False
+
+
+async def test_identity_refusals(server: Server) -> None:
+    device = await server.device("UDID-C", 82)
+    other = await server.device("UDID-D", 83)
+    await server.enroll(device)
+    await server.enroll(other)
+    body = plistlib.dumps({"Status": "Idle", "UDID": "UDID-C"})
+
+    async def idle(headers: dict[str, str], content: bytes = body) -> httpx.Response:
+        return await server.http.put("/mdm/connect", content=content, headers=headers)
+
+    assert (await idle({})).status_code == 403  # no identity at all
+    wrong_device = await idle(other.headers(body))
+    assert (wrong_device.status_code, "not the one bound" in wrong_device.text) == (403, True)
+    forged = device.headers(b"another body")
+    assert (await idle(forged)).status_code == 403
+    assert (await idle({"Mdm-Signature": "@@@"})).status_code == 403
+    await server.services.storage.revoke_certificate(device.cert.serial_number, datetime.now(UTC))
+    revoked = await idle(device.headers(body))
+    assert (revoked.status_code, "revoked" in revoked.text) == (403, True)
+
+
+async def test_expired_and_foreign_certificates_cannot_authenticate(server: Server) -> None:
+    expired = await server.device("UDID-E", 84, days=10, ago=40)
+    assert (await server.checkin(expired, "Authenticate", Topic="t")).status_code == 403
+    stranger_ca = CertificateAuthority(*generate_ca("Stranger", "Elsewhere"))
+    key = rsa_key(85)
+    cert = stranger_ca.issue_client_certificate(
+        make_csr(key, "x"), validity_days=5, now=datetime.now(UTC)
+    )
+    assert (
+        await server.checkin(Device("UDID-F", key, cert), "Authenticate", Topic="t")
+    ).status_code == 403
+    unissued = CertificateAuthority(server.ca.certificate, server.ca.key).issue_client_certificate(
+        make_csr(key, "y"), validity_days=5, now=datetime.now(UTC)
+    )  # signed by our CA key but never recorded as issued
+    assert (
+        await server.checkin(Device("UDID-G", key, unissued), "Authenticate", Topic="t")
+    ).status_code == 403
+    assert await server.services.storage.get_enrollment("UDID-G") is None  # type: ignore[attr-defined]
+
+
+async def test_bad_input_is_a_4xx_with_a_reason(server: Server) -> None:
+    device = await server.device("UDID-H", 86)
+    await server.enroll(device)
+    garbage = b"<plist><dict><key>Status"
+    response = await server.http.put(
+        "/mdm/connect", content=garbage, headers=device.headers(garbage)
+    )
+    assert (response.status_code, "malformed plist" in response.text) == (400, True)
+    unknown_type = await server.checkin(device, "Hello")
+    assert (unknown_type.status_code, "unknown MessageType" in unknown_type.text) == (400, True)
+    unknown_command = await server.report(device, "Acknowledged", CommandUUID="NOPE")
+    assert (unknown_command.status_code, "no command NOPE" in unknown_command.text) == (400, True)
+    big = plistlib.dumps({"Status": "Idle", "UDID": "UDID-H", "Pad": "x" * 70000})
+    assert (
+        await server.http.put("/mdm/connect", content=big, headers=device.headers(big))
+    ).status_code == 413
+    never_authenticated = await server.device("UDID-I", 87)
+    assert (await server.report(never_authenticated, "Idle")).status_code == 403
+
+
+async def test_queued_commands_survive_a_restart(server: Server, tmp_path: Path) -> None:
+    device = await server.device("UDID-J", 88)
+    await server.enroll(device)
+    command_uuid = await server.queue("SecurityInfo", {}, device)
+    settings = server.services.settings
+    reopened = await open_services(settings)
+    try:
+        transport = httpx.ASGITransport(app=create_app(settings, reopened))
+        async with httpx.AsyncClient(transport=transport, base_url="https://mdm.test") as http:
+            body = plistlib.dumps({"Status": "Idle", "UDID": device.udid})
+            response = await http.put("/mdm/connect", content=body, headers=device.headers(body))
+        assert plistlib.loads(response.content)["CommandUUID"] == command_uuid
+    finally:
+        await reopened.close()
