@@ -13,7 +13,7 @@ from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.issuance import Issuer
 from orchardist.scep.service import ScepService
-from orchardist.storage import Storage
+from orchardist.storage import AllStorage
 from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
 
@@ -25,7 +25,7 @@ def utc_now() -> datetime:
 @dataclass
 class Services:
     settings: Settings
-    storage: Storage
+    storage: AllStorage
     ca: CertificateAuthority
     challenges: ChallengeVerifier
     scep: ScepService

@@ -255,6 +255,15 @@ class CommandStore(Protocol):
     async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
         """Per-device state of a command (EXPIRED shown for expired unanswered ones)."""
 
+    async def device_commands(
+        self, device_id: str, now: datetime, limit: int = 100
+    ) -> list[TargetState]:
+        """The device's commands, newest first."""
+
 
 class MdmStorage(EnrollmentStore, CommandStore, Protocol):
     """The MDM roles on one backend."""
+
+
+class AllStorage(Storage, MdmStorage, Protocol):
+    """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from orchardist import __version__
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import health, mdm, scep
 from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.web.api import routes as api_routes
 from orchardist.wiring import Services, open_services
 
 
@@ -39,22 +40,25 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/api/v1/openapi.json",
     )
     if services is not None:
         app.state.services = services
     app.include_router(health.router)
+    app.include_router(api_routes.router)
     app.router.routes.extend(scep.routes)
     app.router.routes.extend(mdm.routes)
-    app.add_exception_handler(HTTPException, _plain_http_error)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(AccessLogMiddleware)
     return app
 
 
-async def _plain_http_error(request: Request, exc: Exception) -> Response:
-    # Devices and SCEP clients read text, not JSON: the reason goes in a plain body.
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Devices and SCEP clients read text, API clients JSON; both get the reason.
     assert isinstance(exc, HTTPException)
-    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app_for_worker() -> FastAPI:

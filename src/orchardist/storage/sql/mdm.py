@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import (
@@ -174,13 +174,30 @@ class SqlMdmStorage:
 
     async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
         query = (
-            select(_targets, commands.c.request_type)
-            .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
+            _with_request_type()
             .where(_targets.c.command_uuid == command_uuid)
             .order_by(_targets.c.device_id)
         )
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_target_state(row, now) for row in rows]
+
+    async def device_commands(
+        self, device_id: str, now: datetime, limit: int = 100
+    ) -> list[TargetState]:
+        query = (
+            _with_request_type()
+            .where(_targets.c.device_id == device_id)
+            .order_by(_targets.c.created_at.desc(), _targets.c.command_uuid)
+            .limit(limit)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_target_state(row, now) for row in rows]
+
+
+def _with_request_type() -> Select[Any]:
+    return select(_targets, commands.c.request_type).join(
+        commands, commands.c.command_uuid == _targets.c.command_uuid
+    )
 
 
 def _offer_not_now_again(conn: Connection, device_id: str) -> None:

@@ -1,0 +1,63 @@
+"""The JSON shapes of /api/v1."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class AllDevices(BaseModel):
+    all: Literal[True]
+
+
+class CommandRequest(BaseModel):
+    request_type: str = Field(examples=["DeviceLock"])
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"Message": "Call IT"}])
+    targets: list[str] | AllDevices = Field(examples=[["UDID-1"], {"all": True}])
+    priority: int = 0
+    expires_in_seconds: int | None = Field(default=None, gt=0)
+    confirm: bool = Field(default=False, description="Required for EraseDevice")
+
+
+class CommandQueued(BaseModel):
+    command_uuid: str
+    targets: int
+
+
+class Device(BaseModel):
+    udid: str
+    serial_number: str | None
+    model: str | None
+    model_name: str | None
+    product_name: str | None
+    os_version: str | None
+    build_version: str | None
+    device_name: str | None
+    enrolled: bool
+    enrolled_at: datetime | None
+    last_seen_at: datetime | None
+
+
+class DeviceDetail(Device):
+    topic: str
+    imei: str | None
+    meid: str | None
+    checked_out_at: datetime | None
+
+
+class CommandState(BaseModel):
+    command_uuid: str
+    udid: str
+    request_type: str
+    status: str
+    created_at: datetime
+    answered_at: datetime | None
+    result: dict[str, Any] | None
+
+
+class CommandDetail(BaseModel):
+    command_uuid: str
+    request_type: str
+    targets: list[CommandState]

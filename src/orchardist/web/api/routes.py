@@ -1,0 +1,149 @@
+"""The /api/v1 endpoints: devices and commands."""
+
+from __future__ import annotations
+
+import plistlib
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.exceptions import RequestValidationError
+
+from orchardist.mdm.commands import CommandError
+from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
+from orchardist.schema.jsonvalues import from_json, to_json
+from orchardist.schema.validate import mdm_schema
+from orchardist.storage import Enrollment, TargetState
+from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.models import (
+    AllDevices,
+    CommandDetail,
+    CommandQueued,
+    CommandRequest,
+    CommandState,
+    Device,
+    DeviceDetail,
+)
+from orchardist.wiring import Services
+
+router = APIRouter(prefix="/api/v1", tags=["MDM"])
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+@router.get("/devices", response_model=list[Device])
+async def list_devices(services: ServicesDep, _: Caller) -> list[Device]:
+    return [Device(**_device(e)) for e in await services.storage.list_enrollments()]
+
+
+@router.get("/devices/{udid}", response_model=DeviceDetail)
+async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDetail:
+    enrollment = await services.storage.get_enrollment(udid)
+    if enrollment is None:
+        raise HTTPException(404, f"no device {udid}")
+    facts = enrollment.facts
+    return DeviceDetail(
+        **_device(enrollment),
+        topic=facts.topic,
+        imei=facts.imei,
+        meid=facts.meid,
+        checked_out_at=enrollment.checked_out_at,
+    )
+
+
+@router.get("/devices/{udid}/commands", response_model=list[CommandState])
+async def device_commands(udid: str, services: ServicesDep, _: Caller) -> list[CommandState]:
+    store = services.storage
+    if await store.get_enrollment(udid) is None:
+        raise HTTPException(404, f"no device {udid}")
+    return [_state(t) for t in await store.device_commands(udid, datetime.now(UTC))]
+
+
+@router.post("/commands", response_model=CommandQueued, status_code=201)
+async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -> CommandQueued:
+    schema = mdm_schema().commands.get(body.request_type, ())
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
+    try:
+        queued = await queue_command(
+            services.storage,
+            body.request_type,
+            from_json(body.params, schema),
+            None if isinstance(body.targets, AllDevices) else body.targets,
+            now=now,
+            confirmed=body.confirm,
+            priority=body.priority,
+            expires_at=expires,
+        )
+    except CommandError as exc:
+        raise _invalid(exc) from exc
+    except UnknownDevicesError as exc:
+        raise RequestValidationError(
+            [{"loc": ["body", "targets"], "msg": str(exc), "type": "value_error"}]
+        ) from exc
+    except ConfirmationRequiredError as exc:
+        raise RequestValidationError(
+            [{"loc": ["body", "confirm"], "msg": str(exc), "type": "value_error"}]
+        ) from exc
+    return CommandQueued(command_uuid=queued.command.command_uuid, targets=queued.targets)
+
+
+@router.get("/commands/{command_uuid}", response_model=CommandDetail)
+async def show_command(command_uuid: str, services: ServicesDep, _: Caller) -> CommandDetail:
+    targets = await services.storage.command_targets(command_uuid, datetime.now(UTC))
+    if not targets:
+        raise HTTPException(404, f"no command {command_uuid}")
+    return CommandDetail(
+        command_uuid=command_uuid,
+        request_type=targets[0].request_type,
+        targets=[_state(t) for t in targets],
+    )
+
+
+def _invalid(exc: CommandError) -> RequestValidationError:
+    """422 with each bad key named, in FastAPI's usual error shape."""
+    location = ["body", "request_type"] if exc.key == "request_type" else ["body", "params"]
+    return RequestValidationError(
+        [
+            {
+                "loc": location if problem.path == "request_type" else [*location, problem.path],
+                "msg": problem.message,
+                "type": "value_error",
+            }
+            for problem in exc.problems
+        ]
+    )
+
+
+def _device(enrollment: Enrollment) -> dict[str, Any]:
+    facts = enrollment.facts
+    return {
+        "udid": facts.device_id,
+        "serial_number": facts.serial_number,
+        "model": facts.model,
+        "model_name": facts.model_name,
+        "product_name": facts.product_name,
+        "os_version": facts.os_version,
+        "build_version": facts.build_version,
+        "device_name": facts.device_name,
+        "enrolled": enrollment.enrolled,
+        "enrolled_at": enrollment.enrolled_at,
+        "last_seen_at": enrollment.last_seen_at,
+    }
+
+
+def _state(target: TargetState) -> CommandState:
+    result = None
+    if target.result is not None:
+        try:
+            result = to_json(plistlib.loads(target.result))
+        except (plistlib.InvalidFileException, ValueError):
+            result = {"unreadable": True}
+    return CommandState(
+        command_uuid=target.command_uuid,
+        udid=target.device_id,
+        request_type=target.request_type,
+        status=target.status.value,
+        created_at=target.created_at,
+        answered_at=target.answered_at,
+        result=result,
+    )

@@ -1,0 +1,137 @@
+"""/api/v1: tokens and roles, devices, commands, 422s naming the key, OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+import plistlib
+
+import pytest
+
+from orchardist.tokens import create_api_token
+from tests.web.mdm_server import Server
+
+pytestmark = pytest.mark.anyio
+
+
+async def _token(server: Server, role: str = "admin") -> dict[str, str]:
+    token = await create_api_token(server.services.storage, f"test-{role}", role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_tokens_are_required_and_roles_apply(server: Server) -> None:
+    assert (await server.http.get("/api/v1/devices")).status_code == 401
+    bad = await server.http.get("/api/v1/devices", headers={"Authorization": "Bearer nope"})
+    assert (bad.status_code, bad.headers["www-authenticate"]) == (401, "Bearer")
+    viewer = await _token(server, "viewer")
+    assert (await server.http.get("/api/v1/devices", headers=viewer)).json() == []
+    body = {"request_type": "DeviceLock", "targets": {"all": True}}
+    refused = await server.http.post("/api/v1/commands", json=body, headers=viewer)
+    assert refused.status_code == 403
+
+
+async def test_lock_every_device_and_follow_the_results(server: Server) -> None:
+    admin = await _token(server)
+    devices = [await server.device(f"UDID-{n}", 90 + n) for n in range(3)]
+    for device in devices:
+        await server.enroll(device)
+    listed = (await server.http.get("/api/v1/devices", headers=admin)).json()
+    assert [(d["udid"], d["serial_number"], d["os_version"], d["enrolled"]) for d in listed] == [
+        (f"UDID-{n}", "S1", "18.1", True) for n in range(3)
+    ]
+    body = {"request_type": "DeviceLock", "params": {"Message": "Lost"}, "targets": {"all": True}}
+    queued = await server.http.post("/api/v1/commands", json=body, headers=admin)
+    assert queued.status_code == 201
+    command_uuid = queued.json()["command_uuid"]
+    assert queued.json()["targets"] == 3
+
+    sent = plistlib.loads((await server.report(devices[0], "Idle")).content)
+    assert sent["CommandUUID"] == command_uuid
+    await server.report(
+        devices[0], "Acknowledged", CommandUUID=command_uuid, MessageResult="Success"
+    )
+    detail = (await server.http.get(f"/api/v1/commands/{command_uuid}", headers=admin)).json()
+    states = {t["udid"]: (t["status"], t["result"]) for t in detail["targets"]}
+    assert detail["request_type"] == "DeviceLock"
+    assert states["UDID-0"][0] == "acknowledged"
+    assert states["UDID-0"][1]["MessageResult"] == "Success"
+    assert states["UDID-1"] == ("queued", None)
+    history = (await server.http.get("/api/v1/devices/UDID-0/commands", headers=admin)).json()
+    assert [h["command_uuid"] for h in history] == [command_uuid]
+    shown = (await server.http.get("/api/v1/devices/UDID-0", headers=admin)).json()
+    assert (shown["udid"], shown["topic"]) == ("UDID-0", "com.apple.mgmt.t")
+
+
+async def test_data_parameters_travel_as_base64(server: Server) -> None:
+    admin = await _token(server)
+    device = await server.device("UDID-P", 95)
+    await server.enroll(device)
+    profile = b"<?xml version='1.0'?><plist><dict/></plist>"
+    body = {
+        "request_type": "InstallProfile",
+        "params": {"Payload": base64.b64encode(profile).decode()},
+        "targets": ["UDID-P"],
+    }
+    assert (await server.http.post("/api/v1/commands", json=body, headers=admin)).status_code == 201
+    sent = plistlib.loads((await server.report(device, "Idle")).content)
+    assert sent["Command"]["Payload"] == profile
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        (
+            {"request_type": "DeviceLock", "params": {"Message": 5}},
+            ["body", "params", "Message"],
+            "must be a string",
+        ),
+        (
+            {"request_type": "DeviceLock", "params": {"Mesage": "x"}},
+            ["body", "params", "Mesage"],
+            "not a key",
+        ),
+        ({"request_type": "InstallProfile"}, ["body", "params", "Payload"], "is required"),
+        ({"request_type": "Nope"}, ["body", "request_type"], "unknown RequestType"),
+        ({"request_type": "EraseDevice"}, ["body", "confirm"], "cannot be undone"),
+        (
+            {"request_type": "DeviceLock", "targets": ["NEVER-SEEN"]},
+            ["body", "targets"],
+            "unknown device NEVER-SEEN",
+        ),
+        ({"request_type": "DeviceLock", "targets": "UDID"}, ["body", "targets"], ""),
+    ],
+)
+async def test_invalid_commands_are_422_naming_the_key(
+    server: Server, body: dict[str, object], loc: list[str], message: str
+) -> None:
+    admin = await _token(server)
+    body = {"targets": {"all": True}, **body}
+    response = await server.http.post("/api/v1/commands", json=body, headers=admin)
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert any(error["loc"][: len(loc)] == loc and message in error["msg"] for error in errors), (
+        errors
+    )
+
+
+async def test_confirmed_erase_is_queued(server: Server) -> None:
+    admin = await _token(server)
+    device = await server.device("UDID-X", 96)
+    await server.enroll(device)
+    body = {"request_type": "EraseDevice", "targets": ["UDID-X"], "confirm": True}
+    assert (await server.http.post("/api/v1/commands", json=body, headers=admin)).json()[
+        "targets"
+    ] == 1
+
+
+async def test_unknown_things_are_404(server: Server) -> None:
+    admin = await _token(server)
+    for path in ("/api/v1/devices/NOPE", "/api/v1/devices/NOPE/commands", "/api/v1/commands/NOPE"):
+        assert (await server.http.get(path, headers=admin)).status_code == 404
+
+
+async def test_openapi_document(server: Server) -> None:
+    document = (await server.http.get("/api/v1/openapi.json")).json()
+    assert {"/api/v1/devices", "/api/v1/commands", "/api/v1/commands/{command_uuid}"} <= set(
+        document["paths"]
+    )
+    assert "/scep" not in document["paths"]
