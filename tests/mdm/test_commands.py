@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from orchardist.mdm import builders
 from orchardist.mdm.commands import CommandError, new_command, request_types
 from orchardist.schema.validate import mdm_schema
 
@@ -76,3 +77,20 @@ def test_bare_commands_fail_exactly_when_apple_requires_a_key() -> None:
             assert new_command(request_type).request_type == request_type
             bare += 1
     assert bare > 30  # the queries (SecurityInfo, ProfileList…) need nothing
+
+
+def test_friendly_builders_pass_the_schema() -> None:
+    built = [
+        builders.device_lock("Lost", "+1 555 0100"),
+        builders.device_lock(),
+        builders.erase_device(pin="123456", preserve_data_plan=True),
+        builders.clear_passcode(b"token"),
+        builders.install_profile(b"<plist/>"),
+        builders.remove_profile("com.example.wifi"),
+        builders.install_provisioning_profile(b"mobileprovision"),
+        builders.remove_provisioning_profile("5D6AB8E5-0000-0000-0000-000000000000"),
+        builders.settings({"Item": "DataRoaming", "Enabled": False}),
+        *builders.QUERIES.values(),
+    ]
+    for request_type, params in built:
+        assert new_command(request_type, params).request_type == request_type

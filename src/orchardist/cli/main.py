@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchardist.cli import ca, init, scep, serve, token
+from orchardist.cli import ca, command, device, init, scep, serve, token
 from orchardist.config import resolve_data_dir
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.command("serve")(serve.serve)
 app.add_typer(ca.app, name="ca")
 app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")
+app.add_typer(device.app, name="device")
+app.add_typer(command.app, name="command")
 
 
 @app.callback()

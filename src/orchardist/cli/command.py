@@ -1,0 +1,100 @@
+"""`orchardist command …`: any RequestType in Apple's schema, and its results."""
+
+from __future__ import annotations
+
+import json
+import plistlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchardist.cli.common import fail, print_json, with_services
+from orchardist.cli.queueing import queue_and_report
+
+if TYPE_CHECKING:
+    from orchardist.storage import TargetState
+    from orchardist.wiring import Services
+
+app = typer.Typer(help="Send any MDM command; follow its results.")
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    request_type: str,
+    params: Annotated[
+        list[str] | None, typer.Argument(help="key=value (JSON values allowed)")
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="A device UDID (repeat)")
+    ] = None,
+    send_all: Annotated[bool, typer.Option("--all", help="Every enrolled device")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm a destructive command")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Queue REQUESTTYPE, e.g. `command send DeviceLock --all Message="Call IT"`."""
+    from orchardist.schema.jsonvalues import from_json
+    from orchardist.schema.validate import mdm_schema
+
+    if bool(target) == send_all:
+        fail("say which devices", "use --target UDID (one or more) or --all")
+    values = dict(_pair(item) for item in params or [])
+    values = from_json(values, mdm_schema().commands.get(request_type, ()))
+    targets = None if send_all else list(target or [])
+    queue_and_report(ctx, request_type, values, targets, as_json=as_json, confirmed=yes)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    command_uuid: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per-device status and result of a command."""
+
+    async def load(services: Services) -> list[TargetState]:
+        return await services.storage.command_targets(command_uuid, datetime.now(UTC))
+
+    targets = with_services(ctx, load)
+    if not targets:
+        fail(f"no command {command_uuid}")
+    rows = [_describe(t) for t in targets]
+    if as_json:
+        print_json(
+            {"command_uuid": command_uuid, "request_type": targets[0].request_type, "targets": rows}
+        )
+        return
+    table = Table("device", "status", "answered", title=f"{targets[0].request_type} {command_uuid}")
+    for row in rows:
+        table.add_row(row["udid"], row["status"], row["answered_at"] or "")
+    Console().print(table)
+
+
+def _pair(item: str) -> tuple[str, Any]:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        fail(f"{item!r} is not key=value")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw  # a bare word is a string
+
+
+def _describe(target: TargetState) -> dict[str, Any]:
+    from orchardist.schema.jsonvalues import to_json
+
+    result = None
+    if target.result is not None:
+        try:
+            result = to_json(plistlib.loads(target.result))
+        except (plistlib.InvalidFileException, ValueError):
+            result = None
+    return {
+        "udid": target.device_id,
+        "status": target.status.value,
+        "answered_at": target.answered_at.isoformat() if target.answered_at else None,
+        "result": result,
+    }
