@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # devices with bad clocks are common, so the window is generous.
     scep_max_clock_skew_seconds: int = Field(default=24 * 3600, ge=60)
 
+    public_port: int = Field(
+        default=8443, ge=1, le=65535, description="The port devices reach, in profile URLs"
+    )
+    apns_topic: str = Field(
+        default="com.apple.mgmt.orchardist.unset",
+        description="The push topic (UID of the APNs certificate) until one is imported",
+    )
     mdm_max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=65536, description="App lists of big Macs run to megabytes"
     )

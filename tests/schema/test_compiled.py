@@ -29,6 +29,9 @@ def test_every_command_and_checkin_message_is_there() -> None:
         "GetBootstrapToken", "DeclarativeManagement", "GetToken",
     }  # fmt: skip
     assert schema.source.startswith("Commit: b6202ca2")
+    assert {"com.apple.mdm", "com.apple.security.scep", "com.apple.wifi.managed"} <= set(
+        schema.profiles
+    )
 
 
 def test_string_subkeys_become_allowed_values() -> None:

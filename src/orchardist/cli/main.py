@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchardist.cli import ca, command, device, init, scep, serve, token
+from orchardist.cli import ca, command, device, enrollment, init, scep, serve, token
 from orchardist.config import resolve_data_dir
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command("init")(init.init)
 app.command("serve")(serve.serve)
+app.command("enrollment-profile")(enrollment.enrollment_profile)
 app.add_typer(ca.app, name="ca")
 app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")

@@ -74,6 +74,11 @@ class PkiFiles:
     def has_server(self) -> bool:
         return self.server_cert.exists() and self.server_key.exists()
 
+    def load_server(self) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+        """The TLS certificate (the first in server.pem) and its key."""
+        pair = _load_pair(self.server_cert, self.server_key)
+        return pair.certificate, pair.key
+
     @property
     def ra_cert(self) -> Path:
         return self.directory / "ra.pem"

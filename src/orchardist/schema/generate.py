@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 OUTPUT = Path(__file__).with_name("data") / "mdm.json"
-SECTIONS = {"commands": "mdm/commands", "checkin": "mdm/checkin"}
+# section → (folder, the payload key naming each entry)
+SECTIONS = {
+    "commands": ("mdm/commands", "requesttype"),
+    "checkin": ("mdm/checkin", "requesttype"),
+    "profiles": ("mdm/profiles", "payloadtype"),
+}
 
 
 def compile_schema(root: Path) -> dict[str, Any]:
@@ -22,11 +27,11 @@ def compile_schema(root: Path) -> dict[str, Any]:
     import yaml  # a development dependency: the package reads only the compiled JSON
 
     compiled: dict[str, Any] = {"source": _source(root)}
-    for section, folder in SECTIONS.items():
+    for section, (folder, name_key) in SECTIONS.items():
         entries: dict[str, Any] = {}
         for path in sorted((root / folder).glob("*.yaml")):
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
-            name = document["payload"]["requesttype"]
+            name = document["payload"][name_key]
             entries[name] = {
                 "file": f"{folder}/{path.name}",
                 "keys": compile_keys(document.get("payloadkeys") or []),
@@ -35,7 +40,14 @@ def compile_schema(root: Path) -> dict[str, Any]:
     return compiled
 
 
-def compile_keys(raw_keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def compile_keys(
+    raw_keys: list[dict[str, Any]], _path: frozenset[int] = frozenset()
+) -> list[dict[str, Any]]:
+    # Some of Apple's files nest a definition inside itself through a YAML alias; such a
+    # cycle is cut where it closes (the inner level then accepts any keys).
+    if id(raw_keys) in _path:
+        return []
+    path = _path | {id(raw_keys)}
     compiled = []
     for raw in raw_keys:
         spec: dict[str, Any] = {"key": raw["key"], "type": raw.get("type", "<any>").strip("<>")}
@@ -51,7 +63,7 @@ def compile_keys(raw_keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # Queries are written this way).
             spec["values"] = [sub["key"] for sub in subkeys]
         elif subkeys:
-            spec["subkeys"] = compile_keys(subkeys)
+            spec["subkeys"] = compile_keys(subkeys, path)
         compiled.append(spec)
     return compiled
 

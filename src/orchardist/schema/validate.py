@@ -68,6 +68,7 @@ class MdmSchema:
     source: str
     commands: Mapping[str, tuple[KeySpec, ...]]
     checkin: Mapping[str, tuple[KeySpec, ...]]
+    profiles: Mapping[str, tuple[KeySpec, ...]]  # by PayloadType
 
 
 @functools.cache
@@ -81,7 +82,7 @@ def mdm_schema() -> MdmSchema:
             for entry, body in raw[name].items()
         }
 
-    return MdmSchema(raw["source"], section("commands"), section("checkin"))
+    return MdmSchema(raw["source"], section("commands"), section("checkin"), section("profiles"))
 
 
 def validate_dictionary(

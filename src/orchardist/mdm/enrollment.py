@@ -1,0 +1,94 @@
+"""The enrollment profile: the CA to trust, a SCEP payload for the device identity, and the
+MDM payload that uses it (Apple, "MDM" and "SCEP" payloads; Configuration Profile Reference).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from orchardist.schema.validate import Problem, mdm_schema, validate_dictionary
+
+# Every MDM right (Apple, "MDM payload" AccessRights): the sum of bits 1 … 4096.
+ALL_ACCESS_RIGHTS = 8191
+
+
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    base_url: str  # https://host:port, as devices reach the server
+    topic: str
+    organization: str
+    challenge: str
+    identifier: str = "org.orchardist.enrollment"
+
+
+def enrollment_profile(settings: EnrollmentSettings, ca: x509.Certificate) -> dict[str, Any]:
+    scep_uuid = _uuid()
+    root = {
+        **_common("com.apple.security.root", f"{settings.identifier}.ca", "Orchardist CA"),
+        "PayloadContent": ca.public_bytes(Encoding.DER),
+    }
+    scep = {
+        **_common("com.apple.security.scep", f"{settings.identifier}.scep", "Device identity"),
+        "PayloadUUID": scep_uuid,
+        "PayloadContent": {
+            "URL": f"{settings.base_url}/scep",
+            "Name": "Orchardist",
+            "Subject": [[["O", settings.organization]], [["CN", "Orchardist device identity"]]],
+            "Challenge": settings.challenge,
+            "Keysize": 2048,
+            "Key Type": "RSA",  # the spaced spelling is Apple's (see protocol notes §3h)
+            "Key Usage": 5,  # signing and encryption
+            "Retries": 3,
+            "RetryDelay": 10,
+        },
+    }
+    mdm = {
+        **_common("com.apple.mdm", f"{settings.identifier}.mdm", "Device management"),
+        "IdentityCertificateUUID": scep_uuid,
+        "Topic": settings.topic,
+        "ServerURL": f"{settings.base_url}/mdm/connect",
+        "CheckInURL": f"{settings.base_url}/mdm/checkin",
+        "SignMessage": True,
+        "AccessRights": ALL_ACCESS_RIGHTS,
+        "CheckOutWhenRemoved": True,
+    }
+    return {
+        **_common(
+            "Configuration", settings.identifier, f"{settings.organization} device management"
+        ),
+        "PayloadOrganization": settings.organization,
+        "PayloadDescription": "Enrolls this device in Orchardist device management.",
+        "PayloadContent": [root, scep, mdm],
+    }
+
+
+def profile_problems(profile: dict[str, Any]) -> list[Problem]:
+    """Each payload's keys against Apple's schema for its PayloadType. The common keys
+    (PayloadType, PayloadUUID…) are not in those files, so unknown keys are let through."""
+    problems: list[Problem] = []
+    for index, payload in enumerate(profile.get("PayloadContent", [])):
+        keys = mdm_schema().profiles.get(payload.get("PayloadType", ""))
+        if keys is None:
+            problems.append(Problem(f"PayloadContent[{index}]", "unknown PayloadType"))
+            continue
+        problems += validate_dictionary(payload, keys, f"PayloadContent[{index}]", strict=False)
+    return problems
+
+
+def _common(payload_type: str, identifier: str, name: str) -> dict[str, Any]:
+    return {
+        "PayloadType": payload_type,
+        "PayloadVersion": 1,
+        "PayloadIdentifier": identifier,
+        "PayloadUUID": _uuid(),
+        "PayloadDisplayName": name,
+    }
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4()).upper()
