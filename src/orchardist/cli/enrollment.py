@@ -23,6 +23,12 @@ def enrollment_profile(
     unsigned: Annotated[
         bool, typer.Option("--unsigned", help="A plain plist, for tools that cannot read CMS")
     ] = False,
+    static: Annotated[
+        bool,
+        typer.Option(
+            "--static", help="Use the static challenge (scep_static_challenge): many devices"
+        ),
+    ] = False,
 ) -> None:
     """Write an enrollment profile with a fresh one-time SCEP challenge (valid one hour).
     Signed with the server's certificate unless --unsigned."""
@@ -33,7 +39,12 @@ def enrollment_profile(
     async def build(services: Services) -> tuple[bytes, bool]:
         settings = services.settings
         placeholder_topic = settings.apns_topic == Settings.model_fields["apns_topic"].default
-        challenge, _ = await services.challenges.issue()
+        if static:
+            if settings.scep_static_challenge is None:
+                fail("no static challenge is configured", "set scep_static_challenge first")
+            challenge = settings.scep_static_challenge.get_secret_value()
+        else:
+            challenge, _ = await services.challenges.issue()
         profile = enrollment_profile(
             EnrollmentSettings(
                 base_url=f"https://{settings.hostname}:{settings.public_port}",

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from orchardist.cli import ca, command, device, enrollment, init, scep, serve, token
+from orchardist.cli import (
+    ca,
+    command,
+    device,
+    enrollment,
+    init,
+    scep,
+    serve,
+    simulate,
+    token,
+)
 from orchardist.config import resolve_data_dir
 
 app = typer.Typer(
@@ -19,6 +29,7 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("serve")(serve.serve)
 app.command("enrollment-profile")(enrollment.enrollment_profile)
+app.command("simulate")(simulate.simulate)
 app.add_typer(ca.app, name="ca")
 app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")

@@ -1,0 +1,179 @@
+"""One virtual device: SCEP enrollment, signed check-ins, and command sessions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import plistlib
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
+
+from orchardist.pki import cms
+from orchardist.scep import client
+from orchardist.scep.messages import MessageType, PkiStatus
+from orchardist.simulator.answers import Identity, answer
+from orchardist.simulator.profile import EnrollmentPlan
+
+CHECKIN = "application/x-apple-aspen-mdm-checkin"
+CONNECT = "application/x-apple-aspen-mdm; charset=UTF-8"
+MODELS = (
+    ("iPhone3,1", "MC603", "iPhone"),
+    ("iPad2,1", "MC769", "iPad"),
+    ("iPhone4,1", "MD235", "iPhone"),
+)
+
+
+class SimulationError(RuntimeError):
+    """The server refused something a real device would have done; str(err) says what."""
+
+
+@dataclass
+class SessionStats:
+    commands: int = 0
+    not_now: int = 0
+
+
+class VirtualDevice:
+    def __init__(
+        self, plan: EnrollmentPlan, seed: int, key: rsa.RSAPrivateKey, http: httpx.AsyncClient
+    ) -> None:
+        rng = random.Random(seed)  # made-up device facts, not secrets
+        self.http = http
+        self.plan = plan
+        self.key = key
+        self.udid = hashlib.sha1(
+            f"orchardist-sim-{seed}".encode(), usedforsecurity=False
+        ).hexdigest()
+        self.serial = "".join(rng.choice("C0DFGHJKLMNPQRTVWXY123456789") for _ in range(12))
+        self.product, self.model, self.model_name = rng.choice(MODELS)
+        self.os_version = rng.choice(("4.3.5", "5.1.1", "12.5.7", "17.5"))
+        self.rng = rng
+        self.identity: Identity | None = None
+
+    # -- enrollment
+
+    async def enroll(self) -> None:
+        """SCEP for an identity, then Authenticate and TokenUpdate, as iOS does."""
+        cert = await self._scep()
+        self.identity = Identity(
+            udid=self.udid,
+            serial_number=self.serial,
+            device_name=f"{self.model_name} {self.serial[-4:]}",
+            product_name=self.product,
+            model=self.model,
+            model_name=self.model_name,
+            os_version=self.os_version,
+            build_version="8L1",
+            imei=f"01 234567 {self.serial[:6]} 1",
+            wifi_mac="00:1e:c2:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3)),
+            certificate=cert,
+        )
+        facts = {
+            "Topic": self.plan.topic,
+            "SerialNumber": self.serial,
+            "ProductName": self.product,
+            "OSVersion": self.os_version,
+            "BuildVersion": "8L1",
+        }
+        await self._checkin({"MessageType": "Authenticate", **facts})
+        token = hashlib.sha256(self.udid.encode()).digest()
+        await self._checkin(
+            {
+                "MessageType": "TokenUpdate",
+                "Topic": self.plan.topic,
+                "Token": token,
+                "PushMagic": f"magic-{self.udid[:8]}",
+                "UnlockToken": b"UNLOCK" + token,
+            }
+        )
+
+    async def _scep(self) -> x509.Certificate:
+        http, url = self.http, self.plan.scep_url
+        await http.get(url, params={"operation": "GetCACaps"})  # iOS 4 asks; so do we
+        ca_reply = await http.get(url, params={"operation": "GetCACert"})
+        recipient = _recipient(ca_reply)
+        subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, self.udid)])
+        requester = client.Requester(
+            client.self_signed_signer(self.key, subject), self.key, recipient
+        )
+        csr = client.make_csr(self.key, self.udid, self.plan.challenge).public_bytes(Encoding.DER)
+        txid = client.transaction_id_for(self.key)
+        message = client.pki_message(requester, MessageType.PKCS_REQ, csr, txid)
+        for _ in range(4):  # a PENDING answer is polled, like the profile's Retries
+            reply = await http.post(
+                url,
+                params={"operation": "PKIOperation"},
+                content=message,
+                headers={"Content-Type": "application/x-pki-message"},
+            )
+            if reply.status_code != 200:
+                raise SimulationError(f"SCEP refused: {reply.status_code} {reply.text.strip()}")
+            rep = client.read_cert_rep(reply.content, requester, recipient)
+            if rep.status == PkiStatus.SUCCESS:
+                return rep.certificates[0]
+            if rep.status == PkiStatus.FAILURE:
+                raise SimulationError(f"SCEP failure {rep.fail_info}: {rep.fail_text}")
+        raise SimulationError("SCEP request still pending")
+
+    # -- MDM
+
+    async def session(self, not_now: float = 0.0) -> SessionStats:
+        """Idle, then answer every command until the server has nothing more."""
+        stats = SessionStats()
+        reply = await self._connect({"Status": "Idle"})
+        while reply:
+            sent = plistlib.loads(reply)
+            command, command_uuid = sent["Command"], sent["CommandUUID"]
+            if self.rng.random() < not_now:
+                stats.not_now += 1
+                reply = await self._connect({"Status": "NotNow", "CommandUUID": command_uuid})
+                continue
+            stats.commands += 1
+            assert self.identity is not None
+            result = {
+                "Status": "Acknowledged",
+                "CommandUUID": command_uuid,
+                **answer(self.identity, command),
+            }
+            reply = await self._connect(result)
+        return stats
+
+    async def _checkin(self, fields: dict[str, Any]) -> bytes:
+        return await self._put(self.plan.checkin_url, fields, CHECKIN)
+
+    async def _connect(self, fields: dict[str, Any]) -> bytes:
+        return await self._put(self.plan.server_url, fields, CONNECT)
+
+    async def _put(self, url: str, fields: dict[str, Any], content_type: str) -> bytes:
+        body = plistlib.dumps({"UDID": self.udid, **fields})
+        signer = self.identity.certificate if self.identity else None
+        if signer is None:
+            raise SimulationError("no identity yet: enroll first")
+        # iOS signs with SHA-1 (Apple, "Mdm-Signature"); the server must accept it.
+        signature = cms.sign(body, signer, self.key, digest="sha1", detached=True)
+        headers = {
+            "Content-Type": content_type,
+            "Mdm-Signature": base64.b64encode(signature).decode(),
+        }
+        response = await self.http.put(url, content=body, headers=headers)
+        if response.status_code != 200:
+            raise SimulationError(f"{url} answered {response.status_code}: {response.text.strip()}")
+        return response.content
+
+
+def _recipient(reply: httpx.Response) -> x509.Certificate:
+    """The certificate to encrypt to: the RA when GetCACert names one, else the CA."""
+    if reply.headers.get("content-type", "").startswith("application/x-x509-ca-ra-cert"):
+        certificates = pkcs7.load_der_pkcs7_certificates(reply.content)
+        for cert in certificates:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if not constraints.ca:
+                return cert
+        return certificates[0]
+    return x509.load_der_x509_certificate(reply.content)

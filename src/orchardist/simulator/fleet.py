@@ -1,0 +1,132 @@
+"""Many virtual devices at once: enroll them, then run check-in sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from orchardist.simulator.device import SimulationError, VirtualDevice
+from orchardist.simulator.profile import EnrollmentPlan
+
+Progress = Callable[[str], None]  # called with "enrolled" or "session" as each one ends
+
+
+@dataclass
+class FleetReport:
+    devices: int
+    enrolled: int = 0
+    sessions: int = 0
+    commands: int = 0
+    not_now: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def retarget(plan: EnrollmentPlan, server: str) -> EnrollmentPlan:
+    """The plan with every URL pointed at `server` (scheme://host:port), e.g. a test server
+    reached over plain HTTP behind what the profile says."""
+    target = urlsplit(server)
+
+    def moved(url: str) -> str:
+        parts = urlsplit(url)
+        return urlunsplit((target.scheme, target.netloc, parts.path, parts.query, parts.fragment))
+
+    return dataclasses.replace(
+        plan,
+        scep_url=moved(plan.scep_url),
+        checkin_url=moved(plan.checkin_url),
+        server_url=moved(plan.server_url),
+    )
+
+
+async def run_fleet(
+    plan: EnrollmentPlan,
+    *,
+    devices: int,
+    rounds: int = 1,
+    interval: float = 1.0,
+    duration: float | None = None,
+    not_now: float = 0.0,
+    concurrency: int = 16,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> FleetReport:
+    """Enroll `devices`, then run `rounds` sessions each (or sessions until `duration`
+    seconds have passed), `interval` seconds apart."""
+    report = FleetReport(devices=devices)
+    started = time.monotonic()
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(verify=_trust(plan), timeout=60) as http:
+        fleet = [
+            VirtualDevice(plan, seed + index, await _key(plan.key_size), http)
+            for index in range(devices)
+        ]
+
+        async def enroll(device: VirtualDevice) -> VirtualDevice | None:
+            async with gate:
+                try:
+                    await device.enroll()
+                except (SimulationError, httpx.HTTPError) as exc:
+                    report.failures.append(f"{device.udid}: {exc}")
+                    return None
+            report.enrolled += 1
+            if progress:
+                progress("enrolled")
+            return device
+
+        enrolled = [d for d in await asyncio.gather(*map(enroll, fleet)) if d is not None]
+        done_rounds = 0
+        while enrolled and _more(done_rounds, rounds, duration, started):
+            await asyncio.gather(*(_session(d, gate, not_now, report, progress) for d in enrolled))
+            done_rounds += 1
+            if _more(done_rounds, rounds, duration, started):
+                await asyncio.sleep(interval)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _session(
+    device: VirtualDevice,
+    gate: asyncio.Semaphore,
+    not_now: float,
+    report: FleetReport,
+    progress: Progress | None,
+) -> None:
+    async with gate:
+        try:
+            stats = await device.session(not_now)
+        except (SimulationError, httpx.HTTPError) as exc:
+            report.failures.append(f"{device.udid}: {exc}")
+            return
+    report.sessions += 1
+    report.commands += stats.commands
+    report.not_now += stats.not_now
+    if progress:
+        progress("session")
+
+
+def _more(done: int, rounds: int, duration: float | None, started: float) -> bool:
+    if duration is not None:
+        return time.monotonic() - started < duration
+    return done < rounds
+
+
+async def _key(size: int) -> rsa.RSAPrivateKey:
+    # Key generation is the slow part of a large fleet; OpenSSL releases the GIL for it.
+    return await asyncio.to_thread(rsa.generate_private_key, 65537, size)
+
+
+def _trust(plan: EnrollmentPlan) -> ssl.SSLContext | bool:
+    if not plan.anchors:
+        return True
+    pem = "".join(cert.public_bytes(Encoding.PEM).decode() for cert in plan.anchors)
+    return ssl.create_default_context(cadata=pem)
