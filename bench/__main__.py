@@ -13,10 +13,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import scep
+from bench import checkin, scep
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
+    "checkin": checkin.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -27,6 +28,8 @@ def main() -> None:
     parser.add_argument("--enrollments", type=int, default=400, help="scep: enrollments to run")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--workers", type=int, default=2, help="scep: server processes to try")
+    parser.add_argument("--devices", type=int, default=20, help="checkin: virtual devices")
+    parser.add_argument("--cycles", type=int, default=20, help="checkin: sessions per device")
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
