@@ -64,5 +64,5 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         manual_approval=settings.scep_manual_approval,
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
-    mdm = MdmService(storage, storage, clock=utc_now)
+    mdm = MdmService(storage, storage, storage, clock=utc_now)
     return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer), mdm)

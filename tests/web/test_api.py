@@ -8,6 +8,7 @@ import plistlib
 import pytest
 
 from orchardist.tokens import create_api_token
+from tests.captures import capture
 from tests.web.mdm_server import Server
 
 pytestmark = pytest.mark.anyio
@@ -135,3 +136,40 @@ async def test_openapi_document(server: Server) -> None:
         document["paths"]
     )
     assert "/scep" not in document["paths"]
+
+
+async def test_inventory_from_query_results(server: Server) -> None:
+    admin = await _token(server)
+    device = await server.device("UDID-INV", 97)
+    await server.enroll(device)
+    certificate_list = plistlib.loads(
+        capture("zentralopensource_zentral/tests/mdm/testdata/certificate_list.plist")
+    )
+    answers = {
+        "CertificateList": {"CertificateList": certificate_list["CertificateList"]},
+        "DeviceInformation": {
+            "QueryResponses": {"OSVersion": "18.1", "SerialNumber": "S1", "ModelName": "iPhone"}
+        },
+    }
+    for request_type, params in (
+        ("CertificateList", {}),
+        ("DeviceInformation", {"Queries": ["OSVersion"]}),
+    ):
+        body = {"request_type": request_type, "params": params, "targets": ["UDID-INV"]}
+        assert (
+            await server.http.post("/api/v1/commands", json=body, headers=admin)
+        ).status_code == 201
+    reply = await server.report(device, "Idle")
+    while reply.content:
+        sent = plistlib.loads(reply.content)
+        reply = await server.report(
+            device,
+            "Acknowledged",
+            CommandUUID=sent["CommandUUID"],
+            **answers[sent["Command"]["RequestType"]],
+        )
+    shown = (await server.http.get("/api/v1/devices/UDID-INV", headers=admin)).json()
+    inventory = shown["inventory"]
+    assert inventory["facts"]["ModelName"] == "iPhone"
+    assert inventory["certificates"]
+    assert all(c["not_after"] for c in inventory["certificates"])

@@ -8,6 +8,7 @@ never 401, which a device takes as "unenroll".
 
 from __future__ import annotations
 
+import dataclasses
 import plistlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from datetime import datetime
 from cryptography import x509
 
 from orchardist.mdm.checkin import Checkin, MessageType
+from orchardist.mdm.inventory import inventory_from
 from orchardist.mdm.reports import Report, Status
 from orchardist.pki.ca import fingerprint_sha256
+from orchardist.schema.jsonvalues import to_json
 from orchardist.storage import (
     CertificateStatus,
     CertificateStore,
@@ -26,6 +29,7 @@ from orchardist.storage import (
     ReportOutcome,
     TargetStatus,
 )
+from orchardist.storage.inventory import InventoryStore
 
 PLIST = "application/xml"  # what Apple's examples answer commands with
 
@@ -51,11 +55,13 @@ class MdmService:
         self,
         store: MdmStorage,
         certificates: CertificateStore,
+        inventory: InventoryStore,
         *,
         clock: Callable[[], datetime],
     ) -> None:
         self._store = store
         self._certificates = certificates
+        self._inventory = inventory
         self._clock = clock
 
     async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
@@ -79,13 +85,29 @@ class MdmService:
         if report.status != Status.IDLE:
             assert report.command_uuid is not None  # parse_report guarantees it
             stored = (report.command_uuid, _TARGET_STATUS[report.status], report.raw)
-        exchange = await self._store.exchange(report.device_id, stored, self._clock())
+        now = self._clock()
+        exchange = await self._store.exchange(report.device_id, stored, now)
         if exchange.outcome == ReportOutcome.UNKNOWN:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
+        if report.status == Status.ACKNOWLEDGED and exchange.stored_request_type:
+            await self._take_inventory(report, exchange.stored_request_type, now)
         if exchange.next_command is None:
             return MdmAnswer(200)  # a zero-length body ends the session
         command_uuid, body = exchange.next_command
         return MdmAnswer(200, body, command_uuid=command_uuid)
+
+    async def _take_inventory(self, report: Report, request_type: str, now: datetime) -> None:
+        update = inventory_from(request_type, report.result)
+        if update is None:
+            return
+        # The dictionaries are stored as JSON: data as base64, dates as ISO 8601.
+        update = dataclasses.replace(
+            update,
+            facts=None if update.facts is None else to_json(update.facts),
+            security=None if update.security is None else to_json(update.security),
+            restrictions=None if update.restrictions is None else to_json(update.restrictions),
+        )
+        await self._inventory.apply_inventory(report.device_id, update, now)
 
     async def _after_authenticate(self, message: Checkin, now: datetime) -> MdmAnswer:
         device_id = message.device_id

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from orchardist.storage.inventory import InventoryStore
+
 
 class CertificateStatus(enum.StrEnum):
     VALID = "valid"
@@ -204,6 +206,7 @@ class Exchange:
 
     outcome: ReportOutcome | None
     next_command: tuple[str, bytes] | None  # (CommandUUID, plist) or None: reply empty
+    stored_request_type: str | None = None  # the RequestType of a STORED report
 
 
 class EnrollmentStore(Protocol):
@@ -265,5 +268,5 @@ class MdmStorage(EnrollmentStore, CommandStore, Protocol):
     """The MDM roles on one backend."""
 
 
-class AllStorage(Storage, MdmStorage, Protocol):
+class AllStorage(Storage, MdmStorage, InventoryStore, Protocol):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

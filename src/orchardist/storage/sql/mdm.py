@@ -156,11 +156,11 @@ class SqlMdmStorage:
         now: datetime,
     ) -> Exchange:
         def work(conn: Connection) -> Exchange:
-            outcome = None
+            outcome, request_type = None, None
             if report is None:
                 _offer_not_now_again(conn, device_id)
             else:
-                outcome = _store_report(conn, device_id, report, now)
+                outcome, request_type = _store_report(conn, device_id, report, now)
                 if outcome == ReportOutcome.UNKNOWN:
                     return Exchange(outcome, None)
             conn.execute(
@@ -168,7 +168,7 @@ class SqlMdmStorage:
                 .where(enrollments.c.device_id == device_id)
                 .values(last_seen_at=now)
             )
-            return Exchange(outcome, _next_command(conn, device_id, now))
+            return Exchange(outcome, _next_command(conn, device_id, now), request_type)
 
         return await self.database.write(work)
 
@@ -213,21 +213,52 @@ def _offer_not_now_again(conn: Connection, device_id: str) -> None:
 
 def _store_report(
     conn: Connection, device_id: str, report: tuple[str, TargetStatus, bytes], now: datetime
-) -> ReportOutcome:
+) -> tuple[ReportOutcome, str | None]:
     command_uuid, status, body = report
     where = and_(_targets.c.command_uuid == command_uuid, _targets.c.device_id == device_id)
-    current = conn.execute(select(_targets.c.status).where(where)).first()
+    current = conn.execute(_with_request_type().where(where)).first()
     if current is None:
-        return ReportOutcome.UNKNOWN
+        return ReportOutcome.UNKNOWN, None
     if TargetStatus(current.status) in ANSWERED:
-        return ReportOutcome.DUPLICATE  # a retransmission: the first answer stands
+        return ReportOutcome.DUPLICATE, None  # a retransmission: the first answer stands
     answered_at = None if status == TargetStatus.NOT_NOW else now
     conn.execute(
         update(_targets)
         .where(where)
         .values(status=status.value, result=body, answered_at=answered_at)
     )
-    return ReportOutcome.STORED
+    if answered_at is not None:
+        _forget_old_results(conn, device_id, current.request_type)
+    return ReportOutcome.STORED, current.request_type
+
+
+# Raw results kept per device and RequestType; older ones keep their status, lose the body.
+RESULTS_KEPT = 5
+
+
+def _forget_old_results(conn: Connection, device_id: str, request_type: str) -> None:
+    """Bounded retention: an app list every day for a year would otherwise pile up."""
+    kept = (
+        select(_targets.c.command_uuid)
+        .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
+        .where(
+            and_(
+                _targets.c.device_id == device_id,
+                commands.c.request_type == request_type,
+                _targets.c.result.is_not(None),
+                _targets.c.answered_at.is_not(None),
+            )
+        )
+        .order_by(_targets.c.answered_at.desc(), _targets.c.command_uuid.desc())
+        .offset(RESULTS_KEPT)
+    )
+    stale = [row.command_uuid for row in conn.execute(kept)]
+    if stale:
+        conn.execute(
+            update(_targets)
+            .where(and_(_targets.c.device_id == device_id, _targets.c.command_uuid.in_(stale)))
+            .values(result=None)
+        )
 
 
 def _next_command(conn: Connection, device_id: str, now: datetime) -> tuple[str, bytes] | None:

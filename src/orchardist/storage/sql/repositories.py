@@ -25,6 +25,7 @@ from orchardist.storage import (
     ScepTransactionStatus,
 )
 from orchardist.storage.sql.database import Database, open_database
+from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
@@ -43,7 +44,7 @@ def serial_key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"
 
 
-class SqlStorage(SqlMdmStorage):
+class SqlStorage(SqlMdmStorage, SqlInventoryStorage):
     def __init__(self, database: Database) -> None:
         self.database = database
 

@@ -3,7 +3,18 @@ a test checks the two never drift apart."""
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+)
 
 from orchardist.storage.sql.types import UtcDateTime
 
@@ -114,4 +125,60 @@ command_targets = Table(
     Column("answered_at", UtcDateTime()),
     Column("result", LargeBinary),
     Index("ix_command_targets_device_id", "device_id", "status", "priority", "created_at"),
+)
+
+# -- inventory (what devices answered to queries; see orchardist.mdm.inventory)
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("facts", JSON),
+    Column("security", JSON),
+    Column("restrictions", JSON),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+inventory_apps = Table(
+    "inventory_apps",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("identifier", String(255), primary_key=True),
+    Column("name", String(255)),
+    Column("version", String(64)),
+    Column("short_version", String(64)),
+    Column("bundle_size", BigInteger),
+    Index("ix_inventory_apps_identifier", "identifier"),
+)
+
+inventory_certificates = Table(
+    "inventory_certificates",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("common_name", String(255)),
+    Column("is_identity", Boolean, nullable=False),
+    Column("sha256", String(64)),
+    Column("not_after", UtcDateTime()),
+    Index("ix_inventory_certificates_not_after", "not_after"),
+)
+
+inventory_profiles = Table(
+    "inventory_profiles",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("identifier", String(255), primary_key=True),
+    Column("display_name", String(255)),
+    Column("uuid", String(64)),
+    Column("is_managed", Boolean, nullable=False),
+)
+
+inventory_provisioning_profiles = Table(
+    "inventory_provisioning_profiles",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("uuid", String(64), primary_key=True),
+    Column("name", String(255)),
+    Column("expires_at", UtcDateTime()),
+    Index("ix_inventory_provisioning_profiles_expires_at", "expires_at"),
 )

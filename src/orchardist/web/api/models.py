@@ -40,11 +40,25 @@ class Device(BaseModel):
     last_seen_at: datetime | None
 
 
+class Inventory(BaseModel):
+    """What the device answered to queries; lists are its latest complete answer."""
+
+    updated_at: datetime
+    facts: dict[str, Any]
+    security: dict[str, Any]
+    restrictions: dict[str, Any]
+    apps: list[dict[str, Any]]
+    certificates: list[dict[str, Any]]  # with not_after: certificates expiring show here
+    profiles: list[dict[str, Any]]
+    provisioning_profiles: list[dict[str, Any]]  # with expires_at
+
+
 class DeviceDetail(Device):
     topic: str
     imei: str | None
     meid: str | None
     checked_out_at: datetime | None
+    inventory: Inventory | None
 
 
 class CommandState(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plistlib
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesErr
 from orchardist.schema.jsonvalues import from_json, to_json
 from orchardist.schema.validate import mdm_schema
 from orchardist.storage import Enrollment, TargetState
+from orchardist.storage.inventory import DeviceInventory
 from orchardist.web.api.auth import Caller, Writer, services_of
 from orchardist.web.api.models import (
     AllDevices,
@@ -23,6 +25,7 @@ from orchardist.web.api.models import (
     CommandState,
     Device,
     DeviceDetail,
+    Inventory,
 )
 from orchardist.wiring import Services
 
@@ -41,12 +44,14 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
     if enrollment is None:
         raise HTTPException(404, f"no device {udid}")
     facts = enrollment.facts
+    known = await services.storage.get_inventory(udid)
     return DeviceDetail(
         **_device(enrollment),
         topic=facts.topic,
         imei=facts.imei,
         meid=facts.meid,
         checked_out_at=enrollment.checked_out_at,
+        inventory=None if known is None else _inventory(known),
     )
 
 
@@ -129,6 +134,19 @@ def _device(enrollment: Enrollment) -> dict[str, Any]:
         "enrolled_at": enrollment.enrolled_at,
         "last_seen_at": enrollment.last_seen_at,
     }
+
+
+def _inventory(known: DeviceInventory) -> Inventory:
+    return Inventory(
+        updated_at=known.updated_at,
+        facts=dict(known.facts),
+        security=dict(known.security),
+        restrictions=dict(known.restrictions),
+        apps=[asdict(app) for app in known.apps],
+        certificates=[asdict(cert) for cert in known.certificates],
+        profiles=[asdict(profile) for profile in known.profiles],
+        provisioning_profiles=[asdict(p) for p in known.provisioning_profiles],
+    )
 
 
 def _state(target: TargetState) -> CommandState:

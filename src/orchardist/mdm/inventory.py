@@ -1,0 +1,134 @@
+"""Query results → inventory: what a device reports, as records the server can search.
+
+Shapes follow real devices' answers (`../shared/device-captures`): DeviceInformation's
+QueryResponses, SecurityInfo, InstalledApplicationList, CertificateList (DER data, from
+which the expiry date is read), ProfileList, ProvisioningProfileList (ExpiryDate) and
+Restrictions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography import x509
+
+from orchardist.storage.inventory import (
+    App,
+    Certificate,
+    InventoryUpdate,
+    Profile,
+    ProvisioningProfile,
+)
+
+
+def inventory_from(request_type: str, result: Mapping[str, Any]) -> InventoryUpdate | None:
+    """The inventory in a query's result, or None when this RequestType carries none."""
+    reader = _READERS.get(request_type)
+    return None if reader is None else reader(result)
+
+
+def _facts(result: Mapping[str, Any]) -> InventoryUpdate:
+    return InventoryUpdate(facts=_dict(result.get("QueryResponses")))
+
+
+def _security(result: Mapping[str, Any]) -> InventoryUpdate:
+    return InventoryUpdate(security=_dict(result.get("SecurityInfo")))
+
+
+def _restrictions(result: Mapping[str, Any]) -> InventoryUpdate:
+    keys = ("GlobalRestrictions", "ProfileRestrictions")
+    return InventoryUpdate(restrictions={k: result[k] for k in keys if k in result})
+
+
+def _apps(result: Mapping[str, Any]) -> InventoryUpdate:
+    apps = tuple(
+        App(
+            identifier=str(item["Identifier"]),
+            name=_str(item.get("Name")),
+            version=_str(item.get("Version")),
+            short_version=_str(item.get("ShortVersion")),
+            bundle_size=item.get("BundleSize") if isinstance(item.get("BundleSize"), int) else None,
+        )
+        for item in _items(result.get("InstalledApplicationList"))
+        if isinstance(item.get("Identifier"), str)
+    )
+    return InventoryUpdate(apps=apps)
+
+
+def _certificates(result: Mapping[str, Any]) -> InventoryUpdate:
+    found, problems = [], []
+    for item in _items(result.get("CertificateList")):
+        data = item.get("Data")
+        sha256 = not_after = None
+        if isinstance(data, bytes):
+            sha256 = hashlib.sha256(data).hexdigest()
+            try:
+                not_after = x509.load_der_x509_certificate(data).not_valid_after_utc
+            except ValueError as exc:
+                problems.append(f"certificate {item.get('CommonName')!r}: {exc}")
+        found.append(
+            Certificate(
+                _str(item.get("CommonName")), bool(item.get("IsIdentity")), sha256, not_after
+            )
+        )
+    return InventoryUpdate(certificates=tuple(found), problems=tuple(problems))
+
+
+def _profiles(result: Mapping[str, Any]) -> InventoryUpdate:
+    profiles = tuple(
+        Profile(
+            identifier=str(item["PayloadIdentifier"]),
+            display_name=_str(item.get("PayloadDisplayName")),
+            uuid=_str(item.get("PayloadUUID")),
+            is_managed=bool(item.get("IsManaged", False)),
+        )
+        for item in _items(result.get("ProfileList"))
+        if isinstance(item.get("PayloadIdentifier"), str)
+    )
+    return InventoryUpdate(profiles=profiles)
+
+
+def _provisioning(result: Mapping[str, Any]) -> InventoryUpdate:
+    profiles = tuple(
+        ProvisioningProfile(
+            uuid=str(item["UUID"]),
+            name=_str(item.get("Name")),
+            expires_at=_utc(item.get("ExpiryDate")),
+        )
+        for item in _items(result.get("ProvisioningProfileList"))
+        if isinstance(item.get("UUID"), str)
+    )
+    return InventoryUpdate(provisioning_profiles=profiles)
+
+
+_READERS = {
+    "DeviceInformation": _facts,
+    "SecurityInfo": _security,
+    "Restrictions": _restrictions,
+    "InstalledApplicationList": _apps,
+    "CertificateList": _certificates,
+    "ProfileList": _profiles,
+    "ProvisioningProfileList": _provisioning,
+}
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _utc(value: Any) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    # plistlib returns naive datetimes that are UTC by the plist format's definition.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

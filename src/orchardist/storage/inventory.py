@@ -1,0 +1,75 @@
+"""Inventory records: what devices report about themselves (see `orchardist.mdm.inventory`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class App:
+    identifier: str
+    name: str | None
+    version: str | None
+    short_version: str | None
+    bundle_size: int | None
+
+
+@dataclass(frozen=True)
+class Certificate:
+    common_name: str | None
+    is_identity: bool
+    sha256: str | None
+    not_after: datetime | None  # None when the data could not be read
+
+
+@dataclass(frozen=True)
+class Profile:
+    identifier: str
+    display_name: str | None
+    uuid: str | None
+    is_managed: bool
+
+
+@dataclass(frozen=True)
+class ProvisioningProfile:
+    uuid: str
+    name: str | None
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class InventoryUpdate:
+    """What one result says; None means "this result says nothing about it"."""
+
+    facts: Mapping[str, Any] | None = None  # DeviceInformation QueryResponses
+    security: Mapping[str, Any] | None = None
+    restrictions: Mapping[str, Any] | None = None
+    apps: tuple[App, ...] | None = None
+    certificates: tuple[Certificate, ...] | None = None
+    profiles: tuple[Profile, ...] | None = None
+    provisioning_profiles: tuple[ProvisioningProfile, ...] | None = None
+    problems: tuple[str, ...] = field(default=())  # items skipped, and why
+
+
+@dataclass(frozen=True)
+class DeviceInventory:
+    updated_at: datetime
+    facts: Mapping[str, Any]
+    security: Mapping[str, Any]
+    restrictions: Mapping[str, Any]
+    apps: tuple[App, ...]
+    certificates: tuple[Certificate, ...]
+    profiles: tuple[Profile, ...]
+    provisioning_profiles: tuple[ProvisioningProfile, ...]
+
+
+class InventoryStore(Protocol):
+    async def apply_inventory(self, device_id: str, update: InventoryUpdate, now: datetime) -> None:
+        """Replace what `update` speaks about (a list replaces the whole list); keep the rest.
+        JSON-ready values only in the dictionaries (see schema.jsonvalues.to_json)."""
+
+    async def get_inventory(self, device_id: str) -> DeviceInventory | None:
+        """Everything known, or None when the device never answered a query."""

@@ -1,0 +1,109 @@
+"""Inventory on SQL: one transaction replaces what a result speaks about."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from orchardist.storage.inventory import (
+    App,
+    Certificate,
+    DeviceInventory,
+    InventoryUpdate,
+    Profile,
+    ProvisioningProfile,
+)
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.tables import (
+    inventory,
+    inventory_apps,
+    inventory_certificates,
+    inventory_profiles,
+    inventory_provisioning_profiles,
+)
+
+
+class SqlInventoryStorage:
+    database: Database
+
+    async def apply_inventory(self, device_id: str, update: InventoryUpdate, now: datetime) -> None:
+        def work(conn: Connection) -> None:
+            _apply_documents(conn, device_id, update, now)
+            lists: list[tuple[Table, tuple[Any, ...] | None]] = [
+                (inventory_apps, update.apps),
+                (inventory_profiles, update.profiles),
+                (inventory_provisioning_profiles, update.provisioning_profiles),
+            ]
+            for table, items in lists:
+                if items is not None:
+                    _replace(conn, table, device_id, [asdict(item) for item in items])
+            if update.certificates is not None:
+                rows = [{"position": n, **asdict(c)} for n, c in enumerate(update.certificates)]
+                _replace(conn, inventory_certificates, device_id, rows)
+
+        await self.database.write(work)
+
+    async def get_inventory(self, device_id: str) -> DeviceInventory | None:
+        def work(conn: Connection) -> DeviceInventory | None:
+            head = conn.execute(select(inventory).where(inventory.c.device_id == device_id)).first()
+            if head is None:
+                return None
+            return DeviceInventory(
+                updated_at=head.updated_at,
+                facts=head.facts or {},
+                security=head.security or {},
+                restrictions=head.restrictions or {},
+                apps=tuple(
+                    App(**row) for row in _rows(conn, inventory_apps, device_id, "identifier")
+                ),
+                certificates=tuple(
+                    Certificate(**{k: v for k, v in row.items() if k != "position"})
+                    for row in _rows(conn, inventory_certificates, device_id, "position")
+                ),
+                profiles=tuple(
+                    Profile(**row)
+                    for row in _rows(conn, inventory_profiles, device_id, "identifier")
+                ),
+                provisioning_profiles=tuple(
+                    ProvisioningProfile(**row)
+                    for row in _rows(conn, inventory_provisioning_profiles, device_id, "uuid")
+                ),
+            )
+
+        return await self.database.read(work)
+
+
+def _apply_documents(
+    conn: Connection, device_id: str, update: InventoryUpdate, now: datetime
+) -> None:
+    documents = {
+        "facts": update.facts,
+        "security": update.security,
+        "restrictions": update.restrictions,
+    }
+    values: dict[str, Any] = {k: dict(v) for k, v in documents.items() if v is not None}
+    values["updated_at"] = now
+    changed = conn.execute(_inventory_row(device_id).values(values)).rowcount
+    if not changed:
+        conn.execute(insert(inventory), {"device_id": device_id, **values})
+
+
+def _inventory_row(device_id: str) -> Any:
+    return update(inventory).where(inventory.c.device_id == device_id)
+
+
+def _replace(conn: Connection, table: Table, device_id: str, rows: list[dict[str, Any]]) -> None:
+    conn.execute(delete(table).where(table.c.device_id == device_id))
+    if rows:
+        conn.execute(insert(table), [{"device_id": device_id, **row} for row in rows])
+
+
+def _rows(conn: Connection, table: Table, device_id: str, order: str) -> list[dict[str, Any]]:
+    query = select(table).where(table.c.device_id == device_id).order_by(table.c[order])
+    return [
+        {k: v for k, v in row._mapping.items() if k != "device_id"} for row in conn.execute(query)
+    ]

@@ -1,0 +1,80 @@
+"""Inventory storage on every backend, and bounded retention of raw results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchardist.storage import DeviceFacts, NewCommand, TargetStatus
+from orchardist.storage.inventory import (
+    App,
+    Certificate,
+    InventoryUpdate,
+    Profile,
+    ProvisioningProfile,
+)
+from orchardist.storage.sql.mdm import RESULTS_KEPT
+from orchardist.storage.sql.repositories import SqlStorage
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+FULL = InventoryUpdate(
+    facts={"OSVersion": "18.1", "BatteryLevel": 0.5},
+    security={"PasscodePresent": True},
+    restrictions={"GlobalRestrictions": {}},
+    apps=(
+        App("com.example.a", "A", "1", "1.0", 1024),
+        App("com.example.b", None, None, None, None),
+    ),
+    certificates=(
+        Certificate("device", True, "a" * 64, NOW + timedelta(days=30)),
+        Certificate("bad", False, None, None),
+    ),
+    profiles=(Profile("org.example.wifi", "Wi-Fi", "U-1", True),),
+    provisioning_profiles=(ProvisioningProfile("P-1", "In-House", NOW + timedelta(days=10)),),
+)
+
+
+async def test_round_trip_and_partial_updates(storage: SqlStorage) -> None:
+    assert await storage.get_inventory("D") is None
+    await storage.apply_inventory("D", FULL, NOW)
+    known = await storage.get_inventory("D")
+    assert known is not None
+    assert (known.facts, known.security, known.restrictions) == (
+        FULL.facts,
+        FULL.security,
+        FULL.restrictions,
+    )
+    assert (known.apps, known.certificates, known.profiles) == (
+        FULL.apps,
+        FULL.certificates,
+        FULL.profiles,
+    )
+    assert known.provisioning_profiles == FULL.provisioning_profiles
+    later = NOW + timedelta(hours=1)
+    await storage.apply_inventory(
+        "D", InventoryUpdate(apps=(App("com.example.c", "C", "2", "2.0", 1),)), later
+    )
+    updated = await storage.get_inventory("D")
+    assert updated is not None
+    assert [a.identifier for a in updated.apps] == ["com.example.c"]  # the list is replaced
+    assert updated.facts == FULL.facts  # what the update did not speak about stays
+    assert updated.updated_at == later
+
+
+async def test_raw_results_are_kept_for_the_latest_only(storage: SqlStorage) -> None:
+    await storage.authenticate(DeviceFacts("D", "t"), "a" * 64, NOW)
+    uuids = [f"C{n}" for n in range(RESULTS_KEPT + 2)]
+    for n, uuid in enumerate(uuids):
+        at = NOW + timedelta(minutes=n)
+        await storage.enqueue(NewCommand(uuid, "SecurityInfo", b"<plist/>"), ["D"], at)
+        exchange = await storage.exchange("D", None, at)
+        assert exchange.next_command is not None
+        stored = await storage.exchange(
+            "D", (uuid, TargetStatus.ACKNOWLEDGED, f"result {n}".encode()), at
+        )
+        assert stored.stored_request_type == "SecurityInfo"
+    kept = [(await storage.command_targets(uuid, NOW))[0] for uuid in uuids]
+    assert [t.result is not None for t in kept] == [False, False] + [True] * RESULTS_KEPT
+    assert all(t.status == TargetStatus.ACKNOWLEDGED for t in kept)
