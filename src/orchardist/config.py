@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         default="com.apple.mgmt.orchardist.unset",
         description="The push topic (UID of the APNs certificate) until one is imported",
     )
+    enrollment_link_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=60, description="How long `orchardist enroll token` links work"
+    )
     mdm_max_body_bytes: int = Field(
         default=20 * 1024 * 1024, ge=65536, description="App lists of big Macs run to megabytes"
     )

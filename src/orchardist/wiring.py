@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orchardist.config import Settings
+from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
@@ -31,6 +32,7 @@ class Services:
     scep: ScepService
     approvals: ScepApprovals
     mdm: MdmService | None = None  # None only in tests that exercise SCEP alone
+    enrollment: EnrollmentProfiles | None = None
 
     async def close(self) -> None:
         await self.storage.close()
@@ -65,4 +67,18 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
     mdm = MdmService(storage, storage, storage, clock=utc_now)
-    return Services(settings, storage, ca, challenges, scep, ScepApprovals(storage, issuer), mdm)
+    enrollment = EnrollmentProfiles(
+        EnrollmentSettings(
+            base_url=f"https://{settings.hostname}:{settings.public_port}",
+            topic=settings.apns_topic,
+            organization=settings.organization,
+        ),
+        ca.certificate,
+        files.load_server(),
+        challenges,
+        storage,
+        link_ttl=timedelta(seconds=settings.enrollment_link_ttl_seconds),
+        clock=utc_now,
+    )
+    approvals = ScepApprovals(storage, issuer)
+    return Services(settings, storage, ca, challenges, scep, approvals, mdm, enrollment)

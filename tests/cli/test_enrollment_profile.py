@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import plistlib
 import subprocess
 from pathlib import Path
@@ -49,3 +50,12 @@ def test_signed_and_unsigned_profiles(tmp_path: Path) -> None:
     # Each profile carries its own one-time challenge.
     challenges = {p["PayloadContent"][1]["PayloadContent"]["Challenge"] for p in (profile, plain)}
     assert len(challenges) == 2
+
+
+def test_enroll_token_prints_a_one_time_link(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "mdm.example.test")
+    made = json.loads(orchardist(data_dir, "enroll", "token", "--json"))
+    assert made["url"].startswith("https://mdm.example.test:8443/mdm/enroll?token=")
+    other = orchardist(data_dir, "enroll", "token").strip()
+    assert other != made["url"]

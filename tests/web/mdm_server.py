@@ -100,7 +100,9 @@ class Server:
 async def running(backend: str, tmp_path: Path) -> AsyncIterator[Server]:
     """A server on a fresh database of this backend, with a CA in tmp_path."""
     ca = CertificateAuthority(*generate_ca("MDM Test CA", "Orchardist tests"))
-    PkiFiles.in_data_dir(tmp_path).save_ca(ca)
+    files = PkiFiles.in_data_dir(tmp_path)
+    files.save_ca(ca)
+    files.save_server(*ca.issue_server_certificate("mdm.test"), ca.certificate)
     async with fresh_database(backend, tmp_path) as url:
         settings = load_settings(tmp_path, database_url=url, mdm_max_body_bytes=65536)
         services = await open_services(settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep.client import make_csr
 from orchardist.storage import TargetStatus
@@ -145,3 +146,24 @@ async def test_queued_commands_survive_a_restart(server: Server, tmp_path: Path)
         assert plistlib.loads(response.content)["CommandUUID"] == command_uuid
     finally:
         await reopened.close()
+
+
+async def test_one_time_enrollment_links(server: Server) -> None:
+    assert server.services.enrollment is not None
+    url, _ = await server.services.enrollment.new_link()
+    path = url.split("://", 1)[1].split("/", 1)[1]
+    first = await server.http.get(f"/{path}")
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/x-apple-aspen-config"
+    signed = cms.verify(first.content, trusted=[server.ca.certificate])
+    profile = plistlib.loads(signed.content)
+    assert [p["PayloadType"] for p in profile["PayloadContent"]] == [
+        "com.apple.security.root",
+        "com.apple.security.scep",
+        "com.apple.mdm",
+    ]
+    again = await server.http.get(f"/{path}")
+    assert (again.status_code, "used already" in again.text) == (403, True)
+    for bogus in ("/mdm/enroll?token=nope", "/mdm/enroll"):
+        refused = await server.http.get(bogus)
+        assert (refused.status_code, "not valid" in refused.text) == (403, True)

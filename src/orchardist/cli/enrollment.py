@@ -1,18 +1,19 @@
-"""`orchardist enrollment-profile`: the .mobileconfig a device installs to enroll."""
+"""`orchardist enrollment-profile` and `orchardist enroll token`: how a device enrolls."""
 
 from __future__ import annotations
 
-import plistlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchardist.cli.common import err_console, fail, with_services
+from orchardist.cli.common import err_console, fail, print_json, with_services
 from orchardist.config import Settings
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
+
+enroll_app = typer.Typer(help="Enrollment links for users and devices.")
 
 
 def enrollment_profile(
@@ -32,42 +33,48 @@ def enrollment_profile(
 ) -> None:
     """Write an enrollment profile with a fresh one-time SCEP challenge (valid one hour).
     Signed with the server's certificate unless --unsigned."""
-    from orchardist.mdm.enrollment import EnrollmentSettings, enrollment_profile, profile_problems
-    from orchardist.pki import cms
-    from orchardist.pki.store import PkiFiles
 
-    async def build(services: Services) -> tuple[bytes, bool]:
-        settings = services.settings
-        placeholder_topic = settings.apns_topic == Settings.model_fields["apns_topic"].default
+    async def build(services: Services) -> bytes:
+        assert services.enrollment is not None
+        challenge = None
         if static:
-            if settings.scep_static_challenge is None:
+            configured = services.settings.scep_static_challenge
+            if configured is None:
                 fail("no static challenge is configured", "set scep_static_challenge first")
-            challenge = settings.scep_static_challenge.get_secret_value()
-        else:
-            challenge, _ = await services.challenges.issue()
-        profile = enrollment_profile(
-            EnrollmentSettings(
-                base_url=f"https://{settings.hostname}:{settings.public_port}",
-                topic=settings.apns_topic,
-                organization=settings.organization,
-                challenge=challenge,
-            ),
-            services.ca.certificate,
-        )
-        problems = profile_problems(profile)
-        if problems:  # a bug here, not the admin's: say so plainly
-            fail(f"the profile does not match Apple's schema: {problems[0]}")
-        body = plistlib.dumps(profile)
-        if unsigned:
-            return body, placeholder_topic
-        server_cert, server_key = PkiFiles.in_data_dir(settings.data_dir).load_server()
-        signed = cms.sign(body, server_cert, server_key, extra_certs=[services.ca.certificate])
-        return signed, placeholder_topic
+            challenge = configured.get_secret_value()
+        return await services.enrollment.profile(signed=not unsigned, challenge=challenge)
 
-    data, placeholder_topic = with_services(ctx, build)
+    data = with_services(ctx, build)
     output.write_bytes(data)
     typer.echo(f"wrote {output} ({'unsigned' if unsigned else 'signed'}, {len(data)} bytes)")
-    if placeholder_topic:
+    _warn_about_topic(ctx)
+
+
+@enroll_app.command("token")
+def enroll_token(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """A one-time link that serves an enrollment profile: send it to a user (mail, SMS)."""
+
+    async def make(services: Services) -> tuple[str, str]:
+        assert services.enrollment is not None
+        url, expires_at = await services.enrollment.new_link()
+        return url, expires_at.isoformat(timespec="seconds")
+
+    url, expires_at = with_services(ctx, make)
+    if as_json:
+        print_json({"url": url, "expires_at": expires_at})
+    else:
+        typer.echo(url)
+        err_console.print(f"[dim]works once, until {expires_at}[/]")
+    _warn_about_topic(ctx)
+
+
+def _warn_about_topic(ctx: typer.Context) -> None:
+    from orchardist.cli.common import settings_of
+
+    if settings_of(ctx).apns_topic == Settings.model_fields["apns_topic"].default:
         err_console.print(
             "[yellow]warning:[/] apns_topic is not set: real devices need the topic of your "
             "APNs certificate (set apns_topic in orchardist.toml)"

@@ -88,6 +88,14 @@ class ChallengeStore(Protocol):
         """Atomically use a challenge: two concurrent callers never both get CONSUMED."""
 
 
+class EnrollmentTokenStore(Protocol):
+    async def add_enrollment_token(self, token_sha256: str, expires_at: datetime) -> None:
+        """Store a one-time enrollment link's token by its hash."""
+
+    async def consume_enrollment_token(self, token_sha256: str, now: datetime) -> ChallengeOutcome:
+        """Atomically use it, as consume_challenge does."""
+
+
 class ScepTransactionStore(Protocol):
     async def save_transaction(self, tx: ScepTransaction) -> None:
         """Insert or replace the transaction with this transaction_id."""
@@ -268,5 +276,5 @@ class MdmStorage(EnrollmentStore, CommandStore, Protocol):
     """The MDM roles on one backend."""
 
 
-class AllStorage(Storage, MdmStorage, InventoryStore, Protocol):
+class AllStorage(Storage, MdmStorage, InventoryStore, EnrollmentTokenStore, Protocol):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

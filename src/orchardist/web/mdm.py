@@ -18,6 +18,7 @@ from orchardist.mdm.checkin import CheckinError, parse_checkin
 from orchardist.mdm.identity import IdentityError, forwarded_certificate, signer_of
 from orchardist.mdm.reports import ReportError, parse_report
 from orchardist.mdm.service import MdmAnswer, MdmService
+from orchardist.storage import ChallengeOutcome
 from orchardist.web.bodies import read_limited_body
 from orchardist.wiring import Services
 
@@ -105,3 +106,30 @@ routes = [
     Route("/mdm/checkin", checkin, methods=["PUT"]),
     Route("/mdm/connect", connect, methods=["PUT"]),
 ]
+
+
+async def enroll(request: Request) -> Response:
+    """GET /mdm/enroll?token=…: a one-time link's enrollment profile, for Safari to install."""
+    services: Services = request.app.state.services
+    if services.enrollment is None:
+        raise HTTPException(503, "enrollment is not configured on this server")
+    token = request.query_params.get("token", "")
+    outcome = await services.enrollment.redeem(token) if token else ChallengeOutcome.UNKNOWN
+    if outcome != ChallengeOutcome.CONSUMED:
+        reasons = {
+            ChallengeOutcome.UNKNOWN: "this enrollment link is not valid",
+            ChallengeOutcome.ALREADY_USED: "this enrollment link was used already",
+            ChallengeOutcome.EXPIRED: "this enrollment link has expired",
+        }
+        log.warning("enroll_link_refused", reason=outcome.value)
+        return _refused(403, f"{reasons[outcome]}: ask IT for a new one", request)
+    profile = await services.enrollment.profile(signed=True)
+    log.info("enroll_link_used")
+    return Response(
+        profile,
+        media_type="application/x-apple-aspen-config",
+        headers={"Content-Disposition": 'attachment; filename="enroll.mobileconfig"'},
+    )
+
+
+routes.append(Route("/mdm/enroll", enroll, methods=["GET"]))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, select, update
+from sqlalchemy import Row, Table, and_, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
     api_tokens,
+    enrollment_tokens,
     issued_certificates,
     scep_challenges,
     scep_transactions,
@@ -92,25 +93,32 @@ class SqlStorage(SqlMdmStorage, SqlInventoryStorage):
     # -- ChallengeStore
 
     async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
-        values = {"challenge_sha256": challenge_sha256, "expires_at": expires_at}
-        await self.database.write(lambda conn: conn.execute(insert(_challenges), values))
+        await self._add_secret(_challenges, challenge_sha256, expires_at)
 
     async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
+        return await self._consume_secret(_challenges, challenge_sha256, now)
+
+    async def add_enrollment_token(self, token_sha256: str, expires_at: datetime) -> None:
+        await self._add_secret(enrollment_tokens, token_sha256, expires_at)
+
+    async def consume_enrollment_token(self, token_sha256: str, now: datetime) -> ChallengeOutcome:
+        return await self._consume_secret(enrollment_tokens, token_sha256, now)
+
+    async def _add_secret(self, table: Table, digest: str, expires_at: datetime) -> None:
+        key = table.primary_key.columns.values()[0].name
+        values = {key: digest, "expires_at": expires_at}
+        await self.database.write(lambda conn: conn.execute(insert(table), values))
+
+    async def _consume_secret(self, table: Table, digest: str, now: datetime) -> ChallengeOutcome:
+        """A one-time secret (SCEP challenge, enrollment link) used at most once."""
+        key = table.primary_key.columns.values()[0]
         # One conditional UPDATE: the database decides which of two racing requests wins.
         claim = (
-            update(_challenges)
-            .where(
-                and_(
-                    _challenges.c.challenge_sha256 == challenge_sha256,
-                    _challenges.c.used_at.is_(None),
-                    _challenges.c.expires_at > now,
-                )
-            )
+            update(table)
+            .where(and_(key == digest, table.c.used_at.is_(None), table.c.expires_at > now))
             .values(used_at=now)
         )
-        lookup = select(_challenges.c.used_at).where(
-            _challenges.c.challenge_sha256 == challenge_sha256
-        )
+        lookup = select(table.c.used_at).where(key == digest)
 
         def work(conn: Connection) -> ChallengeOutcome:
             if conn.execute(claim).rowcount == 1:

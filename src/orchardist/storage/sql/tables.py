@@ -52,6 +52,14 @@ scep_challenges = Table(
     Column("used_at", UtcDateTime(), nullable=True),
 )
 
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("used_at", UtcDateTime(), nullable=True),
+)
+
 scep_transactions = Table(
     "scep_transactions",
     metadata,
