@@ -67,7 +67,7 @@ def test_fifty_devices_enroll_and_run_commands(tmp_path: Path) -> None:
                 {"request_type": "DeviceLock", "params": {"Message": "Fleet drill"}},
                 {
                     "request_type": "DeviceInformation",
-                    "params": {"Queries": ["SerialNumber", "OSVersion", "ModelName"]},
+                    "params": {"Queries": ["SerialNumber", "OSVersion", "Model", "ModelName"]},
                 },
             ):
                 queued = httpx.post(
@@ -85,6 +85,8 @@ def test_fifty_devices_enroll_and_run_commands(tmp_path: Path) -> None:
 
             for command_uuid in sent:
                 _wait(lambda uuid=command_uuid: finished(uuid), f"command {command_uuid}")
+            # The inventory lands just after the status: wait for the last device's answer.
+            _wait(lambda: all(d["model"] for d in devices()), "models from DeviceInformation")
             listed = devices()
             info = httpx.get(f"{base}/api/v1/commands/{sent[1]}", headers=headers).json()
         finally:
@@ -92,10 +94,12 @@ def test_fifty_devices_enroll_and_run_commands(tmp_path: Path) -> None:
             _, errors = fleet.communicate(timeout=30)
     assert "failed" not in errors, errors
     assert len(listed) == DEVICES
-    for device in listed:
+    for device in listed:  # model and model name come from the DeviceInformation answers
         assert device["serial_number"]
         assert device["os_version"]
         assert device["product_name"]
+        assert device["model"]
+        assert device["model_name"] in {"iPhone", "iPad"}
     answers = {t["udid"]: t["result"]["QueryResponses"] for t in info["targets"]}
     by_udid = {d["udid"]: d for d in listed}
     for udid, response in answers.items():

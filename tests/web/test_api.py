@@ -171,5 +171,6 @@ async def test_inventory_from_query_results(server: Server) -> None:
     shown = (await server.http.get("/api/v1/devices/UDID-INV", headers=admin)).json()
     inventory = shown["inventory"]
     assert inventory["facts"]["ModelName"] == "iPhone"
+    assert shown["model_name"] == "iPhone"  # the listing follows the latest answer
     assert inventory["certificates"]
     assert all(c["not_after"] for c in inventory["certificates"])

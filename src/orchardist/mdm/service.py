@@ -108,6 +108,14 @@ class MdmService:
             restrictions=None if update.restrictions is None else to_json(update.restrictions),
         )
         await self._inventory.apply_inventory(report.device_id, update, now)
+        if update.facts:
+            # The listing shows what the device says now (an OS update, a new name).
+            fresh = {
+                field: update.facts[key]
+                for key, field in _FACT_FIELDS.items()
+                if isinstance(update.facts.get(key), str)
+            }
+            await self._store.refresh_facts(report.device_id, fresh)
 
     async def _after_authenticate(self, message: Checkin, now: datetime) -> MdmAnswer:
         device_id = message.device_id
@@ -158,6 +166,20 @@ class MdmService:
         if enrollment.identity_sha256 != fingerprint_sha256(identity):
             return MdmAnswer(403, reason="this certificate is not the one bound to the device")
         return await self._refuse_unissued(identity)
+
+
+# DeviceInformation query → DeviceFacts field
+_FACT_FIELDS = {
+    "SerialNumber": "serial_number",
+    "Model": "model",
+    "ModelName": "model_name",
+    "ProductName": "product_name",
+    "OSVersion": "os_version",
+    "BuildVersion": "build_version",
+    "DeviceName": "device_name",
+    "IMEI": "imei",
+    "MEID": "meid",
+}
 
 
 def _facts(message: Checkin) -> DeviceFacts:

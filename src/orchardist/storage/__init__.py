@@ -7,7 +7,7 @@ Every datetime crossing these interfaces is timezone-aware (UTC).
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -236,6 +236,9 @@ class EnrollmentStore(Protocol):
 
     async def check_out(self, device_id: str, now: datetime) -> bool:
         """Mark unenrolled; False when unknown."""
+
+    async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
+        """Overwrite DeviceFacts fields (by field name) with newer values from a query."""
 
     async def set_bootstrap_token(self, device_id: str, token: bytes | None) -> bool:
         """Store (or clear, with None) the bootstrap token; False when unknown."""

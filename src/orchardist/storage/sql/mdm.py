@@ -7,7 +7,7 @@ the next command, mark it sent. The pick is one index range on command_targets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -99,6 +99,13 @@ class SqlMdmStorage:
             .values(enrolled=False, checked_out_at=now, last_seen_at=now)
         )
         return await self.database.write(lambda conn: conn.execute(change).rowcount == 1)
+
+    async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
+        known = {k: v for k, v in facts.items() if k in DeviceFacts.__dataclass_fields__}
+        known.pop("device_id", None)
+        if known:
+            change = update(enrollments).where(enrollments.c.device_id == device_id).values(known)
+            await self.database.write(lambda conn: conn.execute(change))
 
     async def set_bootstrap_token(self, device_id: str, token: bytes | None) -> bool:
         change = (
