@@ -97,7 +97,7 @@ def _plist(**fields: object) -> bytes:
         (_plist(MessageType="Authenticate", Topic="t"), "neither UDID nor EnrollmentID"),
         (_plist(MessageType="TokenUpdate", UDID="x", Topic="t", PushMagic="m"), "without Token"),
         (_plist(MessageType="TokenUpdate", UDID="x", Topic="t", PushMagic="m", Token="s"), "Token"),
-        (_plist(MessageType="Authenticate", UDID=7, Topic="t"), "UDID: must be a string"),
+        (_plist(MessageType="Authenticate", UDID=7, Topic="t"), "UDID must be a non-empty string"),
         (ENTITY_BOMB, "malformed plist"),
     ],
 )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchardist.mdm.plist import PlistError, load_dictionary
+from orchardist.mdm.plist import PlistError, device_id_of, enum_field, load_dictionary
 from orchardist.schema.validate import mdm_schema, validate_dictionary
 
 
@@ -75,15 +75,10 @@ class Checkin:
 def parse_checkin(body: bytes) -> Checkin:
     try:
         fields = load_dictionary(body)
+        message_type = enum_field(fields, "MessageType", MessageType)
+        device_id = device_id_of(fields)
     except PlistError as exc:
         raise CheckinError(str(exc)) from exc
-    raw_type = fields.get("MessageType")
-    if not isinstance(raw_type, str) or not raw_type:
-        raise CheckinError("MessageType is missing")
-    try:
-        message_type = MessageType(raw_type)
-    except ValueError as exc:
-        raise CheckinError(f"unknown MessageType {raw_type[:64]!r}") from exc
     schema = mdm_schema().checkin[message_type.value]
     problems = validate_dictionary(fields, schema, strict=False, check_required=False)
     if problems:
@@ -91,15 +86,7 @@ def parse_checkin(body: bytes) -> Checkin:
     missing = [key for key in _NEEDS[message_type] if key not in fields]
     if missing:
         raise CheckinError(f"{message_type} without {', '.join(missing)}")
-    return Checkin(message_type, _device_id(fields), _optional(fields, "UserID"), fields)
-
-
-def _device_id(fields: Mapping[str, Any]) -> str:
-    for key in ("UDID", "EnrollmentID"):
-        value = fields.get(key)
-        if isinstance(value, str) and value:
-            return value
-    raise CheckinError("neither UDID nor EnrollmentID says which device this is")
+    return Checkin(message_type, device_id, _optional(fields, "UserID"), fields)
 
 
 def _optional(fields: Mapping[str, Any], key: str) -> str | None:

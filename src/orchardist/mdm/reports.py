@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchardist.mdm.plist import PlistError, load_dictionary
+from orchardist.mdm.plist import PlistError, device_id_of, enum_field, load_dictionary
 
 _ENVELOPE = frozenset({"Status", "UDID", "EnrollmentID", "UserID", "CommandUUID", "ErrorChain"})
 
@@ -43,34 +43,22 @@ class Report:
 def parse_report(body: bytes) -> Report:
     try:
         fields = load_dictionary(body)
+        status = enum_field(fields, "Status", Status)
+        device_id = device_id_of(fields)
     except PlistError as exc:
         raise ReportError(str(exc)) from exc
-    raw_status = fields.get("Status")
-    if not isinstance(raw_status, str) or not raw_status:
-        raise ReportError("Status is missing")
-    try:
-        status = Status(raw_status)
-    except ValueError as exc:
-        raise ReportError(f"unknown Status {raw_status[:64]!r}") from exc
     command_uuid = _string(fields, "CommandUUID")
     if status != Status.IDLE and command_uuid is None:
         raise ReportError(f"a {status} report without CommandUUID")
     return Report(
         status=status,
-        device_id=_device_id(fields),
+        device_id=device_id,
         user_id=_string(fields, "UserID"),
         command_uuid=command_uuid,
         error_chain=_error_chain(fields),
         result={key: value for key, value in fields.items() if key not in _ENVELOPE},
         raw=body,
     )
-
-
-def _device_id(fields: Mapping[str, Any]) -> str:
-    device_id = _string(fields, "UDID") or _string(fields, "EnrollmentID")
-    if device_id is None:
-        raise ReportError("neither UDID nor EnrollmentID says which device this is")
-    return device_id
 
 
 def _string(fields: Mapping[str, Any], key: str) -> str | None:
