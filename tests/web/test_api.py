@@ -174,3 +174,17 @@ async def test_inventory_from_query_results(server: Server) -> None:
     assert shown["model_name"] == "iPhone"  # the listing follows the latest answer
     assert inventory["certificates"]
     assert all(c["not_after"] for c in inventory["certificates"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [({"priority": 10**12}, "priority"), ({"expires_in_seconds": 10**15}, "expires_in_seconds")],
+)
+async def test_out_of_range_numbers_are_422_not_500(
+    server: Server, extra: dict[str, int], field: str
+) -> None:
+    admin = await _token(server)
+    body = {"request_type": "DeviceLock", "targets": {"all": True}, **extra}
+    response = await server.http.post("/api/v1/commands", json=body, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", field]

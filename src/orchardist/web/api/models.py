@@ -16,8 +16,8 @@ class CommandRequest(BaseModel):
     request_type: str = Field(examples=["DeviceLock"])
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"Message": "Call IT"}])
     targets: list[str] | AllDevices = Field(examples=[["UDID-1"], {"all": True}])
-    priority: int = 0
-    expires_in_seconds: int | None = Field(default=None, gt=0)
+    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first")
+    expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
     confirm: bool = Field(default=False, description="Required for EraseDevice")
 
 
