@@ -10,6 +10,7 @@ from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
+from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.issuance import Issuer
@@ -67,10 +68,12 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
     mdm = MdmService(storage, storage, storage, clock=utc_now)
+    push = stored_push_certificate(files)
     enrollment = EnrollmentProfiles(
         EnrollmentSettings(
             base_url=f"https://{settings.hostname}:{settings.public_port}",
-            topic=settings.apns_topic,
+            # The imported push certificate's topic wins over the configured placeholder.
+            topic=push.topic if push is not None else settings.apns_topic,
             organization=settings.organization,
         ),
         ca.certificate,

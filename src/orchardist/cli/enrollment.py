@@ -73,8 +73,12 @@ def enroll_token(
 
 def _warn_about_topic(ctx: typer.Context) -> None:
     from orchardist.cli.common import settings_of
+    from orchardist.pki.store import PkiFiles
 
-    if settings_of(ctx).apns_topic == Settings.model_fields["apns_topic"].default:
+    settings = settings_of(ctx)
+    if PkiFiles.in_data_dir(settings.data_dir).has_push():
+        return
+    if settings.apns_topic == Settings.model_fields["apns_topic"].default:
         err_console.print(
             "[yellow]warning:[/] apns_topic is not set: real devices need the topic of your "
             "APNs certificate (set apns_topic in orchardist.toml)"

@@ -13,6 +13,7 @@ from orchardist.cli import (
     device,
     enrollment,
     init,
+    pushcert,
     scep,
     serve,
     simulate,
@@ -31,6 +32,7 @@ app.command("serve")(serve.serve)
 app.command("enrollment-profile")(enrollment.enrollment_profile)
 app.command("simulate")(simulate.simulate)
 app.add_typer(enrollment.enroll_app, name="enroll")
+app.add_typer(pushcert.app, name="pushcert")
 app.add_typer(ca.app, name="ca")
 app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")

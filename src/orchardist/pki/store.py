@@ -80,6 +80,22 @@ class PkiFiles:
         return pair.certificate, pair.key
 
     @property
+    def push_cert(self) -> Path:
+        return self.directory / "push.pem"
+
+    @property
+    def push_key(self) -> Path:
+        return self.directory / "push.key"
+
+    def save_push(self, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_key(self.push_key, key)
+        self.push_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def has_push(self) -> bool:
+        return self.push_cert.exists() and self.push_key.exists()
+
+    @property
     def ra_cert(self) -> Path:
         return self.directory / "ra.pem"
 

@@ -1,0 +1,147 @@
+"""`orchardist pushcert …`: the APNs push certificate that lets the server wake devices."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives import serialization
+
+from orchardist.cli.common import data_dir_of, fail, print_json, with_services
+from orchardist.pki.store import PkiFiles
+from orchardist.push.certificate import (
+    PushCertificate,
+    PushCertificateError,
+    from_p12,
+    from_pem,
+    push_csr,
+    stored,
+)
+
+if TYPE_CHECKING:
+    from orchardist.wiring import Services
+
+app = typer.Typer(help="The APNs push certificate (its topic is what devices enroll with).")
+WARN_DAYS = (30, 14, 7)
+
+
+@app.command("csr")
+def csr(
+    key_out: Annotated[Path, typer.Option("--key-out", help="Where to write the new key")] = Path(
+        "push.key"
+    ),
+    csr_out: Annotated[Path, typer.Option("--csr-out", help="Where to write the CSR")] = Path(
+        "push.csr"
+    ),
+) -> None:
+    """Make a key and a certificate signing request for a new push certificate."""
+    if key_out.exists():
+        fail(f"{key_out} exists", "choose another --key-out: that key may be in use")
+    key, request = push_csr("Orchardist MDM push")
+    key_out.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_out.chmod(0o600)
+    csr_out.write_bytes(request.public_bytes(serialization.Encoding.PEM))
+    typer.echo(
+        f"Wrote {key_out} (keep it secret) and {csr_out}.\n"
+        "Next: have the CSR signed by an MDM vendor certificate (your vendor, or\n"
+        "`orchardist pushcert vendor-sign` once available), upload the result at Apple's push\n"
+        "certificates portal, download the certificate, then:\n"
+        f"  orchardist pushcert import --cert MDM_Certificate.pem --key {key_out}"
+    )
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    cert: Annotated[Path | None, typer.Option("--cert", help="The certificate (PEM)")] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Its private key (PEM)")] = None,
+    p12: Annotated[Path | None, typer.Option("--p12", help="Certificate and key in a .p12")] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", help="For the .p12 or the key")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Accept a different topic: every enrolled device is lost"),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Use a push certificate from Apple. Its topic goes into new enrollment profiles."""
+    secret = password.encode() if password is not None else None
+    now = datetime.now(UTC)
+    try:
+        if p12 is not None:
+            pushed = from_p12(p12.read_bytes(), password=secret, now=now)
+        elif cert is not None and key is not None:
+            pushed = from_pem(cert.read_bytes(), key.read_bytes(), password=secret, now=now)
+        else:
+            fail("give --cert and --key, or --p12")
+    except OSError as exc:
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
+    except PushCertificateError as exc:
+        fail(str(exc))
+
+    async def enrolled_topics(services: Services) -> set[str]:
+        return {e.facts.topic for e in await services.storage.list_enrollments() if e.enrolled}
+
+    others = with_services(ctx, enrolled_topics) - {pushed.topic}
+    if others and not force:
+        fail(
+            f"enrolled devices use topic {sorted(others)[0]}, "
+            f"this certificate is for {pushed.topic}",
+            "renew the existing certificate (same Apple ID, same topic) instead; --force loses "
+            "every enrolled device",
+        )
+    PkiFiles.in_data_dir(data_dir_of(ctx)).save_push(pushed.certificate, pushed.key)
+    _report(pushed, as_json)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
+) -> None:
+    """Topic and expiry of the push certificate in use."""
+    pushed = load_push(PkiFiles.in_data_dir(data_dir_of(ctx)))
+    if pushed is None:
+        fail("no push certificate yet", "see `orchardist pushcert csr`")
+    _report(pushed, as_json)
+
+
+def load_push(files: PkiFiles) -> PushCertificate | None:
+    try:
+        return stored(files)
+    except PushCertificateError as exc:
+        fail(f"the stored push certificate is unusable: {exc}")
+
+
+def describe(pushed: PushCertificate, now: datetime) -> dict[str, Any]:
+    days = pushed.days_left(now)
+    warning = None
+    if days < 0:
+        warning = "expired: devices can no longer be woken; renew it now"
+    elif days <= WARN_DAYS[0]:
+        warning = f"expires in {days} days: renew it with the same Apple ID"
+    return {
+        "topic": pushed.topic,
+        "not_after": pushed.not_after.isoformat(),
+        "days_left": days,
+        "warning": warning,
+    }
+
+
+def _report(pushed: PushCertificate, as_json: bool) -> None:
+    described = describe(pushed, datetime.now(UTC))
+    if as_json:
+        print_json(described)
+        return
+    typer.echo(f"topic     {described['topic']}")
+    typer.echo(f"expires   {described['not_after']} ({described['days_left']} days)")
+    if described["warning"]:
+        typer.echo(f"warning   {described['warning']}", err=True)

@@ -1,0 +1,1 @@
+"""APNs for MDM: the push certificate, and (later) the HTTP/2 sender. No web framework."""
