@@ -7,8 +7,11 @@ import plistlib
 
 import pytest
 
+from orchardist.pki.store import PkiFiles
 from orchardist.tokens import create_api_token
 from tests.captures import capture
+from tests.keys import rsa_key
+from tests.push.test_certificate import TOPIC, push_certificate
 from tests.web.mdm_server import Server
 
 pytestmark = pytest.mark.anyio
@@ -188,3 +191,15 @@ async def test_out_of_range_numbers_are_422_not_500(
     response = await server.http.post("/api/v1/commands", json=body, headers=admin)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", field]
+
+
+async def test_push_certificate_in_the_api(server: Server) -> None:
+    admin = await _token(server)
+    missing = await server.http.get("/api/v1/pushcert", headers=admin)
+    assert (missing.status_code, "pushcert csr" in missing.json()["detail"]) == (404, True)
+    key = rsa_key(115)
+    cert = push_certificate(key, days=20)
+    PkiFiles.in_data_dir(server.services.settings.data_dir).save_push(cert, key)
+    shown = (await server.http.get("/api/v1/pushcert", headers=admin)).json()
+    assert (shown["topic"], shown["days_left"]) == (TOPIC, 19)
+    assert "expires in 19 days" in shown["warning"]

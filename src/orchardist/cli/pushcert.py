@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from orchardist.wiring import Services
 
 app = typer.Typer(help="The APNs push certificate (its topic is what devices enroll with).")
-WARN_DAYS = (30, 14, 7)
 
 
 @app.command("csr")
@@ -122,17 +121,11 @@ def load_push(files: PkiFiles) -> PushCertificate | None:
 
 
 def describe(pushed: PushCertificate, now: datetime) -> dict[str, Any]:
-    days = pushed.days_left(now)
-    warning = None
-    if days < 0:
-        warning = "expired: devices can no longer be woken; renew it now"
-    elif days <= WARN_DAYS[0]:
-        warning = f"expires in {days} days: renew it with the same Apple ID"
     return {
         "topic": pushed.topic,
         "not_after": pushed.not_after.isoformat(),
-        "days_left": days,
-        "warning": warning,
+        "days_left": pushed.days_left(now),
+        "warning": pushed.warning(now),
     }
 
 

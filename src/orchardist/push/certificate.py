@@ -19,6 +19,8 @@ from cryptography.x509.oid import NameOID
 from orchardist.pki.store import PkiFiles
 
 TOPIC_PREFIX = "com.apple.mgmt."
+# Apple's push certificates last a year; renewal starts being urgent a month before.
+PUSH_WARNING_DAYS = 30
 
 
 class PushCertificateError(ValueError):
@@ -37,6 +39,15 @@ class PushCertificate:
 
     def days_left(self, now: datetime) -> int:
         return (self.not_after - now).days
+
+    def warning(self, now: datetime) -> str | None:
+        """What an admin must hear about the expiry, or None while it is far off."""
+        days = self.days_left(now)
+        if days < 0:
+            return "expired: devices can no longer be woken; renew it now"
+        if days <= PUSH_WARNING_DAYS:
+            return f"expires in {days} days: renew it with the same Apple ID"
+        return None
 
 
 def from_pem(

@@ -75,3 +75,10 @@ class CommandDetail(BaseModel):
     command_uuid: str
     request_type: str
     targets: list[CommandState]
+
+
+class PushCertificateInfo(BaseModel):
+    topic: str
+    not_after: datetime
+    days_left: int
+    warning: str | None = Field(description="Set from 30 days before expiry")

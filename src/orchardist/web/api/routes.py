@@ -12,6 +12,9 @@ from fastapi.exceptions import RequestValidationError
 
 from orchardist.mdm.commands import CommandError
 from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
+from orchardist.pki.store import PkiFiles
+from orchardist.push.certificate import PushCertificateError
+from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.schema.jsonvalues import from_json, to_json
 from orchardist.schema.validate import mdm_schema
 from orchardist.storage import Enrollment, TargetState
@@ -26,6 +29,7 @@ from orchardist.web.api.models import (
     Device,
     DeviceDetail,
     Inventory,
+    PushCertificateInfo,
 )
 from orchardist.wiring import Services
 
@@ -90,6 +94,23 @@ async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -
             [{"loc": ["body", "confirm"], "msg": str(exc), "type": "value_error"}]
         ) from exc
     return CommandQueued(command_uuid=queued.command.command_uuid, targets=queued.targets)
+
+
+@router.get("/pushcert", response_model=PushCertificateInfo)
+async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateInfo:
+    try:
+        pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
+    except PushCertificateError as exc:
+        raise HTTPException(500, f"the stored push certificate is unusable: {exc}") from exc
+    if pushed is None:
+        raise HTTPException(404, "no push certificate yet: see `orchardist pushcert csr`")
+    now = datetime.now(UTC)
+    return PushCertificateInfo(
+        topic=pushed.topic,
+        not_after=pushed.not_after,
+        days_left=pushed.days_left(now),
+        warning=pushed.warning(now),
+    )
 
 
 @router.get("/commands/{command_uuid}", response_model=CommandDetail)
