@@ -579,9 +579,9 @@ def test_wrong_key_and_corrupted_key_fail_alike(
         recipient["encrypted_key"] = bytes(len(recipient["encrypted_key"].native))
 
     def wrong_key() -> object:
-        # A single recipient is tried even when its identifier names another certificate.
+        # Addressed to our certificate, but the key is not its key.
         der = cms.encrypt(CONTENT, [leaf.cert], cipher=cipher)
-        return cms.decrypt(der, stranger.cert, stranger.key)
+        return cms.decrypt(der, leaf.cert, stranger.key)
 
     def bad_block() -> object:
         der = _edit(cms.encrypt(CONTENT, [leaf.cert], cipher=cipher), corrupt)
@@ -644,3 +644,12 @@ def test_certificates_only(ca: Identity, leaf: Identity) -> None:
     assert set(pkcs7.load_der_pkcs7_certificates(der)) == {leaf.cert, ca.cert}
     with pytest.raises(cms.CmsError):
         cms.verify(der)
+
+
+def test_an_envelope_for_another_certificate_is_refused_every_time(
+    leaf: Identity, stranger: Identity
+) -> None:
+    for _ in range(50):  # not "1 time in 256 garbage": decided on the recipient identifier
+        der = cms.encrypt(CONTENT, [leaf.cert])
+        with pytest.raises(cms.CmsError, match="no recipient"):
+            cms.decrypt(der, stranger.cert, stranger.key)

@@ -142,7 +142,7 @@ def _des_parity(key: bytes) -> bytes:
 
 
 def decrypt(der: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> DecryptedEnvelope:
-    """Decrypt an EnvelopedData addressed to `cert` (or with a single ktri recipient).
+    """Decrypt an EnvelopedData addressed to `cert` (by issuerAndSerialNumber or SKI).
 
     Done by hand for every cipher, AES included: pkcs7_decrypt_der cannot do (3)DES, does
     not report the cipher, and only finds recipients by issuer and serial, and one code
@@ -181,10 +181,10 @@ def _recipient(recipient_infos: Any, cert: x509.Certificate) -> Any:
     for recipient in key_transports:
         if identifies(recipient["rid"], cert):
             return recipient
-    # Some clients name the recipient oddly (an RA's issuer re-encoded, a stale serial);
-    # with only one candidate, trying our key on it costs nothing.
-    if len(key_transports) == 1:
-        return key_transports[0]
+    # No "try the only recipient anyway": an envelope for another certificate would then
+    # decrypt to garbage one time in 256 (CBC padding happens to check out), and a SCEP
+    # client would get badRequest instead of badMessageCheck at random. The identifier is
+    # public, so refusing on it tells an attacker nothing about the key (RFC 3218).
     raise CmsError("no recipient in the EnvelopedData matches our certificate")
 
 
