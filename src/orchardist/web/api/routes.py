@@ -101,7 +101,7 @@ async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateI
     try:
         pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
     except PushCertificateError as exc:
-        raise HTTPException(500, f"the stored push certificate is unusable: {exc}") from exc
+        raise HTTPException(503, f"the stored push certificate is unusable: {exc}") from exc
     if pushed is None:
         raise HTTPException(404, "no push certificate yet: see `orchardist pushcert csr`")
     now = datetime.now(UTC)
