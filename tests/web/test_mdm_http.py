@@ -167,3 +167,19 @@ async def test_one_time_enrollment_links(server: Server) -> None:
     for bogus in ("/mdm/enroll?token=nope", "/mdm/enroll"):
         refused = await server.http.get(bogus)
         assert (refused.status_code, "not valid" in refused.text) == (403, True)
+
+
+async def test_a_result_mentioning_message_type_is_still_a_result(server: Server) -> None:
+    device = await server.device("UDID-K", 89)
+    await server.enroll(device)
+    command_uuid = await server.queue("ProfileList", {}, device)
+    assert (
+        plistlib.loads((await server.report(device, "Idle")).content)["CommandUUID"] == command_uuid
+    )
+    nested = [{"PayloadIdentifier": "x", "PayloadContent": [{"MessageType": "odd but legal"}]}]
+    stored = await server.report(
+        device, "Acknowledged", CommandUUID=command_uuid, ProfileList=nested
+    )
+    assert (stored.status_code, stored.content) == (200, b"")
+    (target,) = await server.services.storage.command_targets(command_uuid, datetime.now(UTC))
+    assert target.status == TargetStatus.ACKNOWLEDGED

@@ -35,8 +35,7 @@ async def checkin(request: Request) -> Response:
 async def connect(request: Request) -> Response:
     services, mdm = _services(request)
     body = await read_limited_body(request, services.settings.mdm_max_body_bytes)
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith(CHECKIN_TYPE) or b"<key>MessageType</key>" in body:
+    if _is_checkin(request, body):
         return await _checkin(request, services, mdm, body)
     identity = _identity(request, services, body)
     try:
@@ -58,6 +57,15 @@ async def _checkin(request: Request, services: Services, mdm: MdmService, body: 
     answer = await mdm.checkin(message, identity)
     _log(request, answer, message_type=message.message_type, device_id=message.device_id)
     return _response(answer)
+
+
+def _is_checkin(request: Request, body: bytes) -> bool:
+    """A check-in sent to the ServerURL: by its content type, or, for clients that omit it, by
+    a MessageType key in a body without Status. Every report has a top-level Status, so a
+    query result that merely contains a "MessageType" key somewhere stays a report."""
+    if request.headers.get("content-type", "").startswith(CHECKIN_TYPE):
+        return True
+    return b"<key>MessageType</key>" in body and b"<key>Status</key>" not in body
 
 
 def _services(request: Request) -> tuple[Services, MdmService]:
