@@ -63,6 +63,25 @@ class Settings(BaseSettings):
         default="com.apple.mgmt.orchardist.unset",
         description="The push topic (UID of the APNs certificate) until one is imported",
     )
+    apns_url: str = Field(
+        default="https://api.push.apple.com",
+        description="APNs provider API; https://api.sandbox.push.apple.com for development",
+    )
+    apns_ca_file: Path | None = Field(
+        default=None, description="Extra trust anchors for the APNs server (tests: a local peer)"
+    )
+    apns_concurrency: int = Field(default=200, ge=1, le=5000, description="Pushes in flight")
+    push_retry_schedule_seconds: list[int] = Field(
+        default=[60, 300, 1800, 3600],
+        description="Re-push a device whose commands are still pending after these delays; "
+        "the last one repeats",
+    )
+    push_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the pusher looks for due pushes"
+    )
+    push_lease_seconds: int = Field(
+        default=60, ge=1, description="A crashed pusher's claimed pushes are retried after this"
+    )
     enrollment_link_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long `orchardist enroll token` links work"
     )

@@ -11,6 +11,7 @@ from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import stored as stored_push_certificate
+from orchardist.push.pusher import Pusher, PushSettings, SenderSource
 from orchardist.scep.approvals import ScepApprovals
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.issuance import Issuer
@@ -34,8 +35,12 @@ class Services:
     approvals: ScepApprovals
     mdm: MdmService | None = None  # None only in tests that exercise SCEP alone
     enrollment: EnrollmentProfiles | None = None
+    pusher: Pusher | None = None
+    senders: SenderSource | None = None
 
     async def close(self) -> None:
+        if self.senders is not None:
+            await self.senders.close()
         await self.storage.close()
 
 
@@ -84,4 +89,16 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         clock=utc_now,
     )
     approvals = ScepApprovals(storage, issuer)
-    return Services(settings, storage, ca, challenges, scep, approvals, mdm, enrollment)
+    push_settings = PushSettings(
+        apns_url=settings.apns_url,
+        ca_file=settings.apns_ca_file,
+        concurrency=settings.apns_concurrency,
+        schedule=tuple(settings.push_retry_schedule_seconds),
+        lease=timedelta(seconds=settings.push_lease_seconds),
+        poll_seconds=settings.push_poll_seconds,
+    )
+    senders = SenderSource(files, push_settings)
+    pusher = Pusher(storage, senders.current, push_settings, clock=utc_now)
+    return Services(
+        settings, storage, ca, challenges, scep, approvals, mdm, enrollment, pusher, senders
+    )

@@ -116,6 +116,38 @@ def clear_passcode(ctx: typer.Context, udid: str, as_json: JsonOption = False) -
     queue_and_report(ctx, *builders.clear_passcode(unlock_token), [udid], as_json=as_json)
 
 
+@app.command("push")
+def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
+    """Wake a device now through APNs, so that it checks in."""
+    from orchardist.cli.queueing import push_now
+
+    async def request(services: Services) -> Enrollment | None:
+        enrollment = await services.storage.get_enrollment(udid)
+        if enrollment is not None and enrollment.token is not None:
+            await services.storage.request_push([udid], datetime.now(UTC))
+        return enrollment
+
+    enrollment = with_services(ctx, request)
+    if enrollment is None:
+        fail(f"no device {udid}", "see `orchardist device list`")
+    if enrollment.token is None or not enrollment.enrolled:
+        fail(f"{udid} is not enrolled: it has no push token", "enroll it again")
+    if enrollment.token_invalid_at is not None:
+        fail(
+            f"APNs refused {udid}'s push token on {enrollment.token_invalid_at:%Y-%m-%d %H:%M}",
+            "the device was probably wiped or unenrolled; it is pushable after its next check-in",
+        )
+    pushed = push_now(ctx, 1, quiet=True)
+    if pushed is None:
+        fail("no push certificate yet", "see `orchardist pushcert csr`")
+    if as_json:
+        print_json({"udid": udid, "accepted": bool(pushed)})
+    elif pushed:
+        typer.echo(f"pushed {udid}: APNs accepted it; the device checks in when it is online")
+    else:
+        fail(f"APNs did not accept the push for {udid}", "see the log, then try again")
+
+
 @app.command("query")
 def query(
     ctx: typer.Context,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
 from orchardist.cli.common import fail, print_json, with_services
 
@@ -48,11 +49,42 @@ def queue_and_report(
         fail(str(exc), "see `orchardist device list`")
     except ConfirmationRequiredError as exc:
         fail(str(exc), "add --yes")
-    result = {"command_uuid": queued.command.command_uuid, "targets": queued.targets}
+    pushed = push_now(ctx, queued.targets, quiet=as_json)
+    result = {
+        "command_uuid": queued.command.command_uuid,
+        "targets": queued.targets,
+        "pushed": pushed,
+    }
     if as_json:
         print_json(result)
     else:
         typer.echo(
             f"{request_type} queued for {queued.targets} device(s): {queued.command.command_uuid}\n"
-            "It runs when each device next checks in; see `orchardist command show UUID`."
+            f"{_pushed_text(pushed)} It runs when each device checks in; "
+            "see `orchardist command show UUID`."
         )
+
+
+def push_now(ctx: typer.Context, expected: int, *, quiet: bool) -> int | None:
+    """Push what is due now from this process, with a progress bar (a running server would
+    do the same within a second; pushing here makes the CLI's answer final). None when no
+    push certificate has been imported."""
+
+    async def push(services: Services) -> int | None:
+        assert services.pusher is not None
+        assert services.senders is not None
+        if await services.senders.current() is None:
+            return None
+        with Progress(transient=True, disable=quiet or expected < 2) as bar:
+            task = bar.add_task("pushing", total=expected)
+            services.pusher.on_batch = lambda claimed: bar.advance(task, claimed)
+            await services.pusher.drain()
+        return services.pusher.pushed
+
+    return with_services(ctx, push)
+
+
+def _pushed_text(pushed: int | None) -> str:
+    if pushed is None:
+        return "No push certificate yet (`orchardist pushcert csr`): devices are not woken."
+    return f"{pushed} push(es) accepted by APNs."

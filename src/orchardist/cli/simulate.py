@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from orchardist.cli.common import fail, print_json
+
+if TYPE_CHECKING:
+    from orchardist.simulator.fleet import FleetReport
 
 
 def simulate(
@@ -32,10 +36,30 @@ def simulate(
     not_now: Annotated[
         float, typer.Option("--not-now", min=0.0, max=1.0, help="Fraction of commands put off")
     ] = 0.0,
+    apns_port: Annotated[
+        int | None,
+        typer.Option(
+            "--apns-port",
+            help="Run a local APNs peer on this port; devices then check in only when pushed "
+            "(point the server's ORCHARDIST_APNS_URL at https://127.0.0.1:PORT)",
+        ),
+    ] = None,
+    apns_client_ca: Annotated[
+        Path | None,
+        typer.Option("--apns-client-ca", help="CA the server's push certificate comes from"),
+    ] = None,
+    apns_ca_out: Annotated[
+        Path,
+        typer.Option(
+            "--apns-ca-out", help="Where to write the peer's CA (ORCHARDIST_APNS_CA_FILE)"
+        ),
+    ] = Path("apns-peer-ca.pem"),
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Enroll virtual devices through the profile's SCEP and MDM payloads, then check in
-    and answer every command with realistic data."""
+    and answer every command with realistic data. With --apns-port they wait for pushes
+    until --duration ends or the process is told to stop (SIGTERM/Ctrl-C)."""
+    from orchardist.simulator.apns_peer import ApnsPeer
     from orchardist.simulator.fleet import retarget, run_fleet
     from orchardist.simulator.profile import ProfileError, read_profile
 
@@ -45,6 +69,11 @@ def simulate(
         fail(f"cannot use {profile}: {exc}", "make one with `orchardist enrollment-profile`")
     if server:
         plan = retarget(plan, server)
+    client_ca = None
+    if apns_port is not None:
+        if apns_client_ca is None:
+            fail("--apns-port needs --apns-client-ca", "give the CA that issued the push cert")
+        client_ca = apns_client_ca.read_bytes()
     with Progress(transient=True, disable=as_json) as bar:
         enrolling = bar.add_task("enrolling", total=devices)
         checking = bar.add_task("checking in", total=devices * rounds if duration is None else None)
@@ -52,23 +81,40 @@ def simulate(
         def advance(event: str) -> None:
             bar.advance(enrolling if event == "enrolled" else checking)
 
-        report = asyncio.run(
-            run_fleet(
-                plan,
-                devices=devices,
-                rounds=rounds,
-                interval=interval,
-                duration=duration,
-                not_now=not_now,
-                progress=advance,
-            )
-        )
+        async def run() -> FleetReport:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signal_number in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signal_number, stop.set)
+            peer = None
+            if client_ca is not None and apns_port is not None:
+                peer = ApnsPeer(client_ca, port=apns_port)
+                await peer.start()
+                apns_ca_out.write_bytes(peer.ca_pem)
+            try:
+                return await run_fleet(
+                    plan,
+                    devices=devices,
+                    rounds=rounds,
+                    interval=interval,
+                    duration=duration,
+                    not_now=not_now,
+                    progress=advance,
+                    peer=peer,
+                    stop=stop,
+                )
+            finally:
+                if peer is not None:
+                    await peer.close()
+
+        report = asyncio.run(run())
     if as_json:
         print_json(dataclasses.asdict(report))
     else:
         typer.echo(
             f"{report.enrolled}/{report.devices} enrolled, {report.sessions} sessions, "
             f"{report.commands} commands answered, {report.not_now} put off (NotNow), "
+            f"{report.pushes} pushes, "
             f"{report.seconds:.1f} s"
         )
         for failure in report.failures[:10]:

@@ -55,6 +55,9 @@ class VirtualDevice:
         self.os_version = rng.choice(("4.3.5", "5.1.1", "12.5.7", "17.5"))
         self.rng = rng
         self.identity: Identity | None = None
+        # What TokenUpdate tells the server; the local APNs peer routes pushes by it.
+        self.token = hashlib.sha256(self.udid.encode()).digest()
+        self.push_magic = f"magic-{self.udid[:8]}"
 
     # -- enrollment
 
@@ -82,14 +85,13 @@ class VirtualDevice:
             "BuildVersion": "8L1",
         }
         await self._checkin({"MessageType": "Authenticate", **facts})
-        token = hashlib.sha256(self.udid.encode()).digest()
         await self._checkin(
             {
                 "MessageType": "TokenUpdate",
                 "Topic": self.plan.topic,
-                "Token": token,
-                "PushMagic": f"magic-{self.udid[:8]}",
-                "UnlockToken": b"UNLOCK" + token,
+                "Token": self.token,
+                "PushMagic": self.push_magic,
+                "UnlockToken": b"UNLOCK" + self.token,
             }
         )
 

@@ -1,8 +1,10 @@
-"""Many virtual devices at once: enroll them, then run check-in sessions."""
+"""Many virtual devices at once: enroll them, then run check-in sessions, either on a
+timer (polling) or, with a local APNs peer, only when pushed, as real devices do."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ssl
 import time
@@ -14,6 +16,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from orchardist.simulator.apns_peer import ApnsPeer, Push
 from orchardist.simulator.device import SimulationError, VirtualDevice
 from orchardist.simulator.profile import EnrollmentPlan
 
@@ -27,6 +30,7 @@ class FleetReport:
     sessions: int = 0
     commands: int = 0
     not_now: int = 0
+    pushes: int = 0  # pushes that reached a device (push mode)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -59,9 +63,13 @@ async def run_fleet(
     concurrency: int = 16,
     seed: int = 0,
     progress: Progress | None = None,
+    peer: ApnsPeer | None = None,
+    stop: asyncio.Event | None = None,
 ) -> FleetReport:
     """Enroll `devices`, then run `rounds` sessions each (or sessions until `duration`
-    seconds have passed), `interval` seconds apart."""
+    seconds have passed), `interval` seconds apart. With `peer`, devices never poll: each
+    runs a session when the peer forwards a push for its token, until `duration` ends or
+    `stop` is set."""
     report = FleetReport(devices=devices)
     started = time.monotonic()
     gate = asyncio.Semaphore(concurrency)
@@ -83,7 +91,15 @@ async def run_fleet(
                 progress("enrolled")
             return device
 
+        woken = _Woken(fleet, gate, not_now, report, progress)
+        if peer is not None:
+            peer.forward = woken.on_push
         enrolled = [d for d in await asyncio.gather(*map(enroll, fleet)) if d is not None]
+        if peer is not None:
+            await _until(duration, stop)
+            await woken.settle()
+            report.seconds = time.monotonic() - started
+            return report
         done_rounds = 0
         while enrolled and _more(done_rounds, rounds, duration, started):
             await asyncio.gather(*(_session(d, gate, not_now, report, progress) for d in enrolled))
@@ -112,6 +128,55 @@ async def _session(
     report.not_now += stats.not_now
     if progress:
         progress("session")
+
+
+class _Woken:
+    """Runs a session for each push the peer forwards; a push arriving during a session
+    earns one more session afterwards (iOS checks in again when woken again)."""
+
+    def __init__(
+        self,
+        fleet: list[VirtualDevice],
+        gate: asyncio.Semaphore,
+        not_now: float,
+        report: FleetReport,
+        progress: Progress | None,
+    ) -> None:
+        self.by_token = {device.token.hex(): device for device in fleet}
+        self.gate, self.not_now, self.report, self.progress = gate, not_now, report, progress
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.again: set[str] = set()
+
+    def on_push(self, push: Push) -> None:
+        device = self.by_token.get(push.token)
+        if device is None or device.identity is None or push.magic != device.push_magic:
+            return  # iOS ignores a push whose magic is not its own
+        self.report.pushes += 1
+        if push.token in self.running:
+            self.again.add(push.token)
+            return
+        self.running[push.token] = asyncio.ensure_future(self._sessions(push.token, device))
+
+    async def _sessions(self, token: str, device: VirtualDevice) -> None:
+        try:
+            while True:
+                await _session(device, self.gate, self.not_now, self.report, self.progress)
+                if token not in self.again:
+                    return
+                self.again.discard(token)
+        finally:
+            del self.running[token]
+
+    async def settle(self) -> None:
+        while self.running:
+            await asyncio.gather(*self.running.values(), return_exceptions=True)
+
+
+async def _until(duration: float | None, stop: asyncio.Event | None) -> None:
+    waiter = stop if stop is not None else asyncio.Event()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(duration):
+            await waiter.wait()
 
 
 def _more(done: int, rounds: int, duration: float | None, started: float) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchardist.storage.inventory import InventoryStore
@@ -158,6 +158,8 @@ class Enrollment:
     enrolled_at: datetime | None = None
     last_seen_at: datetime | None = None
     checked_out_at: datetime | None = None
+    pushed_at: datetime | None = None  # the last push APNs accepted
+    token_invalid_at: datetime | None = None  # APNs refused the token; no pushes until TokenUpdate
 
     @property
     def device_id(self) -> str:
@@ -279,5 +281,47 @@ class MdmStorage(EnrollmentStore, CommandStore, Protocol):
     """The MDM roles on one backend."""
 
 
-class AllStorage(Storage, MdmStorage, InventoryStore, EnrollmentTokenStore, Protocol):
+# -- push jobs (see orchardist.push.pusher)
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """A device a pusher has claimed: push it, then report a PushDone under `claim`."""
+
+    device_id: str
+    token: bytes
+    push_magic: str
+    attempts: int  # pushes accepted since its commands were queued
+    claim: str
+
+
+@dataclass(frozen=True)
+class PushDone:
+    device_id: str
+    next_due: datetime | None  # None: nothing more to push (the job is removed)
+    attempts: int
+    accepted: bool = False  # APNs accepted it: note pushed_at
+    token_invalid: bool = False  # APNs refused the token: no pushes until TokenUpdate
+
+
+class PushStore(Protocol):
+    async def request_push(self, device_ids: Sequence[str], now: datetime) -> None:
+        """Make a push due now for these devices (one per device however often asked)."""
+
+    async def claim_pushes(self, now: datetime, lease: timedelta, limit: int) -> list[PushTarget]:
+        """Claim up to `limit` due, unclaimed (or lease-expired) jobs for `lease`; jobs of
+        devices with nothing pending or no usable token are removed instead."""
+
+    async def finish_pushes(self, claim: str, done: Sequence[PushDone], now: datetime) -> None:
+        """Record the outcome of claimed jobs; a job re-queued since (a newer enqueue) keeps
+        its new due time."""
+
+    async def push_backlog(self, now: datetime) -> int:
+        """How many jobs are due now."""
+
+    async def command_counts(self, command_uuid: str, now: datetime) -> dict[str, int]:
+        """Per-status target counts, with queued split into queued / pushed."""
+
+
+class AllStorage(Storage, MdmStorage, PushStore, InventoryStore, EnrollmentTokenStore, Protocol):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,9 +31,14 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             return
         opened = await open_services(settings, migrate=False)  # `serve` migrated already
         app.state.services = opened
+        assert opened.pusher is not None
+        pushing = asyncio.create_task(opened.pusher.run(), name="pusher")
         try:
             yield
         finally:
+            pushing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pushing
             await opened.close()
 
     app = FastAPI(

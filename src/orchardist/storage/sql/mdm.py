@@ -26,6 +26,7 @@ from orchardist.storage import (
     TargetStatus,
 )
 from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.push import BATCH, schedule_pushes
 from orchardist.storage.sql.tables import command_targets, commands, enrollments
 
 _targets = command_targets
@@ -76,7 +77,12 @@ class SqlMdmStorage:
         unlock_token: bytes | None,
         now: datetime,
     ) -> bool:
-        values: dict[str, Any] = {"token": token, "push_magic": push_magic, "last_seen_at": now}
+        values: dict[str, Any] = {
+            "token": token,
+            "push_magic": push_magic,
+            "last_seen_at": now,
+            "token_invalid_at": None,  # a new token: pushes may go again
+        }
         if unlock_token is not None:  # Apple: a TokenUpdate without one keeps the stored one
             values["unlock_token"] = unlock_token
 
@@ -150,8 +156,10 @@ class SqlMdmStorage:
 
         def work(conn: Connection) -> int:
             conn.execute(insert(commands), row)
-            if targets:
-                conn.execute(insert(_targets), targets)
+            for start in range(0, len(targets), BATCH):
+                conn.execute(insert(_targets), targets[start : start + BATCH])
+            # Wake the devices: one push job each, however many commands were queued.
+            schedule_pushes(conn, [str(t["device_id"]) for t in targets], now)
             return len(targets)
 
         return await self.database.write(work)
@@ -309,6 +317,8 @@ def _enrollment(row: Row[Any]) -> Enrollment:
         enrolled_at=row.enrolled_at,
         last_seen_at=row.last_seen_at,
         checked_out_at=row.checked_out_at,
+        pushed_at=row.pushed_at,
+        token_invalid_at=row.token_invalid_at,
     )
 
 

@@ -27,6 +27,7 @@ from orchardist.storage import (
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.mdm import SqlMdmStorage
+from orchardist.storage.sql.push import SqlPushStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
     api_tokens,
@@ -45,7 +46,7 @@ def serial_key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"
 
 
-class SqlStorage(SqlMdmStorage, SqlInventoryStorage):
+class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlInventoryStorage):
     def __init__(self, database: Database) -> None:
         self.database = database
 

@@ -105,7 +105,25 @@ enrollments = Table(
     Column("enrolled_at", UtcDateTime()),
     Column("last_seen_at", UtcDateTime()),
     Column("checked_out_at", UtcDateTime()),
+    Column("pushed_at", UtcDateTime()),  # last push APNs accepted
+    Column("token_invalid_at", UtcDateTime()),  # APNs said 410/BadDeviceToken; until TokenUpdate
     Index("ix_enrollments_identity_sha256", "identity_sha256"),
+)
+
+# One row per device that owes a push: the durable job table of the pusher. Enqueueing a
+# command upserts the row (many commands, one push); a pusher claims due rows for a lease
+# (FOR UPDATE SKIP LOCKED on PostgreSQL), pushes, and moves due_at along the re-push
+# schedule. A crashed pusher's claims come due again when the lease ends.
+push_jobs = Table(
+    "push_jobs",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),  # pushes accepted since the last enqueue
+    Column("forced", Boolean, nullable=False),  # asked by hand: push even with nothing pending
+    Column("claim", String(32)),
+    Column("claimed_until", UtcDateTime()),
+    Index("ix_push_jobs_due_at", "due_at"),
 )
 
 commands = Table(

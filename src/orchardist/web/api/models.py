@@ -58,6 +58,11 @@ class DeviceDetail(Device):
     imei: str | None
     meid: str | None
     checked_out_at: datetime | None
+    pushed_at: datetime | None = Field(description="The last push APNs accepted")
+    push_token_invalid_at: datetime | None = Field(
+        description="APNs refused the token (410/BadDeviceToken); no pushes until the device "
+        "sends a new one"
+    )
     inventory: Inventory | None
 
 
@@ -74,7 +79,16 @@ class CommandState(BaseModel):
 class CommandDetail(BaseModel):
     command_uuid: str
     request_type: str
+    counts: dict[str, int] = Field(
+        description="Targets by state: queued (not pushed yet), pushed, sent (fetched, not "
+        "answered), acknowledged, error, not_now, expired, cancelled"
+    )
     targets: list[CommandState]
+
+
+class PushRequested(BaseModel):
+    udid: str
+    push_certificate: bool = Field(description="False: nothing can be pushed until one is imported")
 
 
 class PushCertificateInfo(BaseModel):

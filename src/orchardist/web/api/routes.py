@@ -30,6 +30,7 @@ from orchardist.web.api.models import (
     DeviceDetail,
     Inventory,
     PushCertificateInfo,
+    PushRequested,
 )
 from orchardist.wiring import Services
 
@@ -55,6 +56,8 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
         imei=facts.imei,
         meid=facts.meid,
         checked_out_at=enrollment.checked_out_at,
+        pushed_at=enrollment.pushed_at,
+        push_token_invalid_at=enrollment.token_invalid_at,
         inventory=None if known is None else _inventory(known),
     )
 
@@ -93,7 +96,34 @@ async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -
         raise RequestValidationError(
             [{"loc": ["body", "confirm"], "msg": str(exc), "type": "value_error"}]
         ) from exc
+    _wake_pusher(services)
     return CommandQueued(command_uuid=queued.command.command_uuid, targets=queued.targets)
+
+
+@router.post("/devices/{udid}/push", response_model=PushRequested, status_code=202)
+async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushRequested:
+    """Wake the device now (it checks in), whether or not commands are waiting."""
+    enrollment = await services.storage.get_enrollment(udid)
+    if enrollment is None:
+        raise HTTPException(404, f"no device {udid}")
+    if not enrollment.enrolled or enrollment.token is None:
+        raise HTTPException(409, f"{udid} is not enrolled: it has no push token")
+    if enrollment.token_invalid_at is not None:
+        raise HTTPException(
+            409,
+            f"APNs refused {udid}'s push token on {enrollment.token_invalid_at:%Y-%m-%d %H:%M} "
+            "UTC (the device was probably wiped or unenrolled); it can be pushed again once "
+            "it checks in with a new token",
+        )
+    await services.storage.request_push([udid], datetime.now(UTC))
+    _wake_pusher(services)
+    has_certificate = PkiFiles.in_data_dir(services.settings.data_dir).has_push()
+    return PushRequested(udid=udid, push_certificate=has_certificate)
+
+
+def _wake_pusher(services: Services) -> None:
+    if services.pusher is not None:
+        services.pusher.wake()
 
 
 @router.get("/pushcert", response_model=PushCertificateInfo)
@@ -115,12 +145,14 @@ async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateI
 
 @router.get("/commands/{command_uuid}", response_model=CommandDetail)
 async def show_command(command_uuid: str, services: ServicesDep, _: Caller) -> CommandDetail:
-    targets = await services.storage.command_targets(command_uuid, datetime.now(UTC))
+    now = datetime.now(UTC)
+    targets = await services.storage.command_targets(command_uuid, now)
     if not targets:
         raise HTTPException(404, f"no command {command_uuid}")
     return CommandDetail(
         command_uuid=command_uuid,
         request_type=targets[0].request_type,
+        counts=await services.storage.command_counts(command_uuid, now),
         targets=[_state(t) for t in targets],
     )
 

@@ -1,0 +1,193 @@
+"""The pusher: turns due push jobs into APNs pushes, and schedules the next ones.
+
+Enqueueing a command makes one job per device due now (`PushStore.request_push`,
+coalesced: five commands, one push). The pusher claims due jobs in batches for a lease,
+pushes them, and sets each job's next due time from the re-push schedule (1 min, 5 min,
+30 min, then hourly by default); a job whose device has nothing pending any more is
+dropped at its next claim. A pusher that dies mid-batch loses nothing: its claims come
+due again when the lease ends, so a device gets at most one extra push.
+
+APNs outcomes (protocol-notes §3c): accepted → next step of the schedule; 410 /
+BadDeviceToken → the token is marked invalid and the job dropped (TokenUpdate revives
+it); 429 / 5xx / transport trouble after the sender's retries → tried again after the
+first schedule step; anything else (403, BadTopic…) is our configuration: logged loudly
+and retried at the slowest step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from orchardist.pki.store import PkiFiles
+from orchardist.push.certificate import stored
+from orchardist.push.sender import (
+    ApnsSender,
+    Outcome,
+    PushRequest,
+    PushResult,
+    client_context,
+    summary,
+)
+from orchardist.storage import PushDone, PushStore, PushTarget
+
+log = structlog.get_logger("orchardist.push")
+
+DEFAULT_SCHEDULE = (60, 300, 1800, 3600)
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    apns_url: str
+    ca_file: Path | None
+    concurrency: int = 200
+    schedule: Sequence[int] = DEFAULT_SCHEDULE
+    lease: timedelta = timedelta(seconds=60)
+    poll_seconds: float = 1.0
+    batch: int = 1000
+    workers: int = 3  # batches in flight: claim the next while the last is being pushed
+
+
+class SenderSource:
+    """The sender for the push certificate on disk, rebuilt when it is replaced (an admin
+    may import one while the server runs); None while there is none."""
+
+    def __init__(self, files: PkiFiles, settings: PushSettings) -> None:
+        self.files, self.settings = files, settings
+        self._sender: ApnsSender | None = None
+        self._stamp: tuple[float, float] | None = None
+
+    async def current(self) -> ApnsSender | None:
+        if not self.files.has_push():
+            return None
+        stamp = (self.files.push_cert.stat().st_mtime, self.files.push_key.stat().st_mtime)
+        if stamp != self._stamp:
+            await self.close()
+            certificate = stored(self.files)
+            assert certificate is not None
+            context = client_context(
+                self.files.push_cert, self.files.push_key, self.settings.ca_file
+            )
+            self._sender = ApnsSender(
+                self.settings.apns_url,
+                certificate.topic,
+                context,
+                concurrency=self.settings.concurrency,
+            )
+            self._stamp = stamp
+        return self._sender
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+
+
+class Pusher:
+    def __init__(
+        self,
+        store: PushStore,
+        senders: Callable[[], Awaitable[ApnsSender | None]],
+        settings: PushSettings,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.senders = senders
+        self.settings = settings
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self.pushed = 0  # accepted by APNs, since start
+        self.on_batch: Callable[[int], None] | None = None  # claimed count, for progress bars
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim one batch and push it; how many jobs were claimed (0: nothing due)."""
+        sender = await self.senders()
+        if sender is None:
+            return 0
+        now = self.clock()
+        claimed = await self.store.claim_pushes(now, self.settings.lease, self.settings.batch)
+        if not claimed:
+            return 0
+        results = await sender.send_many(
+            PushRequest(t.device_id, t.token, t.push_magic) for t in claimed
+        )
+        done = self._next_steps(claimed, results, self.clock())
+        await self.store.finish_pushes(claimed[0].claim, done, self.clock())
+        self.pushed += sum(1 for r in results if r.outcome == Outcome.ACCEPTED)
+        _log_batch(results)
+        if self.on_batch is not None:
+            self.on_batch(len(claimed))
+        return len(claimed)
+
+    async def drain(self) -> int:
+        """Push everything due now, `workers` batches at a time; how many were claimed."""
+        totals = await asyncio.gather(*(self._drain_one() for _ in range(self.settings.workers)))
+        return sum(totals)
+
+    async def _drain_one(self) -> int:
+        total = 0
+        while claimed := await self.run_once():
+            total += claimed
+        return total
+
+    async def run(self) -> None:
+        """Until cancelled: drain, then wait for a wake-up or the next poll."""
+        while True:
+            try:
+                await self.drain()
+            except (OSError, ValueError) as exc:  # push cert unreadable, DB hiccup
+                log.error("push_round_failed", error=str(exc))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.poll_seconds):
+                    await self._wake.wait()
+
+    def _next_steps(
+        self, claimed: Sequence[PushTarget], results: Sequence[PushResult], now: datetime
+    ) -> list[PushDone]:
+        schedule = self.settings.schedule
+        done = []
+        for target, result in zip(claimed, results, strict=True):
+            attempts = target.attempts
+            if result.outcome == Outcome.ACCEPTED:
+                delay = schedule[min(attempts, len(schedule) - 1)]
+                step = PushDone(
+                    target.device_id, now + timedelta(seconds=delay), attempts + 1, accepted=True
+                )
+            elif result.outcome == Outcome.INVALID_TOKEN:
+                step = PushDone(target.device_id, None, attempts, token_invalid=True)
+            elif result.outcome == Outcome.RETRY_LATER:
+                step = PushDone(target.device_id, now + timedelta(seconds=schedule[0]), attempts)
+            else:
+                step = PushDone(target.device_id, now + timedelta(seconds=schedule[-1]), attempts)
+            done.append(step)
+        return done
+
+
+def _log_batch(results: Sequence[PushResult]) -> None:
+    counts = summary(results)
+    refused = [r for r in results if r.outcome == Outcome.REJECTED]
+    if refused:
+        first = refused[0]
+        log.error(
+            "apns_refused",
+            status=first.status,
+            reason=first.reason,
+            devices=len(refused),
+            hint="check the push certificate and ORCHARDIST_APNS_URL",
+        )
+    invalid = [r.device_id for r in results if r.outcome == Outcome.INVALID_TOKEN]
+    if invalid:
+        log.info("apns_token_invalid", devices=len(invalid), first=invalid[0])
+    log.debug("push_batch", **counts)

@@ -1,0 +1,217 @@
+"""The pusher's job table on SQL (see `orchardist.storage.PushStore` and
+`orchardist.push.pusher`).
+
+Claims take `FOR UPDATE SKIP LOCKED` on PostgreSQL, so pushers in several processes share
+the work without waiting on each other; SQLite ignores the clause and serialises writers,
+which is the one-writer discipline it wants anyway.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from orchardist.storage import PushDone, PushTarget, TargetStatus
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.tables import command_targets, enrollments, push_jobs
+
+_targets = command_targets
+_UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
+# Statement parameters per batch: well under PostgreSQL's 32,767 and SQLite's limits.
+BATCH = 2000
+
+
+def schedule_pushes(
+    conn: Connection, device_ids: Sequence[str], now: datetime, *, forced: bool = False
+) -> None:
+    """Upsert a job due now for each device (in the caller's transaction). A job already
+    claimed is released: the push in flight may have gone out before the new command.
+    `forced`: push even when nothing is pending (a push asked for by hand)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(push_jobs)
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id"],
+        set_={
+            "due_at": statement.excluded.due_at,
+            "attempts": 0,
+            "claim": None,
+            "claimed_until": None,
+            "forced": statement.excluded.forced,
+        },
+    )
+    for start in range(0, len(device_ids), BATCH):
+        rows = [
+            {"device_id": device_id, "due_at": now, "attempts": 0, "forced": forced}
+            for device_id in device_ids[start : start + BATCH]
+        ]
+        conn.execute(statement, rows)
+
+
+class SqlPushStorage:
+    database: Database
+
+    async def request_push(self, device_ids: Sequence[str], now: datetime) -> None:
+        unique = list(dict.fromkeys(device_ids))
+        await self.database.write(lambda conn: schedule_pushes(conn, unique, now, forced=True))
+
+    async def claim_pushes(self, now: datetime, lease: timedelta, limit: int) -> list[PushTarget]:
+        claim = uuid.uuid4().hex
+
+        def work(conn: Connection) -> list[PushTarget]:
+            due = (
+                select(push_jobs.c.device_id, push_jobs.c.attempts, push_jobs.c.forced)
+                .where(
+                    and_(
+                        push_jobs.c.due_at <= now,
+                        or_(push_jobs.c.claimed_until.is_(None), push_jobs.c.claimed_until <= now),
+                    )
+                )
+                .order_by(push_jobs.c.due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = conn.execute(due).all()
+            if not rows:
+                return []
+            attempts = {row.device_id: row.attempts for row in rows}
+            forced = {row.device_id for row in rows if row.forced}
+            ids = list(attempts)
+            devices = conn.execute(
+                select(
+                    enrollments.c.device_id, enrollments.c.token, enrollments.c.push_magic
+                ).where(
+                    and_(
+                        enrollments.c.device_id.in_(ids),
+                        enrollments.c.enrolled.is_(True),
+                        enrollments.c.token.is_not(None),
+                        enrollments.c.push_magic.is_not(None),
+                        enrollments.c.token_invalid_at.is_(None),
+                    )
+                )
+            ).all()
+            waiting = forced | set(
+                conn.execute(
+                    select(_targets.c.device_id)
+                    .distinct()
+                    .where(
+                        and_(
+                            _targets.c.device_id.in_([row.device_id for row in devices]),
+                            _targets.c.status.in_(_UNANSWERED),
+                            or_(_targets.c.expires_at.is_(None), _targets.c.expires_at > now),
+                        )
+                    )
+                ).scalars()
+            )
+            claimed = [
+                PushTarget(row.device_id, row.token, row.push_magic, attempts[row.device_id], claim)
+                for row in devices
+                if row.device_id in waiting
+            ]
+            # Nothing pending, unenrolled, or no usable token: nothing to push, job done.
+            idle = [device_id for device_id in ids if device_id not in waiting]
+            if idle:
+                conn.execute(delete(push_jobs).where(push_jobs.c.device_id.in_(idle)))
+            if claimed:
+                conn.execute(
+                    update(push_jobs)
+                    .where(push_jobs.c.device_id.in_([t.device_id for t in claimed]))
+                    .values(claim=claim, claimed_until=now + lease)
+                )
+            return claimed
+
+        return await self.database.write(work)
+
+    async def finish_pushes(self, claim: str, done: Sequence[PushDone], now: datetime) -> None:
+        ours = and_(push_jobs.c.device_id == bindparam("d"), push_jobs.c.claim == claim)
+        reschedule = (
+            update(push_jobs)
+            .where(ours)
+            .values(
+                due_at=bindparam("due"),
+                attempts=bindparam("n"),
+                claim=None,
+                claimed_until=None,
+                forced=False,
+            )
+        )
+        later = [
+            {"d": d.device_id, "due": d.next_due, "n": d.attempts}
+            for d in done
+            if d.next_due is not None
+        ]
+        finished = [d.device_id for d in done if d.next_due is None]
+        accepted = [d.device_id for d in done if d.accepted]
+        invalid = [d.device_id for d in done if d.token_invalid]
+
+        def work(conn: Connection) -> None:
+            if later:
+                conn.execute(reschedule, later)
+            for start in range(0, max(len(finished), len(accepted), len(invalid)), BATCH):
+                end = start + BATCH
+                if finished[start:end]:
+                    conn.execute(
+                        delete(push_jobs).where(
+                            and_(
+                                push_jobs.c.device_id.in_(finished[start:end]),
+                                push_jobs.c.claim == claim,
+                            )
+                        )
+                    )
+                if accepted[start:end]:
+                    conn.execute(
+                        update(enrollments)
+                        .where(enrollments.c.device_id.in_(accepted[start:end]))
+                        .values(pushed_at=now)
+                    )
+                if invalid[start:end]:
+                    conn.execute(
+                        update(enrollments)
+                        .where(enrollments.c.device_id.in_(invalid[start:end]))
+                        .values(token_invalid_at=now)
+                    )
+
+        await self.database.write(work)
+
+    async def push_backlog(self, now: datetime) -> int:
+        query = select(func.count()).where(push_jobs.c.due_at <= now)
+        count = await self.database.read(lambda conn: conn.execute(query).scalar_one())
+        return int(count)
+
+    async def command_counts(self, command_uuid: str, now: datetime) -> dict[str, int]:
+        unanswered = _targets.c.status.in_(_UNANSWERED)
+        expired = and_(unanswered, _targets.c.expires_at.is_not(None), _targets.c.expires_at <= now)
+        pushed = and_(
+            _targets.c.status == TargetStatus.QUEUED.value,
+            enrollments.c.pushed_at.is_not(None),
+            enrollments.c.pushed_at >= _targets.c.created_at,
+        )
+        query = (
+            select(
+                _targets.c.status, expired.label("expired"), pushed.label("pushed"), func.count()
+            )
+            .select_from(
+                _targets.outerjoin(enrollments, enrollments.c.device_id == _targets.c.device_id)
+            )
+            .where(_targets.c.command_uuid == command_uuid)
+            .group_by(_targets.c.status, expired, pushed)
+        )
+        rows = await self.database.read(lambda conn: list(conn.execute(query).all()))
+        counts = dict.fromkeys(COUNTS, 0)
+        for status, is_expired, is_pushed, count in rows:
+            if is_expired:
+                key = "expired"
+            elif status == TargetStatus.QUEUED.value:
+                key = "pushed" if is_pushed else "queued"
+            else:
+                key = _COUNT_OF.get(status, status)
+            counts[key] = counts.get(key, 0) + count
+        return counts
+
+
+COUNTS = ("queued", "pushed", "sent", "acknowledged", "error", "not_now", "expired", "cancelled")
+_COUNT_OF = {TargetStatus.COMMAND_FORMAT_ERROR.value: "error"}
