@@ -13,11 +13,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import checkin, scep
+from bench import checkin, push, scep
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
     "checkin": checkin.run,
+    "push": push.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -30,6 +31,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="scep: server processes to try")
     parser.add_argument("--devices", type=int, default=20, help="checkin: virtual devices")
     parser.add_argument("--cycles", type=int, default=20, help="checkin: sessions per device")
+    parser.add_argument("--push-devices", type=int, default=10_000, help="push: devices")
+    parser.add_argument("--push-100k", action="store_true", help="push: 100,000 devices")
+    parser.add_argument(
+        "--push-virtual", type=int, default=200, help="push: push-woken virtual devices"
+    )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:

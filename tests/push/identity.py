@@ -24,7 +24,7 @@ class PushIdentity:
     topic: str
 
 
-def push_identity(directory: Path, *, topic: str = TOPIC) -> PushIdentity:
+def push_identity(directory: Path, *, topic: str = TOPIC, days: int = 365) -> PushIdentity:
     now = datetime.now(UTC)
     ca_key, key = rsa_key(120), rsa_key(121)
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Apple Push CA")])
@@ -52,7 +52,7 @@ def push_identity(directory: Path, *, topic: str = TOPIC) -> PushIdentity:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
+        .not_valid_after(now + timedelta(days=days))
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)

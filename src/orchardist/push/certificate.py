@@ -46,7 +46,8 @@ class PushCertificate:
         if days < 0:
             return "expired: devices can no longer be woken; renew it now"
         if days <= PUSH_WARNING_DAYS:
-            return f"expires in {days} days: renew it with the same Apple ID"
+            urgency = "now" if days <= 7 else "soon" if days <= 14 else "this month"
+            return f"expires in {days} days: renew it {urgency} with the same Apple ID"
         return None
 
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 import h2.config
@@ -52,8 +53,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         self.h2.initiate_connection()
         self._flush()
         self.room.set()

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -40,6 +40,7 @@ from orchardist.storage import PushDone, PushStore, PushTarget
 log = structlog.get_logger("orchardist.push")
 
 DEFAULT_SCHEDULE = (60, 300, 1800, 3600)
+EXPIRY_ERROR_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class SenderSource:
         self.files, self.settings = files, settings
         self._sender: ApnsSender | None = None
         self._stamp: tuple[float, float] | None = None
+        self._checked_on: date | None = None
 
     async def current(self) -> ApnsSender | None:
         if not self.files.has_push():
@@ -71,6 +73,8 @@ class SenderSource:
             await self.close()
             certificate = stored(self.files)
             assert certificate is not None
+            self._certificate = certificate
+            self._checked_on = None
             context = client_context(
                 self.files.push_cert, self.files.push_key, self.settings.ca_file
             )
@@ -81,7 +85,23 @@ class SenderSource:
                 concurrency=self.settings.concurrency,
             )
             self._stamp = stamp
+        self._warn_of_expiry()
         return self._sender
+
+    def _warn_of_expiry(self) -> None:
+        """Once a day: from 30 days before expiry a warning, from 7 an error (an expired
+        push certificate strands every device)."""
+        now = datetime.now(UTC)
+        if self._checked_on == now.date():
+            return
+        self._checked_on = now.date()
+        days = self._certificate.days_left(now)
+        message = self._certificate.warning(now)
+        if message is None:
+            return
+        level = log.error if days <= EXPIRY_ERROR_DAYS else log.warning
+        level("push_certificate_expiring", days_left=days, topic=self._certificate.topic,
+              detail=message)  # fmt: skip
 
     async def close(self) -> None:
         if self._sender is not None:
@@ -146,8 +166,8 @@ class Pusher:
         while True:
             try:
                 await self.drain()
-            except (OSError, ValueError) as exc:  # push cert unreadable, DB hiccup
-                log.error("push_round_failed", error=str(exc))
+            except Exception as exc:
+                log.error("push_round_failed", error=str(exc) or type(exc).__name__)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.poll_seconds):

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import h2.config
 import h2.connection
@@ -184,8 +185,8 @@ class _Connection(asyncio.Protocol):
         self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
         self.peer._connections.add(self)
         self.peer.tally.connections += 1
         ssl_object = transport.get_extra_info("ssl_object")
