@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import plistlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orchardist.pki.store import PkiFiles
+from orchardist.storage import PushDone
 from orchardist.tokens import create_api_token
 from tests.captures import capture
 from tests.keys import rsa_key
@@ -59,6 +61,11 @@ async def test_lock_every_device_and_follow_the_results(server: Server) -> None:
     assert states["UDID-0"][0] == "acknowledged"
     assert states["UDID-0"][1]["MessageResult"] == "Success"
     assert states["UDID-1"] == ("queued", None)
+    # No push certificate here: nothing was pushed, two still wait for their check-in.
+    assert detail["counts"] == {
+        "queued": 2, "pushed": 0, "sent": 0, "acknowledged": 1, "error": 0, "not_now": 0,
+        "expired": 0, "cancelled": 0,
+    }  # fmt: skip
     history = (await server.http.get("/api/v1/devices/UDID-0/commands", headers=admin)).json()
     assert [h["command_uuid"] for h in history] == [command_uuid]
     shown = (await server.http.get("/api/v1/devices/UDID-0", headers=admin)).json()
@@ -203,3 +210,34 @@ async def test_push_certificate_in_the_api(server: Server) -> None:
     shown = (await server.http.get("/api/v1/pushcert", headers=admin)).json()
     assert (shown["topic"], shown["days_left"]) == (TOPIC, 19)
     assert "expires in 19 days" in shown["warning"]
+
+
+async def test_push_a_device_by_hand(server: Server) -> None:
+    admin, viewer = await _token(server), await _token(server, "viewer")
+    enrolled, half = await server.device("UDID-P", 96), await server.device("UDID-H", 97)
+    await server.enroll(enrolled)
+    await server.checkin(half, "Authenticate", Topic="com.apple.mgmt.t")
+    pushed = await server.http.post("/api/v1/devices/UDID-P/push", headers=admin)
+    assert pushed.status_code == 202
+    assert pushed.json() == {"udid": "UDID-P", "push_certificate": False}
+    storage = server.services.storage
+    assert await storage.push_backlog(datetime.now(UTC)) == 1
+    assert (
+        await server.http.post("/api/v1/devices/UDID-P/push", headers=viewer)
+    ).status_code == 403
+    unknown = await server.http.post("/api/v1/devices/NOPE/push", headers=admin)
+    assert unknown.status_code == 404
+    unenrolled = await server.http.post("/api/v1/devices/UDID-H/push", headers=admin)
+    assert (unenrolled.status_code, "not enrolled" in unenrolled.json()["detail"]) == (409, True)
+    # APNs said the token is dead: refused with why, until the device sends a new one.
+    now = datetime.now(UTC)
+    (claimed,) = await storage.claim_pushes(now, timedelta(seconds=60), 10)
+    await storage.finish_pushes(
+        claimed.claim, [PushDone("UDID-P", None, 0, token_invalid=True)], now
+    )
+    dead = await server.http.post("/api/v1/devices/UDID-P/push", headers=admin)
+    assert (dead.status_code, "new token" in dead.json()["detail"]) == (409, True)
+    shown = (await server.http.get("/api/v1/devices/UDID-P", headers=admin)).json()
+    assert shown["push_token_invalid_at"] is not None
+    await server.enroll(enrolled)  # Authenticate + TokenUpdate: a fresh token
+    assert (await server.http.post("/api/v1/devices/UDID-P/push", headers=admin)).status_code == 202

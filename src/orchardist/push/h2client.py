@@ -25,6 +25,10 @@ import h2.settings
 
 # Stream ids are 31-bit; start a new connection long before they run out.
 _MAX_STREAM_ID = 2**30
+# After a failed connect, requests fail at once for this long instead of each waiting
+# for its own connect timeout (a thousand pushes queued behind an unreachable host).
+_BACKOFF_AFTER_CONNECT_FAILURE = 2.0
+CONNECT_TIMEOUT = 10.0
 
 
 class ConnectionGoneError(ConnectionError):
@@ -192,6 +196,7 @@ class H2Client:
         self._slots: list[_Connection | None] = [None] * max(1, connections)
         self._opening: list[asyncio.Lock] = [asyncio.Lock() for _ in self._slots]
         self._next = 0
+        self._down: tuple[float, str] | None = None  # (until, why) after a failed connect
 
     async def post(
         self, path: str, headers: Sequence[tuple[str, str]], body: bytes
@@ -211,10 +216,18 @@ class H2Client:
             if current is not None:
                 current.close()
             loop = asyncio.get_running_loop()
-            async with asyncio.timeout(self.timeout):
-                transport, protocol = await loop.create_connection(
-                    lambda: _Connection(self.authority), self.host, self.port, ssl=self.context
-                )
+            if self._down is not None and loop.time() < self._down[0]:
+                raise ConnectionGoneError(f"{self.host}:{self.port} unreachable: {self._down[1]}")
+            try:
+                async with asyncio.timeout(min(self.timeout, CONNECT_TIMEOUT)):
+                    transport, protocol = await loop.create_connection(
+                        lambda: _Connection(self.authority), self.host, self.port, ssl=self.context
+                    )
+            except (OSError, TimeoutError) as exc:
+                why = str(exc) or type(exc).__name__
+                self._down = (loop.time() + _BACKOFF_AFTER_CONNECT_FAILURE, why)
+                raise ConnectionGoneError(f"cannot reach {self.host}:{self.port}: {why}") from exc
+            self._down = None
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
                 transport.close()

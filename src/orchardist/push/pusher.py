@@ -207,6 +207,16 @@ def _log_batch(results: Sequence[PushResult]) -> None:
             devices=len(refused),
             hint="check the push certificate and ORCHARDIST_APNS_URL",
         )
+    deferred = [r for r in results if r.outcome == Outcome.RETRY_LATER]
+    if deferred:
+        first = deferred[0]
+        log.warning(
+            "apns_push_deferred",
+            devices=len(deferred),
+            status=first.status,
+            reason=first.reason,
+            hint="APNs throttled, failed or was unreachable; tried again later, commands wait",
+        )
     invalid = [r.device_id for r in results if r.outcome == Outcome.INVALID_TOKEN]
     if invalid:
         log.info("apns_token_invalid", devices=len(invalid), first=invalid[0])

@@ -101,11 +101,12 @@ async def run_fleet(
             report.seconds = time.monotonic() - started
             return report
         done_rounds = 0
-        while enrolled and _more(done_rounds, rounds, duration, started):
+        stopping = stop if stop is not None else asyncio.Event()
+        while enrolled and _more(done_rounds, rounds, duration, started, stopping):
             await asyncio.gather(*(_session(d, gate, not_now, report, progress) for d in enrolled))
             done_rounds += 1
-            if _more(done_rounds, rounds, duration, started):
-                await asyncio.sleep(interval)
+            if _more(done_rounds, rounds, duration, started, stopping):
+                await _until(interval, stopping)
     report.seconds = time.monotonic() - started
     return report
 
@@ -179,7 +180,11 @@ async def _until(duration: float | None, stop: asyncio.Event | None) -> None:
             await waiter.wait()
 
 
-def _more(done: int, rounds: int, duration: float | None, started: float) -> bool:
+def _more(
+    done: int, rounds: int, duration: float | None, started: float, stop: asyncio.Event
+) -> bool:
+    if stop.is_set():
+        return False
     if duration is not None:
         return time.monotonic() - started < duration
     return done < rounds
