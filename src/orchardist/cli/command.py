@@ -55,18 +55,26 @@ def show(
 ) -> None:
     """Per-device status and result of a command."""
 
-    async def load(services: Services) -> list[TargetState]:
-        return await services.storage.command_targets(command_uuid, datetime.now(UTC))
+    async def load(services: Services) -> tuple[list[TargetState], dict[str, int]]:
+        now = datetime.now(UTC)
+        targets = await services.storage.command_targets(command_uuid, now)
+        return targets, await services.storage.command_counts(command_uuid, now)
 
-    targets = with_services(ctx, load)
+    targets, counts = with_services(ctx, load)
     if not targets:
         fail(f"no command {command_uuid}")
     rows = [_describe(t) for t in targets]
     if as_json:
         print_json(
-            {"command_uuid": command_uuid, "request_type": targets[0].request_type, "targets": rows}
+            {
+                "command_uuid": command_uuid,
+                "request_type": targets[0].request_type,
+                "counts": counts,
+                "targets": rows,
+            }
         )
         return
+    typer.echo(", ".join(f"{count} {state}" for state, count in counts.items() if count))
     table = Table("device", "status", "answered", title=f"{targets[0].request_type} {command_uuid}")
     for row in rows:
         table.add_row(row["udid"], row["status"], row["answered_at"] or "")

@@ -20,6 +20,7 @@ from orchardist.cli import (
     token,
 )
 from orchardist.config import resolve_data_dir
+from orchardist.logs import configure_logging
 
 app = typer.Typer(
     name="orchardist",
@@ -53,6 +54,9 @@ def main_options(
     ] = None,
 ) -> None:
     ctx.obj = resolve_data_dir(data_dir)
+    # Warnings and errors on stderr, as JSON lines; stdout stays for the command's answer
+    # (`serve` sets its own level from the settings).
+    configure_logging("warning")
 
 
 def main() -> None:
