@@ -168,3 +168,13 @@ async def test_fan_out_and_survival_across_restarts(storage: SqlStorage, backend
 def _url_of(storage: SqlStorage) -> str:
     engine = storage.database.engine  # type: ignore[attr-defined]
     return engine.url.render_as_string(hide_password=False)  # type: ignore[no-any-return]
+
+
+async def test_device_ids_without_whole_rows(storage: SqlStorage) -> None:
+    await _enrolled(storage, "UDID-2")
+    await _enrolled(storage, "UDID-1")
+    await storage.authenticate(FACTS.__class__("UDID-3", FACTS.topic), "b" * 64, NOW)
+    assert await storage.device_ids() == ["UDID-1", "UDID-2", "UDID-3"]
+    assert await storage.device_ids(enrolled=True) == ["UDID-1", "UDID-2"]
+    assert await storage.device_ids(["UDID-3", "NOPE", "UDID-1", "UDID-1"]) == ["UDID-1", "UDID-3"]
+    assert await storage.device_ids(["UDID-3"], enrolled=True) == []

@@ -51,14 +51,14 @@ async def queue_command(
     if request_type in DESTRUCTIVE and not confirmed:
         raise ConfirmationRequiredError(f"{request_type} cannot be undone: confirm it explicitly")
     command = new_command(request_type, params)
-    enrollments = {e.device_id: e for e in await store.list_enrollments()}
     if targets is None:
-        device_ids = [device_id for device_id, e in enrollments.items() if e.enrolled]
+        device_ids = await store.device_ids(enrolled=True)
     else:
-        unknown = [device_id for device_id in targets if device_id not in enrollments]
+        device_ids = list(dict.fromkeys(targets))
+        known = set(await store.device_ids(device_ids))
+        unknown = [device_id for device_id in device_ids if device_id not in known]
         if unknown:
             raise UnknownDevicesError(unknown)
-        device_ids = list(dict.fromkeys(targets))
     record = NewCommand(
         command.command_uuid,
         request_type,

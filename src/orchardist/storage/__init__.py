@@ -251,6 +251,12 @@ class EnrollmentStore(Protocol):
     async def list_enrollments(self) -> list[Enrollment]:
         """Every enrollment, by device_id."""
 
+    async def device_ids(
+        self, among: Sequence[str] | None = None, *, enrolled: bool = False
+    ) -> list[str]:
+        """Known device ids (only those in `among` when given; only enrolled ones with
+        `enrolled`), sorted: what a 100,000-device fan-out needs, without whole rows."""
+
 
 class CommandStore(Protocol):
     async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:

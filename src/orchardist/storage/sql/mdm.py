@@ -131,6 +131,30 @@ class SqlMdmStorage:
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_enrollment(row) for row in rows]
 
+    async def device_ids(
+        self, among: Sequence[str] | None = None, *, enrolled: bool = False
+    ) -> list[str]:
+        conditions = []
+        if enrolled:
+            conditions.append(enrollments.c.enrolled.is_(True))
+        query = select(enrollments.c.device_id).order_by(enrollments.c.device_id)
+        if among is None:
+            query = query.where(*conditions)
+            rows = await self.database.read(lambda conn: list(conn.execute(query).scalars()))
+            return [str(row) for row in rows]
+        wanted = list(dict.fromkeys(among))
+
+        def work(conn: Connection) -> list[str]:
+            found: list[str] = []
+            for start in range(0, len(wanted), BATCH):
+                chunk = wanted[start : start + BATCH]
+                rows = conn.execute(query.where(enrollments.c.device_id.in_(chunk), *conditions))
+                found += [str(row) for row in rows.scalars()]
+            return found
+
+        found = await self.database.read(work)
+        return sorted(found)
+
     # -- CommandStore
 
     async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
