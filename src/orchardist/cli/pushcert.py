@@ -50,10 +50,49 @@ def csr(
     csr_out.write_bytes(request.public_bytes(serialization.Encoding.PEM))
     typer.echo(
         f"Wrote {key_out} (keep it secret) and {csr_out}.\n"
-        "Next: have the CSR signed by an MDM vendor certificate (your vendor, or\n"
-        "`orchardist pushcert vendor-sign` once available), upload the result at Apple's push\n"
-        "certificates portal, download the certificate, then:\n"
+        "Next: have the CSR signed by an MDM vendor certificate (your vendor, or yours with\n"
+        f"`orchardist pushcert vendor-sign --vendor-cert VENDOR.p12 --csr {csr_out}`), upload\n"
+        "the result at https://identity.apple.com/pushcert, download the certificate, then:\n"
         f"  orchardist pushcert import --cert MDM_Certificate.pem --key {key_out}"
+    )
+
+
+@app.command("vendor-sign")
+def vendor_sign(
+    vendor_cert: Annotated[
+        Path, typer.Option("--vendor-cert", help="Your MDM vendor certificate and key (.p12)")
+    ],
+    csr_file: Annotated[Path, typer.Option("--csr", help="The CSR from `pushcert csr`")],
+    password: Annotated[
+        str | None, typer.Option("--password", help="The .p12 password, if it has one")
+    ] = None,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where to write the request")] = Path(
+        "push-request.b64"
+    ),
+) -> None:
+    """Sign a push-certificate CSR with your own MDM vendor certificate, producing the file
+    Apple's push certificates portal takes."""
+    from orchardist.push.vendor import VendorSignError
+    from orchardist.push.vendor import vendor_sign as sign
+
+    try:
+        request = sign(
+            csr_file.read_bytes(),
+            vendor_cert.read_bytes(),
+            password.encode() if password is not None else None,
+        )
+    except OSError as exc:
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
+    except VendorSignError as exc:
+        fail(str(exc))
+    for warning in request.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    out.write_bytes(request.data)
+    typer.echo(
+        f"Wrote {out}.\n"
+        "Next: sign in at https://identity.apple.com/pushcert with your organisation's Apple ID\n"
+        f"(the same one every year), upload {out}, download the certificate, then:\n"
+        "  orchardist pushcert import --cert MDM_Certificate.pem --key push.key"
     )
 
 
