@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchardist.push.h2client import H2Client
-from orchardist.push.sender import Outcome, PushRequest
+from orchardist.push.sender import Outcome, PushRequest, client_context
 from orchardist.simulator.apns_peer import ApnsPeer, Push
 from tests.push.conftest import make_sender
 from tests.push.identity import PushIdentity
@@ -135,6 +135,27 @@ async def test_the_peer_requires_a_client_certificate(peer: ApnsPeer, tmp_path: 
     finally:
         await client.close()
     assert peer.tally.requests == 0
+
+
+async def test_an_unanswered_push_times_out_and_frees_its_stream(
+    peer: ApnsPeer, identity: PushIdentity, tmp_path: Path
+) -> None:
+    peer.behaviour.stalled.add(request(8).token.hex())
+    context = client_context(identity.cert_file, identity.key_file, peer.write_ca(tmp_path))
+    client = H2Client(peer.url, context, connections=1, timeout=0.3)
+    headers = [("apns-push-type", "mdm"), ("apns-topic", identity.topic)]
+    body = b'{"mdm": "m"}'
+    try:
+        with pytest.raises(TimeoutError):
+            await client.post(f"/3/device/{request(8).token.hex()}", headers, body)
+        status, _ = await client.post(f"/3/device/{request(9).token.hex()}", headers, body)
+        (connection,) = client._slots
+        assert connection is not None
+        assert connection.streams == {}  # the stalled stream was reset, not kept
+    finally:
+        await client.close()
+    assert status == 200
+    assert peer.tally.connections == 1  # the connection itself stayed usable
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,11 @@ async def test_lock_every_device_and_follow_the_results(server: Server) -> None:
         "queued": 2, "pushed": 0, "sent": 0, "acknowledged": 1, "error": 0, "not_now": 0,
         "expired": 0, "cancelled": 0,
     }  # fmt: skip
+    page = await server.http.get(
+        f"/api/v1/commands/{command_uuid}", params={"limit": 2, "offset": 1}, headers=admin
+    )
+    assert [t["udid"] for t in page.json()["targets"]] == ["UDID-1", "UDID-2"]
+    assert sum(page.json()["counts"].values()) == 3  # counts cover every target
     history = (await server.http.get("/api/v1/devices/UDID-0/commands", headers=admin)).json()
     assert [h["command_uuid"] for h in history] == [command_uuid]
     shown = (await server.http.get("/api/v1/devices/UDID-0", headers=admin)).json()

@@ -51,18 +51,22 @@ def send(
 def show(
     ctx: typer.Context,
     command_uuid: str,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Devices to list (the counts cover all)")
+    ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Per-device status and result of a command."""
 
     async def load(services: Services) -> tuple[list[TargetState], dict[str, int]]:
         now = datetime.now(UTC)
-        targets = await services.storage.command_targets(command_uuid, now)
+        targets = await services.storage.command_targets(command_uuid, now, limit=limit)
         return targets, await services.storage.command_counts(command_uuid, now)
 
     targets, counts = with_services(ctx, load)
     if not targets:
         fail(f"no command {command_uuid}")
+    shown_all = sum(counts.values()) <= len(targets)
     rows = [_describe(t) for t in targets]
     if as_json:
         print_json(
@@ -75,6 +79,8 @@ def show(
         )
         return
     typer.echo(", ".join(f"{count} {state}" for state, count in counts.items() if count))
+    if not shown_all:
+        typer.echo(f"(the first {len(targets)} devices; --limit shows more)")
     table = Table("device", "status", "answered", title=f"{targets[0].request_type} {command_uuid}")
     for row in rows:
         table.add_row(row["udid"], row["status"], row["answered_at"] or "")

@@ -114,7 +114,13 @@ class _Connection(asyncio.Protocol):
         if not stream.done.done():
             self.h2.end_stream(stream_id)
             self._flush()
-        return await stream.done
+        try:
+            return await stream.done
+        finally:
+            if self.streams.pop(stream_id, None) is not None:  # timed out or cancelled
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    self.h2.reset_stream(stream_id)  # free the stream slot on the server too
+                    self._flush()
 
     def abort(self) -> None:
         self.closing = True

@@ -125,6 +125,7 @@ class Pusher:
         self._wake = asyncio.Event()
         self.pushed = 0  # accepted by APNs, since start
         self.on_batch: Callable[[int], None] | None = None  # claimed count, for progress bars
+        self._last_failure: tuple[str, float] | None = None
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -166,12 +167,20 @@ class Pusher:
         while True:
             try:
                 await self.drain()
-            except Exception as exc:
-                log.error("push_round_failed", error=str(exc) or type(exc).__name__)
+            except Exception as exc:  # the worker must outlive any one failing round
+                self._report_failure(str(exc) or type(exc).__name__)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.poll_seconds):
                     await self._wake.wait()
+
+    def _report_failure(self, error: str) -> None:
+        """Log a failing round, but the same failure once a minute, not every poll."""
+        now = asyncio.get_running_loop().time()
+        last = self._last_failure
+        if last is None or last[0] != error or now - last[1] >= 60:
+            log.error("push_round_failed", error=error, hint="pushes resume once this is fixed")
+            self._last_failure = (error, now)
 
     def _next_steps(
         self, claimed: Sequence[PushTarget], results: Sequence[PushResult], now: datetime

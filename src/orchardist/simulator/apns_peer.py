@@ -63,6 +63,7 @@ class Behaviour:
     failures: collections.Counter[int] = field(default_factory=collections.Counter)  # 5xx left
     drop_after: int | None = None  # cut the connection after this many more requests
     goaway_after: int | None = None  # send GOAWAY after this many more requests
+    stalled: set[str] = field(default_factory=set)  # tokens whose requests are never answered
 
 
 @dataclass
@@ -241,6 +242,8 @@ class _Connection(asyncio.Protocol):
                 self.abort()  # mid-flight: this request is never answered
                 return True
             behaviour.drop_after -= 1
+        if headers.get(":path", "").removeprefix("/3/device/") in behaviour.stalled:
+            return False  # left hanging: the client's timeout must deal with it
         status, reason, push = peer.answer(self.topic, headers, bytes(body))
         apns_id = headers.get("apns-id") or str(uuid.uuid4()).upper()
         response = [(":status", str(status)), ("apns-id", apns_id)]

@@ -274,8 +274,11 @@ class CommandStore(Protocol):
         NotNow'd in this session), mark it sent, and note the device as seen. With an
         UNKNOWN report nothing is stored and no command is picked."""
 
-    async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
-        """Per-device state of a command (EXPIRED shown for expired unanswered ones)."""
+    async def command_targets(
+        self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0
+    ) -> list[TargetState]:
+        """Per-device state of a command by device id (EXPIRED shown for expired unanswered
+        ones); a page of them with `limit`/`offset`."""
 
     async def device_commands(
         self, device_id: str, now: datetime, limit: int = 100

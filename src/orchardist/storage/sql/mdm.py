@@ -211,11 +211,15 @@ class SqlMdmStorage:
 
         return await self.database.write(work)
 
-    async def command_targets(self, command_uuid: str, now: datetime) -> list[TargetState]:
+    async def command_targets(
+        self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0
+    ) -> list[TargetState]:
         query = (
             _with_request_type()
             .where(_targets.c.command_uuid == command_uuid)
             .order_by(_targets.c.device_id)
+            .limit(limit)
+            .offset(offset)
         )
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_target_state(row, now) for row in rows]

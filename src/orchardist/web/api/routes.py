@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 
 from orchardist.mdm.commands import CommandError
@@ -144,15 +144,25 @@ async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateI
 
 
 @router.get("/commands/{command_uuid}", response_model=CommandDetail)
-async def show_command(command_uuid: str, services: ServicesDep, _: Caller) -> CommandDetail:
+async def show_command(
+    command_uuid: str,
+    services: ServicesDep,
+    _: Caller,
+    limit: Annotated[int, Query(ge=0, le=10_000, description="Targets per page")] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CommandDetail:
+    """The counts cover every target; `targets` is one page of them, by UDID."""
     now = datetime.now(UTC)
-    targets = await services.storage.command_targets(command_uuid, now)
-    if not targets:
+    store = services.storage
+    counts = await store.command_counts(command_uuid, now)
+    if not any(counts.values()):
         raise HTTPException(404, f"no command {command_uuid}")
+    targets = await store.command_targets(command_uuid, now, limit=limit, offset=offset)
+    first = targets or await store.command_targets(command_uuid, now, limit=1)
     return CommandDetail(
         command_uuid=command_uuid,
-        request_type=targets[0].request_type,
-        counts=await services.storage.command_counts(command_uuid, now),
+        request_type=first[0].request_type,
+        counts=counts,
         targets=[_state(t) for t in targets],
     )
 
