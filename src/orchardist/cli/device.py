@@ -137,11 +137,21 @@ def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             f"APNs refused {udid}'s push token on {enrollment.token_invalid_at:%Y-%m-%d %H:%M}",
             "the device was probably wiped or unenrolled; it is pushable after its next check-in",
         )
-    pushed = push_now(ctx, 1, quiet=True)
-    if pushed is None:
+    if push_now(ctx, 1, quiet=True) is None:
         fail("no push certificate yet", "see `orchardist pushcert csr`")
+
+    async def reload(services: Services) -> Enrollment | None:
+        return await services.storage.get_enrollment(udid)
+
+    after = with_services(ctx, reload)
+    # This device's push, not whatever else was due: its pushed_at moved.
+    pushed = (
+        after is not None
+        and after.pushed_at is not None
+        and (enrollment.pushed_at is None or after.pushed_at > enrollment.pushed_at)
+    )
     if as_json:
-        print_json({"udid": udid, "accepted": bool(pushed)})
+        print_json({"udid": udid, "accepted": pushed})
     elif pushed:
         typer.echo(f"pushed {udid}: APNs accepted it; the device checks in when it is online")
     else:

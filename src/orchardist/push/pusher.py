@@ -68,6 +68,11 @@ class SenderSource:
     async def current(self) -> ApnsSender | None:
         if not self.files.has_push():
             return None
+        ca_file = self.settings.ca_file
+        if ca_file is not None and not ca_file.is_file():
+            raise FileNotFoundError(
+                f"apns_ca_file {ca_file} does not exist: fix ORCHARDIST_APNS_CA_FILE or unset it"
+            )
         stamp = (self.files.push_cert.stat().st_mtime, self.files.push_key.stat().st_mtime)
         if stamp != self._stamp:
             await self.close()

@@ -1,5 +1,6 @@
-"""An expiring push certificate is announced in the log: a warning from 30 days before,
-an error from 7 (every device is stranded when it lapses)."""
+"""The push certificate as the pusher loads it: an expiring one is announced in the log (a
+warning from 30 days before, an error from 7: every device is stranded when it lapses), and
+a missing APNs CA file is named."""
 
 from __future__ import annotations
 
@@ -39,3 +40,15 @@ async def test_the_log_warns_before_the_push_certificate_expires(
     assert entry["log_level"] == level
     assert entry["days_left"] in (days - 1, days)
     assert entry["topic"] == identity.topic
+
+
+async def test_a_missing_apns_ca_file_is_named(tmp_path: Path) -> None:
+    identity = push_identity(tmp_path / "apple")
+    files = PkiFiles.in_data_dir(tmp_path / "data")
+    files.push_cert.parent.mkdir(parents=True)
+    files.push_cert.write_bytes(identity.cert_file.read_bytes())
+    files.push_key.write_bytes(identity.key_file.read_bytes())
+    missing = tmp_path / "nowhere.pem"
+    source = SenderSource(files, PushSettings(apns_url="https://127.0.0.1:1", ca_file=missing))
+    with pytest.raises(FileNotFoundError, match="ORCHARDIST_APNS_CA_FILE"):
+        await source.current()
