@@ -30,7 +30,7 @@ def test_device_lock_plist() -> None:
         ("DeviceLock", {"Message": 5}, "Message", "must be a string, not integer"),
         ("DeviceLock", {"Mesage": "typo"}, "Mesage", "not a key Apple defines"),
         ("InstallProfile", {}, "Payload", "is required"),
-        ("InstallProfile", {"Payload": "not bytes"}, "Payload", "must be a data"),
+        ("InstallProfile", {"Payload": "not bytes"}, "Payload", "must be data"),
         ("DeviceInformation", {"Queries": ["UDID", "Nope"]}, "Queries[1]", "'Nope' is not one of"),
         ("DeviceInformation", {"Queries": "UDID"}, "Queries", "must be an array"),
         ("EraseDevice", {"ObliterationBehavior": "Shred"}, "ObliterationBehavior", "not one of"),

@@ -13,6 +13,7 @@ from orchardist.cli import (
     device,
     enrollment,
     init,
+    profile,
     pushcert,
     scep,
     serve,
@@ -39,6 +40,7 @@ app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")
 app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
+app.add_typer(profile.app, name="profile")
 
 
 @app.callback()

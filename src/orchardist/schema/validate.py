@@ -168,6 +168,8 @@ def _join(path: str, key: str) -> str:
 
 
 def _article(type_name: str) -> str:
+    if type_name == "data":
+        return "data"
     return f"an {type_name}" if type_name[0] in "aeiou" else f"a {type_name}"
 
 

@@ -1,0 +1,97 @@
+"""`orchardist profile build SPEC -o OUT --sign` and `profile validate FILE`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.cli.test_device_cli import cli
+from tests.server import orchardist
+
+SPEC = """
+identifier = "com.example.office"
+name = "Office"
+organization = "Example Corp"
+
+[[payloads]]
+type = "wifi"
+SSID_STR = "Office"
+EncryptionType = "WPA2"
+Password = { env = "OFFICE_WIFI_PASSWORD" }
+
+[[payloads]]
+type = "root-certificate"
+PayloadContent = { file = "ca.pem" }
+"""
+
+
+def test_build_sign_and_validate(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    (tmp_path / "ca.pem").write_bytes((data_dir / "pki" / "ca.pem").read_bytes())
+    (tmp_path / "office.toml").write_text(SPEC)
+    out = tmp_path / "office.mobileconfig"
+    env = {"OFFICE_WIFI_PASSWORD": "wifi-secret-123"}
+    said = orchardist(
+        data_dir, "profile", "build", str(tmp_path / "office.toml"), "-o", str(out), "--sign",
+        env=env,
+    )  # fmt: skip
+    assert "com.example.office (2 payloads, signed)" in said
+    verified = subprocess.run(
+        ["openssl", "cms", "-verify", "-inform", "DER", "-in", str(out), "-CAfile",
+         str(tmp_path / "ca.pem"), "-purpose", "any", "-binary"],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert b"<string>Office</string>" in verified.stdout
+    checked = json.loads(orchardist(data_dir, "profile", "validate", str(out), "--json"))
+    assert checked["errors"] == []
+    assert checked["signed_by"].startswith("CN=localhost")
+    assert checked["payloads"] == ["com.apple.wifi.managed", "com.apple.security.root"]
+
+    # A signed profile altered afterwards does not verify: refused, not read.
+    tampered = bytearray(out.read_bytes())
+    spot = tampered.find(b"Office")
+    tampered[spot] = ord("X")
+    (tmp_path / "tampered.mobileconfig").write_bytes(bytes(tampered))
+    refused = cli(data_dir, "profile", "validate", str(tmp_path / "tampered.mobileconfig"))
+    assert (refused.returncode, "does not verify" in refused.stderr) == (1, True)
+
+    # Without the secret, nothing is built and the message says what is missing.
+    missing = cli(data_dir, "profile", "build", str(tmp_path / "office.toml"), "-o",
+                  str(tmp_path / "x.mobileconfig"))  # fmt: skip
+    assert missing.returncode == 1
+    assert "OFFICE_WIFI_PASSWORD is not set" in missing.stderr
+    assert not (tmp_path / "x.mobileconfig").exists()
+
+
+def test_validate_reports_problems_with_their_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mobileconfig"
+    bad.write_text(
+        """<?xml version="1.0" encoding="UTF-8"?>
+<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadVersion</key><integer>1</integer>
+<key>PayloadIdentifier</key><string>com.example.bad</string>
+<key>PayloadUUID</key><string>A</string>
+<key>PayloadContent</key><array><dict>
+  <key>PayloadType</key><string>com.apple.webClip.managed</string>
+  <key>PayloadVersion</key><integer>1</integer>
+  <key>PayloadIdentifier</key><string>com.example.bad.clip</string>
+  <key>PayloadUUID</key><string>B</string>
+  <key>URL</key><integer>5</integer>
+  <key>Label</key><string>Intranet</string>
+  <key>VendorExtra</key><true/>
+</dict></array>
+</dict></plist>"""
+    )
+    result = cli(tmp_path / "data", "profile", "validate", str(bad))
+    assert result.returncode == 1
+    assert "error: PayloadContent[0].URL: must be a string, not integer" in result.stderr
+    # Keys the schema lacks are warnings when checking someone else's profile.
+    assert "warning: PayloadContent[0].VendorExtra: is not a key Apple defines" in result.stderr
+    garbage = tmp_path / "garbage.mobileconfig"
+    garbage.write_bytes(b"<?xml version='1.0'?><plist><dict><key>x")
+    unreadable = cli(tmp_path / "data", "profile", "validate", str(garbage))
+    assert (unreadable.returncode, "malformed plist" in unreadable.stderr) == (1, True)
