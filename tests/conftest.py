@@ -1,5 +1,6 @@
 """Suite-wide fixtures: async tests run on asyncio through anyio's pytest plugin;
-`storage` is a migrated SqlStorage on every backend this run covers."""
+`storage` is a migrated SqlStorage and `server` a running app on SQL storage, on every
+backend this run covers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from orchardist.storage.sql.repositories import SqlStorage, open_storage
 from tests.db import backends, fresh_database
+from tests.web.mdm_server import Server, running
 
 
 @pytest.fixture
@@ -31,3 +33,9 @@ async def storage(backend: str, tmp_path: Path) -> AsyncIterator[SqlStorage]:
             yield storage
         finally:
             await storage.close()
+
+
+@pytest.fixture(params=backends())
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    async with running(request.param, tmp_path) as started:
+        yield started

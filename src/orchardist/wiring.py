@@ -10,6 +10,7 @@ from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
+from orchardist.profiles.library import ProfileLibrary
 from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.push.pusher import Pusher, PushSettings, SenderSource
 from orchardist.scep.approvals import ScepApprovals
@@ -37,6 +38,7 @@ class Services:
     enrollment: EnrollmentProfiles | None = None
     pusher: Pusher | None = None
     senders: SenderSource | None = None
+    profiles: ProfileLibrary | None = None
 
     async def close(self) -> None:
         if self.senders is not None:
@@ -72,7 +74,9 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         manual_approval=settings.scep_manual_approval,
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
-    mdm = MdmService(storage, storage, storage, clock=utc_now)
+    server_cert, server_key = files.load_server()
+    profiles = ProfileLibrary(storage, (server_cert, server_key, [ca.certificate]), clock=utc_now)
+    mdm = MdmService(storage, storage, storage, clock=utc_now, on_result=profiles.on_result)
     push = stored_push_certificate(files)
     enrollment = EnrollmentProfiles(
         EnrollmentSettings(
@@ -82,7 +86,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
             organization=settings.organization,
         ),
         ca.certificate,
-        files.load_server(),
+        (server_cert, server_key),
         challenges,
         storage,
         link_ttl=timedelta(seconds=settings.enrollment_link_ttl_seconds),
@@ -100,5 +104,15 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     senders = SenderSource(files, push_settings)
     pusher = Pusher(storage, senders.current, push_settings, clock=utc_now)
     return Services(
-        settings, storage, ca, challenges, scep, approvals, mdm, enrollment, pusher, senders
+        settings,
+        storage,
+        ca,
+        challenges,
+        scep,
+        approvals,
+        mdm,
+        enrollment,
+        pusher,
+        senders,
+        profiles,
     )

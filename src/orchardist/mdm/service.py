@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import plistlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 
@@ -50,6 +51,10 @@ class MdmAnswer:
     command_uuid: str | None = None  # the command sent with this answer
 
 
+# (device_id, command_uuid, request_type, acknowledged, result plus its ErrorChain)
+ResultHook = Callable[[str, str, str, bool, Mapping[str, Any]], Awaitable[None]]
+
+
 class MdmService:
     def __init__(
         self,
@@ -58,11 +63,13 @@ class MdmService:
         inventory: InventoryStore,
         *,
         clock: Callable[[], datetime],
+        on_result: ResultHook | None = None,
     ) -> None:
         self._store = store
         self._certificates = certificates
         self._inventory = inventory
         self._clock = clock
+        self.on_result = on_result  # told of every stored result (the profile library)
 
     async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
         now = self._clock()
@@ -91,6 +98,15 @@ class MdmService:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
         if report.status == Status.ACKNOWLEDGED and exchange.stored_request_type:
             await self._take_inventory(report, exchange.stored_request_type, now)
+        if self.on_result is not None and exchange.stored_request_type:
+            assert report.command_uuid is not None
+            await self.on_result(
+                report.device_id,
+                report.command_uuid,
+                exchange.stored_request_type,
+                report.status == Status.ACKNOWLEDGED,
+                {**report.result, "ErrorChain": list(report.error_chain)},
+            )
         if exchange.next_command is None:
             return MdmAnswer(200)  # a zero-length body ends the session
         command_uuid, body = exchange.next_command

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchardist.storage.inventory import InventoryStore
+from orchardist.storage.profiles import ProfileStore
 
 
 class CertificateStatus(enum.StrEnum):
@@ -72,6 +73,9 @@ class CertificateStore(Protocol):
 
     async def get_certificate(self, serial: int) -> IssuedCertificate | None:
         """The certificate with this serial, or None when we never issued it."""
+
+    async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
+        """The certificate with this fingerprint (a device's bound identity), or None."""
 
     async def revoke_certificate(self, serial: int, at: datetime) -> bool:
         """Mark it revoked; False when unknown. Revoking twice keeps the first time."""
@@ -332,5 +336,7 @@ class PushStore(Protocol):
         """Per-status target counts, with queued split into queued / pushed."""
 
 
-class AllStorage(Storage, MdmStorage, PushStore, InventoryStore, EnrollmentTokenStore, Protocol):
+class AllStorage(
+    Storage, MdmStorage, PushStore, ProfileStore, InventoryStore, EnrollmentTokenStore, Protocol
+):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

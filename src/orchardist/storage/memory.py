@@ -31,6 +31,9 @@ class MemoryStorage:
     async def get_certificate(self, serial: int) -> IssuedCertificate | None:
         return self.certificates.get(serial)
 
+    async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
+        return next((c for c in self.certificates.values() if c.sha256 == sha256), None)
+
     async def revoke_certificate(self, serial: int, at: datetime) -> bool:
         cert = self.certificates.get(serial)
         if cert is None:

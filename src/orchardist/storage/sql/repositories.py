@@ -27,6 +27,7 @@ from orchardist.storage import (
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.mdm import SqlMdmStorage
+from orchardist.storage.sql.profiles import SqlProfileStorage
 from orchardist.storage.sql.push import SqlPushStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
@@ -46,7 +47,7 @@ def serial_key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"
 
 
-class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlInventoryStorage):
+class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryStorage):
     def __init__(self, database: Database) -> None:
         self.database = database
 
@@ -60,6 +61,11 @@ class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlInventoryStorage):
 
     async def get_certificate(self, serial: int) -> IssuedCertificate | None:
         query = select(_certs).where(_certs.c.serial == serial_key(serial))
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _certificate(row)
+
+    async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
+        query = select(_certs).where(_certs.c.sha256 == sha256)
         row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _certificate(row)
 

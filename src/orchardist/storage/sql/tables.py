@@ -208,3 +208,57 @@ inventory_provisioning_profiles = Table(
     Column("expires_at", UtcDateTime()),
     Index("ix_inventory_provisioning_profiles_expires_at", "expires_at"),
 )
+
+# -- configuration profiles (see orchardist.profiles.library)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("identifier", String(255), primary_key=True),
+    Column("display_name", String(255), nullable=False),
+    Column("latest_version", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("deleted_at", UtcDateTime()),
+)
+
+profile_versions = Table(
+    "profile_versions",
+    metadata,
+    Column("identifier", String(255), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("display_name", String(255), nullable=False),
+    Column("payload_types", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+profile_assignments = Table(
+    "profile_assignments",
+    metadata,
+    Column("identifier", String(255), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("target", String(255), primary_key=True),
+)
+
+device_groups = Table(
+    "device_groups",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("device_id", String(128), primary_key=True),
+)
+
+device_profiles = Table(
+    "device_profiles",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("identifier", String(255), primary_key=True),
+    Column("desired_version", Integer),
+    Column("installed_version", Integer),
+    Column("state", String(16), nullable=False),
+    Column("command_uuid", String(64)),
+    Column("error", String(2000)),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_device_profiles_identifier", "identifier"),
+    Index("ix_device_profiles_command_uuid", "command_uuid"),
+)

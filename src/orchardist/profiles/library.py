@@ -1,0 +1,320 @@
+"""The profile library: versions, assignments and reconciliation.
+
+A device's desired state is the set of profiles assigned to it (directly, through a static
+group, or to all). `reconcile` compares that with what each device was last given and
+queues the difference: InstallProfile (signed, its payloads encrypted to that device's
+identity certificate) for what is missing or outdated, RemoveProfile for what is no longer
+assigned. Queueing makes the push jobs, so devices are woken at once. Results move each
+device's state along (pending → installed / failed, removing → removed); a ProfileList
+that lacks an installed profile marks it missing, and the next pass installs it again.
+"""
+
+from __future__ import annotations
+
+import plistlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from orchardist.mdm.commands import new_command
+from orchardist.profiles import envelope
+from orchardist.profiles.validate import check_profile
+from orchardist.schema.validate import Problem
+from orchardist.storage import CertificateStore, MdmStorage, NewCommand
+from orchardist.storage.profiles import (
+    DeviceProfile,
+    ProfileState,
+    ProfileStore,
+    ProfileVersion,
+    TargetKind,
+)
+
+# A state that has not moved for this long is shown as overdue, not left silent.
+OVERDUE_AFTER = timedelta(hours=24)
+_HOLDING = (ProfileState.PENDING, ProfileState.INSTALLED, ProfileState.FAILED)
+_KEEP = object()
+
+
+class LibraryStore(ProfileStore, MdmStorage, CertificateStore, Protocol):
+    """The storage roles the library uses."""
+
+
+class ProfileRejectedError(ValueError):
+    """A profile we will not store; `problems` say why, each with its key path."""
+
+    def __init__(self, problems: Sequence[Problem | str]) -> None:
+        self.problems = [str(p) for p in problems]
+        super().__init__("; ".join(self.problems[:10]))
+
+
+@dataclass
+class Reconciled:
+    installs: int = 0
+    removals: int = 0
+    skipped: list[str] = field(default_factory=list)  # devices without a usable identity
+
+
+class ProfileLibrary:
+    def __init__(
+        self,
+        store: LibraryStore,
+        signer: tuple[x509.Certificate, rsa.RSAPrivateKey, Sequence[x509.Certificate]],
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.clock = clock
+
+    # -- versions
+
+    async def add(self, profile: dict[str, Any], *, strict: bool = True) -> ProfileVersion:
+        """Store a profile as the next version of its identifier; nothing stored when it
+        does not pass Apple's schema (unknown keys are errors unless strict=False)."""
+        report = check_profile(profile, unknown_keys_are_errors=strict)
+        if report.errors:
+            raise ProfileRejectedError(report.errors)
+        if "EncryptedPayloadContent" in profile:
+            raise ProfileRejectedError(["an encrypted profile cannot be stored: upload it clear"])
+        payloads = profile.get("PayloadContent", [])
+        return await self.store.add_profile_version(
+            str(profile["PayloadIdentifier"]),
+            str(profile.get("PayloadDisplayName") or profile["PayloadIdentifier"]),
+            [str(p.get("PayloadType")) for p in payloads],
+            envelope.serialize(profile),
+            self.clock(),
+        )
+
+    async def upload(self, data: bytes) -> ProfileVersion:
+        """A .mobileconfig from elsewhere (signed or not; a bad signature is refused)."""
+        try:
+            read = envelope.read(data)
+        except envelope.ProfileReadError as exc:
+            raise ProfileRejectedError([str(exc)]) from exc
+        return await self.add(read.profile, strict=False)
+
+    # -- assignment
+
+    async def assign(
+        self,
+        identifier: str,
+        *,
+        devices: Sequence[str] = (),
+        groups: Sequence[str] = (),
+        everyone: bool = False,
+        assigned: bool = True,
+    ) -> Reconciled:
+        if await self.store.get_profile(identifier) is None:
+            raise LookupError(f"no profile {identifier}")
+        known = set(await self.store.device_ids(devices)) if devices else set()
+        unknown = [d for d in devices if d not in known]
+        if unknown:
+            raise LookupError(f"unknown device {', '.join(unknown[:10])}")
+        for kind, targets in (
+            (TargetKind.DEVICE, devices),
+            (TargetKind.GROUP, groups),
+            (TargetKind.ALL, [""] if everyone else []),
+        ):
+            await self.store.set_assignments(identifier, kind, targets, assigned=assigned)
+        return await self.reconcile()
+
+    async def delete(self, identifier: str) -> Reconciled:
+        if not await self.store.delete_profile(identifier):
+            raise LookupError(f"no profile {identifier}")
+        return await self.reconcile()
+
+    # -- reconciliation
+
+    async def desired(self) -> dict[str, dict[str, int]]:
+        """device → {identifier: latest version} from the assignments."""
+        enrolled = await self.store.device_ids(enrolled=True)
+        groups = await self.store.groups()
+        latest = {p.identifier: p.latest_version for p in await self.store.list_profiles()}
+        wanted: dict[str, dict[str, int]] = {device: {} for device in enrolled}
+        for assignment in await self.store.assignments():
+            version = latest.get(assignment.identifier)
+            if version is None:
+                continue
+            if assignment.kind == TargetKind.ALL:
+                members: Sequence[str] = enrolled
+            elif assignment.kind == TargetKind.GROUP:
+                members = groups.get(assignment.target, [])
+            else:
+                members = [assignment.target]
+            for device in members:
+                if device in wanted:
+                    wanted[device][assignment.identifier] = version
+        return wanted
+
+    async def reconcile(self) -> Reconciled:
+        """Queue what each device lacks or no longer needs; safe to run any time (the
+        periodic repair pass runs it too)."""
+        done = Reconciled()
+        wanted = await self.desired()
+        current = {(r.device_id, r.identifier): r for r in await self.store.device_profiles()}
+        removals: dict[str, list[DeviceProfile]] = {}
+        changes: list[DeviceProfile] = []
+        now = self.clock()
+        for device, profiles in wanted.items():
+            for identifier, version in profiles.items():
+                row = current.get((device, identifier))
+                if row is not None and row.desired_version == version and row.state in _HOLDING:
+                    continue  # given (or refused) already: a new version changes that
+                change = await self._install(device, identifier, version, row, now)
+                if change is None:
+                    done.skipped.append(device)
+                    continue
+                changes.append(change)
+                done.installs += 1
+        for (device, identifier), row in current.items():
+            still = identifier in wanted.get(device, {})
+            if still or row.state in (ProfileState.REMOVING, ProfileState.REMOVED):
+                continue
+            removals.setdefault(identifier, []).append(row)
+        for identifier, rows in removals.items():
+            command = new_command("RemoveProfile", {"Identifier": identifier})
+            record = NewCommand(command.command_uuid, "RemoveProfile", _plist(command.as_plist()))
+            await self.store.enqueue(record, [r.device_id for r in rows], now)
+            for row in rows:
+                changes.append(_moved(row, ProfileState.REMOVING, now, desired=None,
+                                      command_uuid=command.command_uuid))  # fmt: skip
+            done.removals += len(rows)
+        await self.store.save_device_profiles(changes)
+        return done
+
+    async def _install(
+        self, device: str, identifier: str, version: int, row: DeviceProfile | None, now: datetime
+    ) -> DeviceProfile | None:
+        recipient = await self._identity_of(device)
+        stored = await self.store.profile_version(identifier, version)
+        if recipient is None or stored is None:
+            return None
+        payload = self.payload_for(stored, recipient)
+        command = new_command("InstallProfile", {"Payload": payload})
+        record = NewCommand(command.command_uuid, "InstallProfile", _plist(command.as_plist()))
+        await self.store.enqueue(record, [device], now)
+        return DeviceProfile(
+            device_id=device,
+            identifier=identifier,
+            desired_version=version,
+            installed_version=row.installed_version if row else None,
+            state=ProfileState.PENDING,
+            command_uuid=command.command_uuid,
+            error=None,
+            updated_at=now,
+        )
+
+    def payload_for(self, stored: ProfileVersion, recipient: x509.Certificate) -> bytes:
+        """The bytes InstallProfile carries: payloads encrypted to the device, then signed."""
+        profile = plistlib.loads(stored.body)
+        cert, key, chain = self.signer
+        return envelope.sign(envelope.serialize(envelope.encrypt_for(profile, recipient)),
+                             cert, key, chain)  # fmt: skip
+
+    async def _identity_of(self, device: str) -> x509.Certificate | None:
+        enrollment = await self.store.get_enrollment(device)
+        if enrollment is None:
+            return None
+        issued = await self.store.certificate_by_sha256(enrollment.identity_sha256)
+        return None if issued is None else x509.load_der_x509_certificate(issued.der)
+
+    # -- results
+
+    async def on_result(
+        self,
+        device_id: str,
+        command_uuid: str,
+        request_type: str,
+        acknowledged: bool,
+        result: Mapping[str, Any],
+    ) -> None:
+        """A device answered a command: InstallProfile, RemoveProfile and ProfileList
+        results move profile states; others are not ours."""
+        if request_type not in ("InstallProfile", "RemoveProfile", "ProfileList"):
+            return
+        now = self.clock()
+        if request_type == "ProfileList":
+            if not acknowledged:
+                return
+            await self._compare_with_device(device_id, result, now)
+            return
+        row = await self.store.device_profile_by_command(device_id, command_uuid)
+        if row is None:
+            return  # superseded by a newer command for the same profile
+        if request_type == "InstallProfile":
+            if acknowledged:
+                change = _moved(row, ProfileState.INSTALLED, now, installed=row.desired_version)
+            else:
+                change = _moved(row, ProfileState.FAILED, now, error=_error_chain(result))
+        elif acknowledged:
+            change = _moved(row, ProfileState.REMOVED, now, installed=None)
+        else:
+            change = _moved(row, ProfileState.FAILED, now, error=_error_chain(result))
+        await self.store.save_device_profiles([change])
+
+    async def _compare_with_device(
+        self, device_id: str, result: Mapping[str, Any], now: datetime
+    ) -> None:
+        listed = result.get("ProfileList")
+        if not isinstance(listed, list):
+            return
+        present = {p.get("PayloadIdentifier") for p in listed if isinstance(p, dict)}
+        changes = [
+            _moved(row, ProfileState.MISSING, now)
+            for row in await self.store.device_profiles(device_id=device_id)
+            if row.state == ProfileState.INSTALLED and row.identifier not in present
+        ]
+        await self.store.save_device_profiles(changes)
+
+
+def overdue(row: DeviceProfile, now: datetime) -> bool:
+    """Pending or removing for too long: shown, not silent."""
+    waiting = row.state in (ProfileState.PENDING, ProfileState.REMOVING)
+    return waiting and now - row.updated_at > OVERDUE_AFTER
+
+
+def _moved(
+    row: DeviceProfile,
+    state: ProfileState,
+    now: datetime,
+    *,
+    desired: object = _KEEP,
+    installed: object = _KEEP,
+    command_uuid: object = _KEEP,
+    error: str | None = None,
+) -> DeviceProfile:
+    """The row in a new state; _KEEP leaves a field as it was."""
+
+    def pick(value: object, current: Any) -> Any:
+        return current if value is _KEEP else value
+
+    return DeviceProfile(
+        device_id=row.device_id,
+        identifier=row.identifier,
+        desired_version=pick(desired, row.desired_version),
+        installed_version=pick(installed, row.installed_version),
+        state=state,
+        command_uuid=pick(command_uuid, row.command_uuid),
+        error=error,
+        updated_at=now,
+    )
+
+
+def _error_chain(result: Mapping[str, Any]) -> str:
+    chain = result.get("ErrorChain")
+    if not isinstance(chain, list) or not chain:
+        return "the device answered Error"
+    parts = []
+    for item in chain:
+        if isinstance(item, dict):
+            text = item.get("USEnglishDescription") or item.get("LocalizedDescription") or ""
+            parts.append(f"{item.get('ErrorDomain')} {item.get('ErrorCode')}: {text}".strip())
+    return " ← ".join(parts)[:2000]
+
+
+def _plist(value: dict[str, Any]) -> bytes:
+    return plistlib.dumps(value)

@@ -1,0 +1,229 @@
+"""The profile library on SQL (see `orchardist.storage.profiles` for the contracts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from orchardist.storage.profiles import (
+    Assignment,
+    DeviceProfile,
+    ProfileState,
+    ProfileVersion,
+    StoredProfile,
+    TargetKind,
+)
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.tables import (
+    device_groups,
+    device_profiles,
+    profile_assignments,
+    profile_versions,
+    profiles,
+)
+
+_versions, _assignments, _states = profile_versions, profile_assignments, device_profiles
+
+
+class SqlProfileStorage:
+    database: Database
+
+    async def add_profile_version(
+        self,
+        identifier: str,
+        display_name: str,
+        payload_types: Sequence[str],
+        body: bytes,
+        now: datetime,
+    ) -> ProfileVersion:
+        def work(conn: Connection) -> ProfileVersion:
+            where = profiles.c.identifier == identifier
+            current = conn.execute(select(profiles.c.latest_version).where(where)).scalar()
+            version = 1 if current is None else int(current) + 1
+            values = {"display_name": display_name, "latest_version": version,
+                      "updated_at": now, "deleted_at": None}  # fmt: skip
+            if current is None:
+                conn.execute(
+                    insert(profiles), {"identifier": identifier, "created_at": now, **values}
+                )
+            else:
+                conn.execute(update(profiles).where(where).values(values))
+            record = ProfileVersion(
+                identifier, version, display_name, tuple(payload_types), body, now
+            )
+            conn.execute(
+                insert(_versions), {**asdict(record), "payload_types": list(payload_types)}
+            )
+            return record
+
+        return await self.database.write(work)
+
+    async def list_profiles(self) -> list[StoredProfile]:
+        query = (
+            select(profiles).where(profiles.c.deleted_at.is_(None)).order_by(profiles.c.identifier)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_profile(row) for row in rows]
+
+    async def get_profile(self, identifier: str) -> StoredProfile | None:
+        query = select(profiles).where(
+            and_(profiles.c.identifier == identifier, profiles.c.deleted_at.is_(None))
+        )
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _profile(row)
+
+    async def profile_version(
+        self, identifier: str, version: int | None = None
+    ) -> ProfileVersion | None:
+        query = select(_versions).where(_versions.c.identifier == identifier)
+        if version is None:
+            query = query.order_by(_versions.c.version.desc()).limit(1)
+        else:
+            query = query.where(_versions.c.version == version)
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _version(row)
+
+    async def profile_versions(self, identifier: str) -> list[ProfileVersion]:
+        query = (
+            select(_versions)
+            .where(_versions.c.identifier == identifier)
+            .order_by(_versions.c.version)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_version(row) for row in rows]
+
+    async def delete_profile(self, identifier: str) -> bool:
+        def work(conn: Connection) -> bool:
+            conn.execute(delete(_assignments).where(_assignments.c.identifier == identifier))
+            hide = update(profiles).where(
+                and_(profiles.c.identifier == identifier, profiles.c.deleted_at.is_(None))
+            )
+            return bool(conn.execute(hide.values(deleted_at=profiles.c.updated_at)).rowcount)
+
+        return await self.database.write(work)
+
+    async def set_assignments(
+        self, identifier: str, kind: TargetKind, targets: Sequence[str], *, assigned: bool
+    ) -> None:
+        rows = [{"identifier": identifier, "kind": kind.value, "target": t} for t in targets]
+
+        def work(conn: Connection) -> None:
+            if not rows:
+                return
+            if assigned:
+                dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                conn.execute(dialect(_assignments).on_conflict_do_nothing(), rows)
+                return
+            for row in rows:
+                conn.execute(
+                    delete(_assignments).where(
+                        and_(*(getattr(_assignments.c, k) == v for k, v in row.items()))
+                    )
+                )
+
+        await self.database.write(work)
+
+    async def assignments(self, identifier: str | None = None) -> list[Assignment]:
+        query = select(_assignments).order_by(
+            _assignments.c.identifier, _assignments.c.kind, _assignments.c.target
+        )
+        if identifier is not None:
+            query = query.where(_assignments.c.identifier == identifier)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [Assignment(r.identifier, TargetKind(r.kind), r.target) for r in rows]
+
+    async def set_group(self, name: str, device_ids: Sequence[str]) -> None:
+        members = [{"name": name, "device_id": d} for d in dict.fromkeys(device_ids)]
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(device_groups).where(device_groups.c.name == name))
+            if members:
+                conn.execute(insert(device_groups), members)
+
+        await self.database.write(work)
+
+    async def groups(self) -> Mapping[str, list[str]]:
+        query = select(device_groups).order_by(device_groups.c.name, device_groups.c.device_id)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row.name, []).append(row.device_id)
+        return found
+
+    async def device_profiles(
+        self, *, device_id: str | None = None, identifier: str | None = None
+    ) -> list[DeviceProfile]:
+        query = select(_states).order_by(_states.c.identifier, _states.c.device_id)
+        if device_id is not None:
+            query = query.where(_states.c.device_id == device_id)
+        if identifier is not None:
+            query = query.where(_states.c.identifier == identifier)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_state(row) for row in rows]
+
+    async def save_device_profiles(self, rows: Sequence[DeviceProfile]) -> None:
+        values = [{**asdict(r), "state": r.state.value} for r in rows]
+
+        def work(conn: Connection) -> None:
+            if not values:
+                return
+            dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            statement = dialect(_states)
+            changed = {
+                key: getattr(statement.excluded, key)
+                for key in values[0]
+                if key not in ("device_id", "identifier")
+            }
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["device_id", "identifier"], set_=changed
+                ),
+                values,
+            )
+
+        await self.database.write(work)
+
+    async def device_profile_by_command(
+        self, device_id: str, command_uuid: str
+    ) -> DeviceProfile | None:
+        query = select(_states).where(
+            and_(_states.c.device_id == device_id, _states.c.command_uuid == command_uuid)
+        )
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _state(row)
+
+
+def _profile(row: Row[Any]) -> StoredProfile:
+    return StoredProfile(
+        row.identifier, row.display_name, row.latest_version, row.created_at, row.updated_at
+    )
+
+
+def _version(row: Row[Any]) -> ProfileVersion:
+    return ProfileVersion(
+        row.identifier,
+        row.version,
+        row.display_name,
+        tuple(row.payload_types),
+        row.body,
+        row.created_at,
+    )
+
+
+def _state(row: Row[Any]) -> DeviceProfile:
+    return DeviceProfile(
+        device_id=row.device_id,
+        identifier=row.identifier,
+        desired_version=row.desired_version,
+        installed_version=row.installed_version,
+        state=ProfileState(row.state),
+        command_uuid=row.command_uuid,
+        error=row.error,
+        updated_at=row.updated_at,
+    )
