@@ -15,6 +15,7 @@ from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import health, mdm, scep
 from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
 from orchardist.wiring import Services, open_services
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         app.state.services = services
     app.include_router(health.router)
     app.include_router(api_routes.router)
+    app.include_router(api_profiles.router)
     app.router.routes.extend(scep.routes)
     app.router.routes.extend(mdm.routes)
     app.add_exception_handler(HTTPException, _http_error)

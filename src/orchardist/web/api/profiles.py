@@ -1,0 +1,203 @@
+"""/api/v1/profiles and /api/v1/groups: the profile library over HTTP.
+
+Profile contents are never listed: they hold Wi-Fi passwords and keys. The API shows
+identifiers, versions, payload types, assignments and per-device state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
+from orchardist.storage.profiles import StoredProfile, TargetKind
+from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.wiring import Services
+
+router = APIRouter(prefix="/api/v1", tags=["Profiles"])
+ServicesDep = Annotated[Services, Depends(services_of)]
+MAX_PROFILE_BYTES = 4 * 1024 * 1024
+
+
+class ProfileSummary(BaseModel):
+    identifier: str
+    display_name: str
+    latest_version: int
+    payload_types: list[str]
+    updated_at: datetime
+
+
+class ProfileDetail(ProfileSummary):
+    versions: list[dict[str, object]]
+    assignments: dict[str, list[str]] = Field(description="device / group / all")
+
+
+class Targets(BaseModel):
+    devices: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    all: bool = False
+
+
+class ReconcileResult(BaseModel):
+    installs: int = Field(description="InstallProfile commands queued")
+    removals: int = Field(description="RemoveProfile commands queued")
+    skipped: list[str] = Field(description="devices without a usable identity certificate")
+
+
+class DeviceState(BaseModel):
+    udid: str
+    state: str
+    desired_version: int | None
+    installed_version: int | None
+    error: str | None
+    updated_at: datetime
+    overdue: bool = Field(description="pending or removing for over a day")
+
+
+class Group(BaseModel):
+    devices: list[str]
+
+
+@router.get("/profiles", response_model=list[ProfileSummary])
+async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary]:
+    store = services.storage
+    found = []
+    for profile in await store.list_profiles():
+        latest = await store.profile_version(profile.identifier)
+        assert latest is not None
+        found.append(_summary(profile, latest.payload_types))
+    return found
+
+
+@router.post("/profiles", status_code=201)
+async def upload_profile(request: Request, services: ServicesDep, _: Writer) -> dict[str, object]:
+    """A .mobileconfig (signed or not) as the body: stored as the next version of its
+    identifier; 422 with every problem when it does not pass Apple's schema."""
+    body = await request.body()
+    if len(body) > MAX_PROFILE_BYTES:
+        raise HTTPException(413, f"a profile may be at most {MAX_PROFILE_BYTES} bytes")
+    try:
+        stored = await _library(services).upload(body)
+    except ProfileRejectedError as exc:
+        raise HTTPException(422, {"problems": exc.problems}) from exc
+    return {"identifier": stored.identifier, "version": stored.version}
+
+
+@router.get("/profiles/{identifier}", response_model=ProfileDetail)
+async def show_profile(identifier: str, services: ServicesDep, _: Caller) -> ProfileDetail:
+    store = services.storage
+    profile = await store.get_profile(identifier)
+    if profile is None:
+        raise HTTPException(404, f"no profile {identifier}")
+    versions = await store.profile_versions(identifier)
+    assignments: dict[str, list[str]] = {kind.value: [] for kind in TargetKind}
+    for assignment in await store.assignments(identifier):
+        assignments[assignment.kind.value].append(assignment.target)
+    summary = _summary(profile, versions[-1].payload_types)
+    return ProfileDetail(
+        **summary.model_dump(),
+        versions=[
+            {"version": v.version, "created_at": v.created_at, "payload_types": v.payload_types}
+            for v in versions
+        ],
+        assignments=assignments,
+    )
+
+
+@router.delete("/profiles/{identifier}", response_model=ReconcileResult)
+async def delete_profile(identifier: str, services: ServicesDep, _: Writer) -> ReconcileResult:
+    """Forget it; devices that have it get RemoveProfile."""
+    try:
+        done = await _library(services).delete(identifier)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return _result(done, services)
+
+
+@router.post("/profiles/{identifier}/assignments", response_model=ReconcileResult)
+async def assign(
+    identifier: str, body: Targets, services: ServicesDep, _: Writer
+) -> ReconcileResult:
+    return await _assign(identifier, body, services, assigned=True)
+
+
+@router.delete("/profiles/{identifier}/assignments", response_model=ReconcileResult)
+async def unassign(
+    identifier: str, body: Targets, services: ServicesDep, _: Writer
+) -> ReconcileResult:
+    return await _assign(identifier, body, services, assigned=False)
+
+
+@router.get("/profiles/{identifier}/status", response_model=list[DeviceState])
+async def profile_status(identifier: str, services: ServicesDep, _: Caller) -> list[DeviceState]:
+    if await services.storage.get_profile(identifier) is None:
+        rows = await services.storage.device_profiles(identifier=identifier)
+        if not rows:
+            raise HTTPException(404, f"no profile {identifier}")
+    now = datetime.now(UTC)
+    return [
+        DeviceState(
+            udid=row.device_id,
+            state=row.state.value,
+            desired_version=row.desired_version,
+            installed_version=row.installed_version,
+            error=row.error,
+            updated_at=row.updated_at,
+            overdue=overdue(row, now),
+        )
+        for row in await services.storage.device_profiles(identifier=identifier)
+    ]
+
+
+@router.get("/groups", response_model=dict[str, list[str]])
+async def list_groups(services: ServicesDep, _: Caller) -> dict[str, list[str]]:
+    return dict(await services.storage.groups())
+
+
+@router.put("/groups/{name}", response_model=ReconcileResult)
+async def set_group(name: str, body: Group, services: ServicesDep, _: Writer) -> ReconcileResult:
+    """Create or replace a static group; profiles assigned to it follow its members."""
+    known = set(await services.storage.device_ids(body.devices))
+    unknown = [d for d in body.devices if d not in known]
+    if unknown:
+        raise HTTPException(422, f"unknown device {', '.join(unknown[:10])}")
+    await services.storage.set_group(name, body.devices)
+    return _result(await _library(services).reconcile(), services)
+
+
+async def _assign(
+    identifier: str, body: Targets, services: ServicesDep, *, assigned: bool
+) -> ReconcileResult:
+    try:
+        done = await _library(services).assign(
+            identifier, devices=body.devices, groups=body.groups, everyone=body.all,
+            assigned=assigned,
+        )  # fmt: skip
+    except LookupError as exc:
+        status = 404 if str(exc).startswith("no profile") else 422
+        raise HTTPException(status, str(exc)) from exc
+    return _result(done, services)
+
+
+def _library(services: Services) -> ProfileLibrary:
+    assert services.profiles is not None
+    return services.profiles
+
+
+def _result(done: Reconciled, services: Services) -> ReconcileResult:
+    if (done.installs or done.removals) and services.pusher is not None:
+        services.pusher.wake()
+    return ReconcileResult(installs=done.installs, removals=done.removals, skipped=done.skipped)
+
+
+def _summary(profile: StoredProfile, payload_types: tuple[str, ...]) -> ProfileSummary:
+    return ProfileSummary(
+        identifier=profile.identifier,
+        display_name=profile.display_name,
+        latest_version=profile.latest_version,
+        payload_types=list(payload_types),
+        updated_at=profile.updated_at,
+    )
