@@ -41,7 +41,7 @@ async def test_upload_assign_follow_unassign(server: Server, tmp_path: Path) -> 
     assert refused.status_code == 403
     created = await server.http.post("/api/v1/profiles", content=data, headers=admin)
     assert (created.status_code, created.json()) == (
-        201, {"identifier": "com.example.wifi", "version": 1}
+        201, {"identifier": "com.example.wifi", "version": 1, "installs": 0}
     )  # fmt: skip
     listed = (await server.http.get("/api/v1/profiles", headers=viewer)).json()
     assert [(p["identifier"], p["latest_version"], p["payload_types"]) for p in listed] == [

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from orchardist.pki import cms
+from orchardist.profiles import envelope
 from orchardist.scep import client
 from orchardist.scep.messages import MessageType, PkiStatus
 from orchardist.simulator.answers import Identity, answer
@@ -58,6 +59,7 @@ class VirtualDevice:
         # What TokenUpdate tells the server; the local APNs peer routes pushes by it.
         self.token = hashlib.sha256(self.udid.encode()).digest()
         self.push_magic = f"magic-{self.udid[:8]}"
+        self.profiles: dict[str, dict[str, Any]] = {}  # installed, by PayloadIdentifier
 
     # -- enrollment
 
@@ -138,13 +140,59 @@ class VirtualDevice:
                 continue
             stats.commands += 1
             assert self.identity is not None
-            result = {
-                "Status": "Acknowledged",
-                "CommandUUID": command_uuid,
-                **answer(self.identity, command),
-            }
+            try:
+                result = {
+                    "Status": "Acknowledged",
+                    "CommandUUID": command_uuid,
+                    **self._answer(command),
+                }
+            except _RefusedError as refusal:
+                result = {"Status": "Error", "CommandUUID": command_uuid,
+                          "ErrorChain": [refusal.chain()]}  # fmt: skip
             reply = await self._connect(result)
         return stats
+
+    def _answer(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Profiles are state the device keeps; everything else is answered from facts."""
+        assert self.identity is not None
+        match command.get("RequestType"):
+            case "InstallProfile":
+                self._install(command.get("Payload", b""))
+                return {}
+            case "RemoveProfile":
+                if self.profiles.pop(str(command.get("Identifier")), None) is None:
+                    raise _RefusedError(1003, "The profile is not installed.")
+                return {}
+            case "ProfileList":
+                listed = answer(self.identity, command)["ProfileList"]
+                return {"ProfileList": [*listed, *self.profiles.values()]}
+        return answer(self.identity, command)
+
+    def _install(self, payload: bytes) -> None:
+        """As iOS does: the signature must verify, encrypted payloads must open with this
+        device's identity key; the profile replaces one with the same identifier."""
+        assert self.identity is not None
+        try:
+            read = envelope.read(payload)
+            profile = read.profile
+            if "EncryptedPayloadContent" in profile:
+                content = envelope.decrypt_payloads(profile, self.identity.certificate, self.key)
+                profile = {**profile, "PayloadContent": content}
+        except (envelope.ProfileReadError, cms.CmsError, ValueError) as exc:
+            raise _RefusedError(1009, f"The profile cannot be installed: {exc}") from exc
+        self.profiles[str(profile.get("PayloadIdentifier"))] = {
+            key: profile[key]
+            for key in ("PayloadIdentifier", "PayloadUUID", "PayloadVersion", "PayloadDisplayName")
+            if key in profile
+        } | {
+            "IsEncrypted": "EncryptedPayloadContent" in read.profile,
+            "IsManaged": True,
+            "PayloadContent": [
+                {k: p.get(k) for k in ("PayloadType", "PayloadIdentifier", "PayloadVersion")}
+                for p in profile.get("PayloadContent", [])
+                if isinstance(p, dict)
+            ],
+        }
 
     async def _checkin(self, fields: dict[str, Any]) -> bytes:
         return await self._put(self.plan.checkin_url, fields, CHECKIN)
@@ -167,6 +215,18 @@ class VirtualDevice:
         if response.status_code != 200:
             raise SimulationError(f"{url} answered {response.status_code}: {response.text.strip()}")
         return response.content
+
+
+class _RefusedError(Exception):
+    """A command the device answers with Error (iOS's MCProfileErrorDomain codes)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+    def chain(self) -> dict[str, Any]:
+        return {"ErrorDomain": "MCProfileErrorDomain", "ErrorCode": self.code,
+                "USEnglishDescription": self.text}  # fmt: skip
 
 
 def _recipient(reply: httpx.Response) -> x509.Certificate:

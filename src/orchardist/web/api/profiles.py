@@ -75,15 +75,18 @@ async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary
 @router.post("/profiles", status_code=201)
 async def upload_profile(request: Request, services: ServicesDep, _: Writer) -> dict[str, object]:
     """A .mobileconfig (signed or not) as the body: stored as the next version of its
-    identifier; 422 with every problem when it does not pass Apple's schema."""
+    identifier, and sent to the devices it is assigned to; 422 with every problem when it
+    does not pass Apple's schema."""
     body = await request.body()
     if len(body) > MAX_PROFILE_BYTES:
         raise HTTPException(413, f"a profile may be at most {MAX_PROFILE_BYTES} bytes")
+    library = _library(services)
     try:
-        stored = await _library(services).upload(body)
+        stored = await library.upload(body)
     except ProfileRejectedError as exc:
         raise HTTPException(422, {"problems": exc.problems}) from exc
-    return {"identifier": stored.identifier, "version": stored.version}
+    done = _result(await library.reconcile(), services)
+    return {"identifier": stored.identifier, "version": stored.version, "installs": done.installs}
 
 
 @router.get("/profiles/{identifier}", response_model=ProfileDetail)
