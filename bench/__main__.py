@@ -13,12 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import checkin, push, scep
+from bench import checkin, profiles, push, scep
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
     "checkin": checkin.run,
     "push": push.run,
+    "profiles": profiles.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -35,6 +36,9 @@ def main() -> None:
     parser.add_argument("--push-100k", action="store_true", help="push: 100,000 devices")
     parser.add_argument(
         "--push-virtual", type=int, default=200, help="push: push-woken virtual devices"
+    )
+    parser.add_argument(
+        "--profile-devices", type=int, default=1000, help="profiles: one profile per device"
     )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     push_lease_seconds: int = Field(
         default=60, ge=1, description="A crashed pusher's claimed pushes are retried after this"
     )
+    profile_repair_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="How often profiles are checked on devices (ProfileList) and repaired",
+    )
     enrollment_link_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long `orchardist enroll token` links work"
     )

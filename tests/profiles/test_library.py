@@ -108,14 +108,14 @@ async def test_drift_is_seen_and_repaired(server: Server, tmp_path: Path) -> Non
     await library.assign("com.example.wifi", devices=["UDID-D"])
     sent = await _next_command(server, device)
     await server.report(device, "Acknowledged", CommandUUID=sent["CommandUUID"])
-    # The user removed it: the next ProfileList shows it gone.
-    uuid = await server.queue("ProfileList", {}, device)
+    # The periodic pass asks for the ProfileList; the user had removed the profile.
+    assert (await library.repair()).installs == 0
     sent = await _next_command(server, device)
-    assert sent["CommandUUID"] == uuid
-    await server.report(device, "Acknowledged", CommandUUID=uuid, ProfileList=[])
+    assert sent["Command"] == {"RequestType": "ProfileList"}
+    await server.report(device, "Acknowledged", CommandUUID=sent["CommandUUID"], ProfileList=[])
     (row,) = await server.services.storage.device_profiles(device_id="UDID-D")
     assert row.state == ProfileState.MISSING
-    assert (await library.reconcile()).installs == 1  # offered again
+    assert (await library.repair()).installs == 1  # offered again
     sent = await _next_command(server, device)
     assert sent["Command"]["RequestType"] == "InstallProfile"  # type: ignore[index]
 

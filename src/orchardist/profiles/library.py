@@ -186,6 +186,21 @@ class ProfileLibrary:
         await self.store.save_device_profiles(changes)
         return done
 
+    async def repair(self) -> Reconciled:
+        """The periodic pass: reconcile (reinstalling what a ProfileList showed missing),
+        then ask every device holding our profiles for its ProfileList, so that drift is
+        seen by the next pass."""
+        done = await self.reconcile()
+        holders = sorted(
+            {r.device_id for r in await self.store.device_profiles()
+             if r.state == ProfileState.INSTALLED}
+        )  # fmt: skip
+        if holders:
+            command = new_command("ProfileList", {})
+            record = NewCommand(command.command_uuid, "ProfileList", _plist(command.as_plist()))
+            await self.store.enqueue(record, holders, self.clock())
+        return done
+
     async def _install(
         self, device: str, identifier: str, version: int, row: DeviceProfile | None, now: datetime
     ) -> DeviceProfile | None:

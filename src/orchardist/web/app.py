@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
@@ -18,6 +19,8 @@ from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
 from orchardist.wiring import Services, open_services
+
+log = structlog.get_logger("orchardist.profiles")
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -33,13 +36,18 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         opened = await open_services(settings, migrate=False)  # `serve` migrated already
         app.state.services = opened
         assert opened.pusher is not None
-        pushing = asyncio.create_task(opened.pusher.run(), name="pusher")
+        workers = [
+            asyncio.create_task(opened.pusher.run(), name="pusher"),
+            asyncio.create_task(_repair_profiles(opened), name="profile repair"),
+        ]
         try:
             yield
         finally:
-            pushing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pushing
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
             await opened.close()
 
     app = FastAPI(
@@ -60,6 +68,22 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(AccessLogMiddleware)
     return app
+
+
+async def _repair_profiles(services: Services) -> None:
+    """Every profile_repair_seconds: ProfileList from devices holding our profiles, and
+    what is missing installed again (see ProfileLibrary.repair)."""
+    assert services.profiles is not None
+    while True:
+        await asyncio.sleep(services.settings.profile_repair_seconds)
+        try:
+            done = await services.profiles.repair()
+        except Exception as exc:  # the loop must outlive one failing pass
+            log.error("profile_repair_failed", error=str(exc) or type(exc).__name__)
+            continue
+        if services.pusher is not None:
+            services.pusher.wake()
+        log.info("profile_repair", installs=done.installs, removals=done.removals)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
