@@ -95,3 +95,48 @@ def test_validate_reports_problems_with_their_paths(tmp_path: Path) -> None:
     garbage.write_bytes(b"<?xml version='1.0'?><plist><dict><key>x")
     unreadable = cli(tmp_path / "data", "profile", "validate", str(garbage))
     assert (unreadable.returncode, "malformed plist" in unreadable.stderr) == (1, True)
+
+
+def test_library_commands(tmp_path: Path) -> None:
+    from tests.cli.test_device_cli import enroll_phone
+    from tests.server import running_server
+
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    with running_server(data_dir, http=True) as base:
+        phone = enroll_phone(base, data_dir, "UDID-PROFILE-1")
+    (tmp_path / "ca.pem").write_bytes((data_dir / "pki" / "ca.pem").read_bytes())
+    (tmp_path / "office.toml").write_text(SPEC)
+    env = {"OFFICE_WIFI_PASSWORD": "wifi-secret-123"}
+    stored = json.loads(
+        orchardist(data_dir, "profile", "upload", str(tmp_path / "office.toml"), "--json", env=env)
+    )
+    assert (stored["identifier"], stored["version"], stored["installs"]) == (
+        "com.example.office", 1, 0
+    )  # fmt: skip
+    assert "com.example.office  v1  Office" in orchardist(data_dir, "profile", "list")
+    assert "group sales: 1 device(s)" in orchardist(data_dir, "group", "set", "sales", phone.udid)
+    groups = json.loads(orchardist(data_dir, "group", "list", "--json"))
+    assert groups == {"sales": [phone.udid]}
+    assigned = json.loads(
+        orchardist(
+            data_dir, "profile", "assign", "com.example.office", "--group", "sales", "--json"
+        )
+    )
+    assert assigned == {"installs": 1, "removals": 0, "skipped": []}
+    (row,) = json.loads(orchardist(data_dir, "profile", "status", "com.example.office", "--json"))
+    assert (row["udid"], row["state"], row["overdue"]) == (phone.udid, "pending", False)
+    shown = json.loads(orchardist(data_dir, "profile", "show", "com.example.office", "--json"))
+    assert shown["assignments"] == ["group:sales"]
+    assert "wifi-secret-123" not in json.dumps(shown)
+    unassigned = json.loads(orchardist(
+        data_dir, "profile", "unassign", "com.example.office", "--group", "sales", "--json"
+    ))  # fmt: skip
+    assert unassigned["removals"] == 1
+    unknown = cli(data_dir, "profile", "assign", "com.example.none", "--all")
+    assert (unknown.returncode, "no profile com.example.none" in unknown.stderr) == (1, True)
+    bad_group = cli(data_dir, "group", "set", "g", "NOPE")
+    assert (bad_group.returncode, "unknown device NOPE" in bad_group.stderr) == (1, True)
+    assert "deleted com.example.office" in orchardist(
+        data_dir, "profile", "delete", "com.example.office"
+    )
