@@ -9,7 +9,8 @@ DATA_DIR ?= orchardist-data
 SERVER_NAME ?= localhost
 HOST ?= 127.0.0.1
 PORT ?= 8443
-DEBS := scep openssl
+# libldap2-dev/libsasl2-dev build python-ldap; slapd is the directory the tests log in to.
+DEBS := scep openssl slapd ldap-utils libldap2-dev libsasl2-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -18,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-6s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt | debs
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
@@ -26,7 +27,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
-debs: ## Install the Debian packages the tests use (scepclient, openssl)
+debs: ## Install the Debian packages: scepclient, openssl, slapd, the LDAP headers python-ldap builds with
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \

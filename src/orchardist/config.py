@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import tomli_w
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,10 +24,31 @@ DATA_DIR_VARIABLE = "ORCHARDIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path("orchardist-data")
 
 
+class DirectorySettings(BaseModel):
+    """`[directory]` in orchardist.toml (or ORCHARDIST_DIRECTORY__URL and the like): the
+    LDAP or Active Directory server users sign in with to enroll."""
+
+    url: str = Field(description="ldap://host:389 or ldaps://host:636")
+    base_dn: str = Field(description="where users (and groups) are searched")
+    bind_dn: str | None = Field(default=None, description="service account; unset: anonymous")
+    bind_password: SecretStr | None = None
+    login_attributes: list[str] = Field(
+        default=["uid", "mail", "sAMAccountName", "userPrincipalName"],
+        description="what users may type as their name",
+    )
+    group_base_dn: str | None = Field(default=None, description="group search base")
+    start_tls: bool = False
+    ca_file: Path | None = Field(default=None, description="CA for LDAPS / StartTLS")
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    active_directory: bool = Field(default=False, description="Active Directory rules")
+
+
 class Settings(BaseSettings):
     """Everything an Orchardist process reads at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="ORCHARDIST_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="ORCHARDIST_", env_nested_delimiter="__", extra="ignore"
+    )
     _toml_file: ClassVar[Path | None] = None
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -81,6 +102,9 @@ class Settings(BaseSettings):
     )
     push_lease_seconds: int = Field(
         default=60, ge=1, description="A crashed pusher's claimed pushes are retried after this"
+    )
+    directory: DirectorySettings | None = Field(
+        default=None, description="Directory login for enrollment; see docs/enrollment.md"
     )
     profile_repair_seconds: int = Field(
         default=24 * 3600,

@@ -11,6 +11,7 @@ from orchardist.cli import (
     ca,
     command,
     device,
+    directory,
     enrollment,
     init,
     profile,
@@ -40,6 +41,7 @@ app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")
 app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
+app.add_typer(directory.app, name="directory")
 app.add_typer(profile.app, name="profile")
 app.add_typer(profile.group_app, name="group")
 

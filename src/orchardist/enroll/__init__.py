@@ -1,0 +1,1 @@
+"""Over-the-air enrollment: directory login, invitations, the profile service phases."""

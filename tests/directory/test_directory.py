@@ -1,0 +1,80 @@
+"""Directory login against a real slapd: service bind, user search by any login attribute
+(escaped), bind as the user, groups by search; every refusal clear and uniform."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchardist.enroll.directory import (
+    Directory,
+    DirectoryConfig,
+    DirectoryUnavailableError,
+    InvalidCredentialsError,
+)
+from tests.directory.slapd import (
+    BASE,
+    PASSWORDS,
+    SERVICE_DN,
+    SERVICE_PASSWORD,
+    Slapd,
+    running_slapd,
+)
+from tests.server import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
+    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
+        yield server
+
+
+def _directory(slapd: Slapd, **changes: object) -> Directory:
+    config = DirectoryConfig(url=slapd.url, base_dn=BASE, bind_dn=SERVICE_DN,
+                             bind_password=SERVICE_PASSWORD)  # fmt: skip
+    return Directory(DirectoryConfig(**{**config.__dict__, **changes}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("login", ["alice", "alice@example.com"])
+async def test_alice_signs_in_with_uid_or_mail(slapd: Slapd, login: str) -> None:
+    user = await _directory(slapd).authenticate(login, PASSWORDS["alice"])
+    assert user.dn == f"uid=alice,ou=people,{BASE}"
+    assert (user.display_name, user.email) == ("Alice Liddell", "alice@example.com")
+    assert user.groups == ("sales", "staff")
+
+
+@pytest.mark.parametrize(
+    ("login", "password"),
+    [
+        ("alice", "wrong"),  # wrong password
+        ("nobody", "whatever"),  # unknown user: the same message
+        ("*)(uid=*", "alice-password"),  # LDAP injection finds nobody
+        ("*", "alice-password"),
+        ("alice)(|(uid=*", "x"),
+    ],
+)
+async def test_refusals_look_alike(slapd: Slapd, login: str, password: str) -> None:
+    with pytest.raises(InvalidCredentialsError, match="unknown user or wrong password"):
+        await _directory(slapd).authenticate(login, password)
+
+
+async def test_an_empty_password_never_reaches_the_directory(slapd: Slapd) -> None:
+    # A simple bind with a DN and no password is an unauthenticated bind that succeeds.
+    with pytest.raises(InvalidCredentialsError, match="enter your user name and password"):
+        await _directory(slapd).authenticate("alice", "")
+
+
+async def test_a_wrong_service_account_is_named(slapd: Slapd) -> None:
+    with pytest.raises(DirectoryUnavailableError, match="service account"):
+        await _directory(slapd, bind_password="nope").authenticate("alice", PASSWORDS["alice"])
+
+
+async def test_an_unreachable_directory_is_named(tmp_path: Path) -> None:
+    config = DirectoryConfig(url=f"ldap://127.0.0.1:{free_port()}", base_dn=BASE,
+                             timeout_seconds=2)  # fmt: skip
+    with pytest.raises(DirectoryUnavailableError, match="cannot reach the directory"):
+        await Directory(config).authenticate("alice", "x")
