@@ -13,7 +13,9 @@ from pathlib import Path
 
 import ldap
 import ldap.modlist
+from cryptography.hazmat.primitives import serialization
 
+from orchardist.pki.ca import CertificateAuthority, generate_ca
 from tests.server import free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -30,6 +32,9 @@ include /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {dir}/slapd.pid
+TLSCACertificateFile {dir}/ca.pem
+TLSCertificateFile {dir}/server.pem
+TLSCertificateKeyFile {dir}/server.key
 database mdb
 maxsize 10485760
 suffix "{base}"
@@ -43,7 +48,9 @@ access to * by users read by * none
 
 @dataclass(frozen=True)
 class Slapd:
-    url: str
+    url: str  # ldap:// (StartTLS offered)
+    ldaps_url: str
+    ca_file: Path  # the CA of its TLS certificate
     base: str = BASE
 
 
@@ -87,9 +94,10 @@ def running_slapd(directory: Path) -> Iterator[Slapd]:
     config.write_text(
         CONFIG.format(dir=directory, base=BASE, admin=ADMIN_DN, password=ADMIN_PASSWORD)
     )
-    url = f"ldap://127.0.0.1:{free_port()}"
+    _tls_files(directory)
+    url, ldaps_url = f"ldap://127.0.0.1:{free_port()}", f"ldaps://127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [SLAPD, "-f", str(config), "-h", f"{url}/", "-d", "0"],
+        [SLAPD, "-f", str(config), "-h", f"{url}/ {ldaps_url}/", "-d", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -98,10 +106,21 @@ def running_slapd(directory: Path) -> Iterator[Slapd]:
         for dn, entry in _entries():
             admin.add_s(dn, ldap.modlist.addModlist(entry))
         admin.unbind_s()
-        yield Slapd(url)
+        yield Slapd(url, ldaps_url, directory / "ca.pem")
     finally:
         process.terminate()
         process.communicate(timeout=10)
+
+
+def _tls_files(directory: Path) -> None:
+    ca = CertificateAuthority(*generate_ca("LDAP Test CA", "Orchardist tests"))
+    cert, key = ca.issue_server_certificate("ldap.test")  # also names 127.0.0.1
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.certificate.public_bytes(pem))
+    (directory / "server.pem").write_bytes(cert.public_bytes(pem))
+    (directory / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def _connect(url: str, process: subprocess.Popen[bytes]) -> ldap.ldapobject.LDAPObject:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from orchardist.enroll.directory import (
     Directory,
@@ -14,6 +15,7 @@ from orchardist.enroll.directory import (
     DirectoryUnavailableError,
     InvalidCredentialsError,
 )
+from orchardist.pki.ca import generate_ca
 from tests.directory.slapd import (
     BASE,
     PASSWORDS,
@@ -78,3 +80,19 @@ async def test_an_unreachable_directory_is_named(tmp_path: Path) -> None:
                              timeout_seconds=2)  # fmt: skip
     with pytest.raises(DirectoryUnavailableError, match="cannot reach the directory"):
         await Directory(config).authenticate("alice", "x")
+
+
+@pytest.mark.parametrize("how", ["ldaps", "start_tls"])
+async def test_tls_with_the_directorys_ca(slapd: Slapd, how: str) -> None:
+    url = slapd.ldaps_url if how == "ldaps" else slapd.url
+    directory = _directory(slapd, url=url, start_tls=how == "start_tls", ca_file=slapd.ca_file)
+    user = await directory.authenticate("bob", PASSWORDS["bob"])
+    assert user.groups == ("staff",)
+
+
+async def test_tls_refuses_a_server_it_cannot_verify(slapd: Slapd, tmp_path: Path) -> None:
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(generate_ca("Other CA", "x")[0].public_bytes(serialization.Encoding.PEM))
+    directory = _directory(slapd, url=slapd.ldaps_url, ca_file=other)
+    with pytest.raises(DirectoryUnavailableError):
+        await directory.authenticate("bob", PASSWORDS["bob"])
