@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import tomli_w
 from pydantic import BaseModel, Field, SecretStr
@@ -41,6 +41,26 @@ class DirectorySettings(BaseModel):
     ca_file: Path | None = Field(default=None, description="CA for LDAPS / StartTLS")
     timeout_seconds: float = Field(default=5.0, gt=0)
     active_directory: bool = Field(default=False, description="Active Directory rules")
+
+
+class SmtpSettings(BaseModel):
+    """`[smtp]`: where invitation e-mails go out."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "Orchardist <mdm@localhost>"
+
+
+class SmsSettings(BaseModel):
+    """`[sms]`: a provider taking a form POST of To / From / Body (Twilio and most others)."""
+
+    url: str
+    account: str | None = Field(default=None, description="basic-auth user (Twilio: SID)")
+    token: SecretStr | None = Field(default=None, description="basic-auth password")
+    sender: str = "Orchardist"
 
 
 class Settings(BaseSettings):
@@ -106,6 +126,8 @@ class Settings(BaseSettings):
     directory: DirectorySettings | None = Field(
         default=None, description="Directory login for enrollment; see docs/enrollment.md"
     )
+    smtp: SmtpSettings | None = None
+    sms: SmsSettings | None = None
     profile_repair_seconds: int = Field(
         default=24 * 3600,
         ge=60,

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from orchardist.config import Settings
+from orchardist.enroll.invitations import (
+    HttpSmsProvider,
+    Inviter,
+    SmsConfig,
+    SmtpConfig,
+    SmtpMailer,
+)
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
@@ -39,6 +46,7 @@ class Services:
     pusher: Pusher | None = None
     senders: SenderSource | None = None
     profiles: ProfileLibrary | None = None
+    inviter: Inviter | None = None
 
     async def close(self) -> None:
         if self.senders is not None:
@@ -115,4 +123,30 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         pusher,
         senders,
         profiles,
+        Inviter(
+            enrollment.new_link,
+            storage,
+            organization=settings.organization,
+            mailer=_mailer(settings),
+            sms=_sms(settings),
+            clock=utc_now,
+        ),
     )
+
+
+def _mailer(settings: Settings) -> SmtpMailer | None:
+    smtp = settings.smtp
+    if smtp is None:
+        return None
+    password = smtp.password.get_secret_value() if smtp.password else None
+    return SmtpMailer(
+        SmtpConfig(smtp.host, smtp.port, smtp.security, smtp.username, password, smtp.sender)
+    )
+
+
+def _sms(settings: Settings) -> HttpSmsProvider | None:
+    sms = settings.sms
+    if sms is None:
+        return None
+    token = sms.token.get_secret_value() if sms.token else None
+    return HttpSmsProvider(SmsConfig(sms.url, sms.account, token, sms.sender))

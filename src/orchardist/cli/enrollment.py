@@ -83,3 +83,46 @@ def _warn_about_topic(ctx: typer.Context) -> None:
             "[yellow]warning:[/] apns_topic is not set: real devices need the topic of your "
             "APNs certificate (set apns_topic in orchardist.toml)"
         )
+
+
+@enroll_app.command("invite")
+def enroll_invite(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="Who is invited (their directory name)")],
+    email: Annotated[str | None, typer.Option("--email", help="Send the link by e-mail")] = None,
+    sms: Annotated[str | None, typer.Option("--sms", help="Send the link by SMS (+E.164)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Invite a user to enroll: a one-time link, sent by e-mail and/or SMS ([smtp] and
+    [sms] in orchardist.toml); how each delivery went is shown and recorded."""
+    from orchardist.enroll.invitations import Invited
+
+    if not email and not sms:
+        fail("give --email ADDRESS and/or --sms NUMBER", "the link is sent there")
+
+    async def invite(services: Services) -> Invited:
+        assert services.inviter is not None
+        return await services.inviter.invite(user, email=email, phone=sms)
+
+    invited = with_services(ctx, invite)
+    failed = [d for d in invited.deliveries if not d.ok]
+    if as_json:
+        print_json(
+            {
+                "invitation_id": invited.invitation.invitation_id,
+                "link": invited.link,
+                "expires_at": invited.invitation.expires_at.isoformat(),
+                "deliveries": [
+                    {"channel": d.channel, "address": d.address, "ok": d.ok, "detail": d.detail}
+                    for d in invited.deliveries
+                ],
+            }
+        )
+    else:
+        for delivery in invited.deliveries:
+            outcome = "sent" if delivery.ok else f"NOT sent: {delivery.detail}"
+            typer.echo(f"{delivery.channel} to {delivery.address}: {outcome}")
+        typer.echo(f"link (one use, until {invited.invitation.expires_at:%Y-%m-%d %H:%M} UTC): "
+                   f"{invited.link}")  # fmt: skip
+    if failed:
+        raise typer.Exit(1)

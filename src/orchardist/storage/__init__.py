@@ -294,6 +294,28 @@ class MdmStorage(EnrollmentStore, CommandStore, Protocol):
     """The MDM roles on one backend."""
 
 
+# -- invitations (see orchardist.enroll.invitations)
+
+
+@dataclass(frozen=True)
+class Invitation:
+    invitation_id: str
+    user: str
+    email: str | None
+    phone: str | None
+    email_status: str | None  # "sent" or why not
+    sms_status: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationStore(Protocol):
+    async def add_invitation(self, invitation: Invitation) -> None: ...
+
+    async def list_invitations(self, limit: int = 100) -> list[Invitation]:
+        """Newest first."""
+
+
 # -- push jobs (see orchardist.push.pusher)
 
 
@@ -337,6 +359,13 @@ class PushStore(Protocol):
 
 
 class AllStorage(
-    Storage, MdmStorage, PushStore, ProfileStore, InventoryStore, EnrollmentTokenStore, Protocol
+    Storage,
+    MdmStorage,
+    PushStore,
+    ProfileStore,
+    InventoryStore,
+    EnrollmentTokenStore,
+    InvitationStore,
+    Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -7,6 +7,7 @@ Each method is one short transaction written as a plain function over a `Connect
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from orchardist.storage import (
     ApiToken,
     CertificateStatus,
     ChallengeOutcome,
+    Invitation,
     IssuedCertificate,
     ScepTransaction,
     ScepTransactionStatus,
@@ -33,6 +35,7 @@ from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
     api_tokens,
     enrollment_tokens,
+    invitations,
     issued_certificates,
     scep_challenges,
     scep_transactions,
@@ -63,6 +66,15 @@ class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryS
         query = select(_certs).where(_certs.c.serial == serial_key(serial))
         row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _certificate(row)
+
+    async def add_invitation(self, invitation: Invitation) -> None:
+        row = dataclasses.asdict(invitation)
+        await self.database.write(lambda conn: conn.execute(insert(invitations), row))
+
+    async def list_invitations(self, limit: int = 100) -> list[Invitation]:
+        query = select(invitations).order_by(invitations.c.created_at.desc()).limit(limit)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [Invitation(**row._asdict()) for row in rows]
 
     async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
         query = select(_certs).where(_certs.c.sha256 == sha256)

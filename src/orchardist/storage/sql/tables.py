@@ -262,3 +262,17 @@ device_profiles = Table(
     Index("ix_device_profiles_identifier", "identifier"),
     Index("ix_device_profiles_command_uuid", "command_uuid"),
 )
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("invitation_id", String(64), primary_key=True),
+    Column("user", String(255), nullable=False),
+    Column("email", String(255)),
+    Column("phone", String(64)),
+    Column("email_status", String(500)),
+    Column("sms_status", String(500)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_invitations_created_at", "created_at"),
+)

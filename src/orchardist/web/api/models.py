@@ -96,3 +96,16 @@ class PushCertificateInfo(BaseModel):
     not_after: datetime
     days_left: int
     warning: str | None = Field(description="Set from 30 days before expiry")
+
+
+class InvitationRequest(BaseModel):
+    user: str = Field(min_length=1, max_length=255)
+    email: str | None = Field(default=None, max_length=255)
+    sms: str | None = Field(default=None, max_length=64, description="phone number, +E.164")
+
+
+class InvitationSent(BaseModel):
+    invitation_id: str
+    link: str
+    expires_at: datetime
+    deliveries: list[dict[str, Any]] = Field(description="channel, address, ok, detail")

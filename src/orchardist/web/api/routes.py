@@ -29,6 +29,8 @@ from orchardist.web.api.models import (
     Device,
     DeviceDetail,
     Inventory,
+    InvitationRequest,
+    InvitationSent,
     PushCertificateInfo,
     PushRequested,
 )
@@ -119,6 +121,27 @@ async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushReques
     _wake_pusher(services)
     has_certificate = PkiFiles.in_data_dir(services.settings.data_dir).has_push()
     return PushRequested(udid=udid, push_certificate=has_certificate)
+
+
+@router.post("/invitations", response_model=InvitationSent, status_code=201)
+async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> InvitationSent:
+    """A one-time enrollment link for a user, sent by e-mail and/or SMS; `deliveries` say
+    how each went (the link is in the answer either way, to pass on by hand)."""
+    if not body.email and not body.sms:
+        raise HTTPException(422, "give an email address and/or an sms number")
+    assert services.inviter is not None
+    invited = await services.inviter.invite(body.user, email=body.email, phone=body.sms)
+    return InvitationSent(
+        invitation_id=invited.invitation.invitation_id,
+        link=invited.link,
+        expires_at=invited.invitation.expires_at,
+        deliveries=[asdict(d) for d in invited.deliveries],
+    )
+
+
+@router.get("/invitations")
+async def list_invitations(services: ServicesDep, _: Caller) -> list[dict[str, Any]]:
+    return [asdict(i) for i in await services.storage.list_invitations()]
 
 
 def _wake_pusher(services: Services) -> None:
