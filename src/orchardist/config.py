@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     directory: DirectorySettings | None = Field(
         default=None, description="Directory login for enrollment; see docs/enrollment.md"
     )
+    ota_device_anchor_files: list[Path] = Field(
+        default=[],
+        description="CAs trusted besides Apple's iPhone Device CA for OTA phase 2 (test devices)",
+    )
     smtp: SmtpSettings | None = None
     sms: SmsSettings | None = None
     profile_repair_seconds: int = Field(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from cryptography import x509
+
 from orchardist.config import Settings
+from orchardist.enroll.directory import Directory, config_from
+from orchardist.enroll.flow import OtaEnrollment
 from orchardist.enroll.invitations import (
     HttpSmsProvider,
     Inviter,
@@ -47,6 +51,7 @@ class Services:
     senders: SenderSource | None = None
     profiles: ProfileLibrary | None = None
     inviter: Inviter | None = None
+    ota: OtaEnrollment | None = None
 
     async def close(self) -> None:
         if self.senders is not None:
@@ -84,15 +89,23 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
     server_cert, server_key = files.load_server()
     profiles = ProfileLibrary(storage, (server_cert, server_key, [ca.certificate]), clock=utc_now)
-    mdm = MdmService(storage, storage, storage, clock=utc_now, on_result=profiles.on_result)
+    mdm = MdmService(
+        storage,
+        storage,
+        storage,
+        clock=utc_now,
+        on_result=profiles.on_result,
+        on_enrolled=profiles.on_enrolled,
+    )
     push = stored_push_certificate(files)
+    enrollment_settings = EnrollmentSettings(
+        base_url=f"https://{settings.hostname}:{settings.public_port}",
+        # The imported push certificate's topic wins over the configured placeholder.
+        topic=push.topic if push is not None else settings.apns_topic,
+        organization=settings.organization,
+    )
     enrollment = EnrollmentProfiles(
-        EnrollmentSettings(
-            base_url=f"https://{settings.hostname}:{settings.public_port}",
-            # The imported push certificate's topic wins over the configured placeholder.
-            topic=push.topic if push is not None else settings.apns_topic,
-            organization=settings.organization,
-        ),
+        enrollment_settings,
         ca.certificate,
         (server_cert, server_key),
         challenges,
@@ -101,6 +114,20 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         clock=utc_now,
     )
     approvals = ScepApprovals(storage, issuer)
+    ota = OtaEnrollment(
+        Directory(config_from(settings.directory)) if settings.directory else None,
+        storage,
+        challenges,
+        enrollment_settings,
+        ca.certificate,
+        (server_cert, server_key),
+        device_anchors=[
+            cert
+            for path in settings.ota_device_anchor_files
+            for cert in x509.load_pem_x509_certificates(path.read_bytes())
+        ],
+        clock=utc_now,
+    )
     push_settings = PushSettings(
         apns_url=settings.apns_url,
         ca_file=settings.apns_ca_file,
@@ -131,6 +158,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
             sms=_sms(settings),
             clock=utc_now,
         ),
+        ota,
     )
 
 

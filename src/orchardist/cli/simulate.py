@@ -15,6 +15,8 @@ from orchardist.cli.common import fail, print_json
 
 if TYPE_CHECKING:
     from orchardist.simulator.fleet import FleetReport
+    from orchardist.simulator.ota import OtaLogin
+    from orchardist.simulator.profile import EnrollmentPlan
 
 
 def simulate(
@@ -54,6 +56,18 @@ def simulate(
             "--apns-ca-out", help="Where to write the peer's CA (ORCHARDIST_APNS_CA_FILE)"
         ),
     ] = Path("apns-peer-ca.pem"),
+    ota: Annotated[
+        str | None,
+        typer.Option("--ota", help="Enroll over the air at this server (scheme://host:port)"),
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="--ota: directory user")] = None,
+    password: Annotated[str | None, typer.Option("--password", help="--ota: password")] = None,
+    device_ca: Annotated[
+        Path | None, typer.Option("--device-ca", help="--ota: CA (PEM) playing Apple's device CA")
+    ] = None,
+    device_ca_key: Annotated[
+        Path | None, typer.Option("--device-ca-key", help="--ota: its private key (PEM)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Enroll virtual devices through the profile's SCEP and MDM payloads, then check in
@@ -64,9 +78,14 @@ def simulate(
     from orchardist.simulator.profile import ProfileError, read_profile
 
     try:
-        plan = read_profile(profile.read_bytes())
+        plan = _ota_placeholder() if ota else read_profile(profile.read_bytes())
     except (OSError, ProfileError) as exc:
         fail(f"cannot use {profile}: {exc}", "make one with `orchardist enrollment-profile`")
+    login = None
+    if ota is not None:
+        if not (user and password and device_ca and device_ca_key):
+            fail("--ota needs --user, --password, --device-ca and --device-ca-key")
+        login = _ota_login(ota, user, password, device_ca, device_ca_key)
     if server:
         plan = retarget(plan, server)
     client_ca = None
@@ -102,6 +121,7 @@ def simulate(
                     progress=advance,
                     peer=peer,
                     stop=stop,
+                    ota=login,
                 )
             finally:
                 if peer is not None:
@@ -121,3 +141,25 @@ def simulate(
             typer.echo(f"  failed: {failure}", err=True)
     if report.failures:
         raise typer.Exit(1)
+
+
+def _ota_placeholder() -> EnrollmentPlan:
+    """Before OTA, a device knows nothing of the server: the walk fills the plan in."""
+    from orchardist.simulator.profile import EnrollmentPlan
+
+    return EnrollmentPlan("", None, 2048, "", "", "", ())
+
+
+def _ota_login(base: str, user: str, password: str, ca: Path, key: Path) -> OtaLogin:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from orchardist.simulator.ota import OtaLogin
+
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        fail(f"{key} is not an RSA key")
+    return OtaLogin(
+        base, user, password, (x509.load_pem_x509_certificate(ca.read_bytes()), private)
+    )

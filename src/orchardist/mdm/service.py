@@ -64,12 +64,14 @@ class MdmService:
         *,
         clock: Callable[[], datetime],
         on_result: ResultHook | None = None,
+        on_enrolled: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._certificates = certificates
         self._inventory = inventory
         self._clock = clock
         self.on_result = on_result  # told of every stored result (the profile library)
+        self.on_enrolled = on_enrolled  # told of every TokenUpdate (the profile library)
 
     async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
         now = self._clock()
@@ -146,6 +148,8 @@ class MdmService:
                     unlock_token=message.unlock_token,
                     now=now,
                 )
+                if self.on_enrolled is not None:
+                    await self.on_enrolled(device_id)
                 return MdmAnswer(200)
             case MessageType.CHECK_OUT:
                 await self._store.check_out(device_id, now)

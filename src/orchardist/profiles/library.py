@@ -150,12 +150,15 @@ class ProfileLibrary:
                     wanted[device][assignment.identifier] = version
         return wanted
 
-    async def reconcile(self) -> Reconciled:
-        """Queue what each device lacks or no longer needs; safe to run any time (the
-        periodic repair pass runs it too)."""
+    async def reconcile(self, only: str | None = None) -> Reconciled:
+        """Queue what each device (or only this one) lacks or no longer needs; safe to run
+        any time (the periodic repair pass runs it too)."""
         done = Reconciled()
         wanted = await self.desired()
-        current = {(r.device_id, r.identifier): r for r in await self.store.device_profiles()}
+        rows = await self.store.device_profiles(device_id=only)
+        if only is not None:
+            wanted = {only: wanted[only]} if only in wanted else {}
+        current = {(r.device_id, r.identifier): r for r in rows}
         removals: dict[str, list[DeviceProfile]] = {}
         changes: list[DeviceProfile] = []
         now = self.clock()
@@ -238,6 +241,10 @@ class ProfileLibrary:
         return None if issued is None else x509.load_der_x509_certificate(issued.der)
 
     # -- results
+
+    async def on_enrolled(self, device_id: str) -> None:
+        """A device sent TokenUpdate: give it what is assigned to it (its groups, all)."""
+        await self.reconcile(only=device_id)
 
     async def on_result(
         self,

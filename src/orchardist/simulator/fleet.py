@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.simulator.apns_peer import ApnsPeer, Push
 from orchardist.simulator.device import SimulationError, VirtualDevice
+from orchardist.simulator.ota import OtaLogin, enroll_over_the_air
 from orchardist.simulator.profile import EnrollmentPlan
 
 Progress = Callable[[str], None]  # called with "enrolled" or "session" as each one ends
@@ -65,6 +66,7 @@ async def run_fleet(
     progress: Progress | None = None,
     peer: ApnsPeer | None = None,
     stop: asyncio.Event | None = None,
+    ota: OtaLogin | None = None,
 ) -> FleetReport:
     """Enroll `devices`, then run `rounds` sessions each (or sessions until `duration`
     seconds have passed), `interval` seconds apart. With `peer`, devices never poll: each
@@ -82,7 +84,10 @@ async def run_fleet(
         async def enroll(device: VirtualDevice) -> VirtualDevice | None:
             async with gate:
                 try:
-                    await device.enroll()
+                    if ota is not None:
+                        await enroll_over_the_air(device, ota)
+                    else:
+                        await device.enroll()
                 except (SimulationError, httpx.HTTPError) as exc:
                     report.failures.append(f"{device.udid}: {exc}")
                     return None

@@ -316,6 +316,35 @@ class InvitationStore(Protocol):
         """Newest first."""
 
 
+# -- over-the-air enrollment sessions (see orchardist.enroll.flow)
+
+
+@dataclass(frozen=True)
+class OtaSession:
+    token_sha256: str  # the web session (a hidden form field), stored hashed
+    user: str
+    groups: tuple[str, ...]
+    phase: str  # signed-in, consented, identified, enrolled
+    created_at: datetime
+    expires_at: datetime
+    challenge_sha256: str | None = None  # the Profile Service challenge
+    device_id: str | None = None
+
+
+class OtaSessionStore(Protocol):
+    async def save_ota_session(self, session: OtaSession) -> None:
+        """Insert or replace by token."""
+
+    async def ota_session(
+        self, *, token_sha256: str | None = None, challenge_sha256: str | None = None
+    ) -> OtaSession | None: ...
+
+    async def delete_ota_session(self, token_sha256: str) -> None: ...
+
+    async def enrolled_by(self, device_id: str) -> OtaSession | None:
+        """The completed session that enrolled this device (who, with which groups)."""
+
+
 # -- push jobs (see orchardist.push.pusher)
 
 
@@ -366,6 +395,7 @@ class AllStorage(
     InventoryStore,
     EnrollmentTokenStore,
     InvitationStore,
+    OtaSessionStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -98,6 +98,9 @@ class ProfileStore(Protocol):
     async def set_group(self, name: str, device_ids: Sequence[str]) -> None:
         """Create or replace a static group."""
 
+    async def add_to_groups(self, device_id: str, names: Sequence[str]) -> None:
+        """Make the device a member of these groups (kept if it is one already)."""
+
     async def groups(self) -> Mapping[str, list[str]]:
         """Every group and its members."""
 

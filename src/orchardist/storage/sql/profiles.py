@@ -148,6 +148,16 @@ class SqlProfileStorage:
 
         await self.database.write(work)
 
+    async def add_to_groups(self, device_id: str, names: Sequence[str]) -> None:
+        rows = [{"name": name, "device_id": device_id} for name in dict.fromkeys(names)]
+
+        def work(conn: Connection) -> None:
+            if rows:
+                dialect = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                conn.execute(dialect(device_groups).on_conflict_do_nothing(), rows)
+
+        await self.database.write(work)
+
     async def groups(self) -> Mapping[str, list[str]]:
         query = select(device_groups).order_by(device_groups.c.name, device_groups.c.device_id)
         rows = await self.database.read(lambda conn: conn.execute(query).all())

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, insert, select, update
+from sqlalchemy import Row, Table, and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from orchardist.storage import (
     ChallengeOutcome,
     Invitation,
     IssuedCertificate,
+    OtaSession,
     ScepTransaction,
     ScepTransactionStatus,
 )
@@ -37,6 +38,7 @@ from orchardist.storage.sql.tables import (
     enrollment_tokens,
     invitations,
     issued_certificates,
+    ota_sessions,
     scep_challenges,
     scep_transactions,
 )
@@ -75,6 +77,43 @@ class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryS
         query = select(invitations).order_by(invitations.c.created_at.desc()).limit(limit)
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [Invitation(**row._asdict()) for row in rows]
+
+    async def save_ota_session(self, session: OtaSession) -> None:
+        row = {**dataclasses.asdict(session), "groups": list(session.groups)}
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                delete(ota_sessions).where(ota_sessions.c.token_sha256 == session.token_sha256)
+            )
+            conn.execute(insert(ota_sessions), row)
+
+        await self.database.write(work)
+
+    async def ota_session(
+        self, *, token_sha256: str | None = None, challenge_sha256: str | None = None
+    ) -> OtaSession | None:
+        column, value = (
+            (ota_sessions.c.token_sha256, token_sha256)
+            if token_sha256 is not None
+            else (ota_sessions.c.challenge_sha256, challenge_sha256)
+        )
+        query = select(ota_sessions).where(column == value)
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _ota_session(row)
+
+    async def delete_ota_session(self, token_sha256: str) -> None:
+        change = delete(ota_sessions).where(ota_sessions.c.token_sha256 == token_sha256)
+        await self.database.write(lambda conn: conn.execute(change))
+
+    async def enrolled_by(self, device_id: str) -> OtaSession | None:
+        query = (
+            select(ota_sessions)
+            .where(and_(ota_sessions.c.device_id == device_id, ota_sessions.c.phase == "enrolled"))
+            .order_by(ota_sessions.c.created_at.desc())
+            .limit(1)
+        )
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _ota_session(row)
 
     async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
         query = select(_certs).where(_certs.c.sha256 == sha256)
@@ -212,6 +251,10 @@ class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryS
 async def open_storage(url: str) -> SqlStorage:
     """Storage on the database at `url`; it is not migrated here (see `migrate.upgrade`)."""
     return SqlStorage(open_database(url))
+
+
+def _ota_session(row: Row[Any]) -> OtaSession:
+    return OtaSession(**{**row._asdict(), "groups": tuple(row.groups)})
 
 
 def _certificate(row: Row[Any]) -> IssuedCertificate:

@@ -276,3 +276,17 @@ invitations = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Index("ix_invitations_created_at", "created_at"),
 )
+
+ota_sessions = Table(
+    "ota_sessions",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column("user", String(255), nullable=False),
+    Column("groups", JSON, nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("challenge_sha256", String(64), unique=True),
+    Column("device_id", String(128)),
+    Index("ix_ota_sessions_device_id", "device_id"),
+)

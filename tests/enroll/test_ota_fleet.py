@@ -1,0 +1,103 @@
+"""End to end over the air: slapd user alice signs in on /enroll, accepts, and a virtual
+device walks the whole path (Profile Service, attributes signed by its device
+certificate, SCEP identity, encrypted final profile, check-in); it ends up enrolled,
+recorded with alice, and receives the profile assigned to her directory group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from tests.directory.slapd import BASE, PASSWORDS, SERVICE_DN, SERVICE_PASSWORD, running_slapd
+from tests.keys import rsa_key
+from tests.server import ORCHARDIST, orchardist, running_server
+
+SPEC = """
+identifier = "com.example.sales-wifi"
+name = "Sales Wi-Fi"
+[[payloads]]
+type = "wifi"
+SSID_STR = "Sales"
+EncryptionType = "WPA2"
+Password = "sales-secret"
+"""
+
+
+def device_ca(directory: Path) -> tuple[Path, Path]:
+    """A CA playing Apple's iPhone Device CA for virtual devices."""
+    key, now = rsa_key(200), datetime.now(UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test iPhone Device CA")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = directory / "device-ca.pem", directory / "device-ca.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_file, key_file
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    admin = json.loads(orchardist(data_dir, "init", "--hostname", "localhost", "--json"))
+    headers = {"Authorization": f"Bearer {admin['admin_token']}"}
+    ca_file, ca_key = device_ca(tmp_path)
+    (tmp_path / "sales.toml").write_text(SPEC)
+    orchardist(data_dir, "profile", "upload", str(tmp_path / "sales.toml"))
+    orchardist(
+        data_dir, "profile", "assign", "com.example.sales-wifi", "--group", "directory:sales"
+    )
+    with running_slapd(tmp_path / "slapd") as slapd:
+        with (data_dir / "orchardist.toml").open("a") as config:
+            config.write(
+                f'\nota_device_anchor_files = ["{ca_file}"]\n'
+                f'\n[directory]\nurl = "{slapd.url}"\nbase_dn = "{BASE}"\n'
+                f'bind_dn = "{SERVICE_DN}"\nbind_password = "{SERVICE_PASSWORD}"\n'
+            )
+        with running_server(data_dir, http=True) as base:
+            # The three pages a user sees, as a phone would load them.
+            assert "Sign in with your work account" in httpx.get(f"{base}/enroll").text
+            walked = subprocess.run(
+                [*ORCHARDIST, "simulate", "--devices", "1", "--ota", base, "--user", "alice",
+                 "--password", PASSWORDS["alice"], "--device-ca", str(ca_file),
+                 "--device-ca-key", str(ca_key), "--rounds", "3", "--interval", "0.3", "--json"],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert walked.returncode == 0, walked.stderr + walked.stdout
+            report = json.loads(walked.stdout)
+            assert (report["enrolled"], report["failures"]) == (1, [])
+            with httpx.Client(base_url=base, headers=headers) as http:
+                (device,) = http.get("/api/v1/devices").json()
+                assert device["enrolled"]
+
+                def installed() -> bool:
+                    rows = http.get("/api/v1/profiles/com.example.sales-wifi/status").json()
+                    return [r["state"] for r in rows] == ["installed"]
+
+                _wait(installed, "alice's group profile")
+                groups = http.get("/api/v1/groups").json()
+                assert groups["directory:sales"] == [device["udid"]]
+                assert device["udid"] in groups["directory:staff"]
