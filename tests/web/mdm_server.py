@@ -97,16 +97,18 @@ class Server:
 
 
 @asynccontextmanager
-async def running(backend: str, tmp_path: Path) -> AsyncIterator[Server]:
-    """A server on a fresh database of this backend, with a CA in tmp_path."""
+async def running(backend: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Server]:
+    """A server on a fresh database of this backend, with a CA in tmp_path; `settings`
+    override the defaults."""
     ca = CertificateAuthority(*generate_ca("MDM Test CA", "Orchardist tests"))
     files = PkiFiles.in_data_dir(tmp_path)
     files.save_ca(ca)
     files.save_server(*ca.issue_server_certificate("mdm.test"), ca.certificate)
     async with fresh_database(backend, tmp_path) as url:
-        settings = load_settings(tmp_path, database_url=url, mdm_max_body_bytes=65536)
-        services = await open_services(settings)
-        transport = httpx.ASGITransport(app=create_app(settings, services))
+        options = {"database_url": url, "mdm_max_body_bytes": 65536, **settings}
+        loaded = load_settings(tmp_path, **options)
+        services = await open_services(loaded)
+        transport = httpx.ASGITransport(app=create_app(loaded, services))
         try:
             async with httpx.AsyncClient(transport=transport, base_url="https://mdm.test") as http:
                 yield Server(services, http, ca)
