@@ -14,7 +14,7 @@ DEBS := scep openssl slapd ldap-utils libldap2-dev libsasl2-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs run test lint bench clean
+.PHONY: help venv debs run test lint bench clean screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-6s %s\n", $$1, $$2}'
@@ -49,6 +49,11 @@ test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDI
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	$(BIN)/python -m bench
+
+screenshots: venv ## Phone-sized Chromium screenshots of the enrollment pages into docs/
+	@dpkg -s chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium)
+	$(BIN)/python -m pip install -q -c constraints.txt playwright
+	$(BIN)/python tools/screenshots.py
 
 clean: ## Remove the virtualenv and caches (not the data folder)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -98,6 +98,9 @@ def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(tmp_path: Path) 
                     return [r["state"] for r in rows] == ["installed"]
 
                 _wait(installed, "alice's group profile")
+                shown = http.get(f"/api/v1/devices/{device['udid']}").json()
+                assert shown["enrolled_by"]["user"] == "alice"
+                assert shown["enrolled_by"]["groups"] == ["sales", "staff"]
                 groups = http.get("/api/v1/groups").json()
                 assert groups["directory:sales"] == [device["udid"]]
                 assert device["udid"] in groups["directory:staff"]

@@ -63,6 +63,9 @@ class DeviceDetail(Device):
         description="APNs refused the token (410/BadDeviceToken); no pushes until the device "
         "sends a new one"
     )
+    enrolled_by: dict[str, Any] | None = Field(
+        default=None, description="user and directory groups, for over-the-air enrollments"
+    )
     inventory: Inventory | None
 
 

@@ -60,6 +60,7 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
         checked_out_at=enrollment.checked_out_at,
         pushed_at=enrollment.pushed_at,
         push_token_invalid_at=enrollment.token_invalid_at,
+        enrolled_by=await _enrolled_by(services, udid),
         inventory=None if known is None else _inventory(known),
     )
 
@@ -142,6 +143,13 @@ async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> I
 @router.get("/invitations")
 async def list_invitations(services: ServicesDep, _: Caller) -> list[dict[str, Any]]:
     return [asdict(i) for i in await services.storage.list_invitations()]
+
+
+async def _enrolled_by(services: Services, udid: str) -> dict[str, Any] | None:
+    session = await services.storage.enrolled_by(udid)
+    if session is None:
+        return None
+    return {"user": session.user, "groups": list(session.groups), "at": session.created_at}
 
 
 def _wake_pusher(services: Services) -> None:
