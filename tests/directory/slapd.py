@@ -1,6 +1,7 @@
 """A real OpenLDAP server (Debian's slapd) on a loopback port, for the directory tests:
-users alice (groups staff, sales), bob (staff) and a locked carol, groups as
-groupOfNames; the memberOf overlay is off so the group search path is exercised too."""
+users alice (groups staff, sales), bob (staff) and carol, locked by the password-policy
+overlay's pwdAccountLockedTime; groups as groupOfNames (the memberOf overlay is off, so the
+group search path is exercised too)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload ppolicy
 pidfile {dir}/slapd.pid
 TLSCACertificateFile {dir}/ca.pem
 TLSCertificateFile {dir}/server.pem
@@ -41,6 +43,7 @@ suffix "{base}"
 rootdn "{admin}"
 rootpw {password}
 directory {dir}/db
+overlay ppolicy
 access to attrs=userPassword by self read by anonymous auth by * none
 access to * by users read by * none
 """
@@ -105,6 +108,9 @@ def running_slapd(directory: Path) -> Iterator[Slapd]:
         admin = _connect(url, process)
         for dn, entry in _entries():
             admin.add_s(dn, ldap.modlist.addModlist(entry))
+        # carol is locked by an administrator (the password policy's permanent lock).
+        locked = [(ldap.MOD_ADD, "pwdAccountLockedTime", [b"000001010000Z"])]
+        admin.modify_s(f"uid=carol,ou=people,{BASE}", locked)
         admin.unbind_s()
         yield Slapd(url, ldaps_url, directory / "ca.pem")
     finally:

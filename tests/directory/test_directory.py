@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from orchardist.enroll.directory import (
+    AccountLockedError,
     Directory,
     DirectoryConfig,
     DirectoryUnavailableError,
@@ -96,3 +97,8 @@ async def test_tls_refuses_a_server_it_cannot_verify(slapd: Slapd, tmp_path: Pat
     directory = _directory(slapd, url=slapd.ldaps_url, ca_file=other)
     with pytest.raises(DirectoryUnavailableError):
         await directory.authenticate("bob", PASSWORDS["bob"])
+
+
+async def test_a_locked_account_is_named(slapd: Slapd) -> None:
+    with pytest.raises(AccountLockedError, match="locked"):
+        await _directory(slapd).authenticate("carol", PASSWORDS["carol"])

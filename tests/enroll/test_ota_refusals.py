@@ -106,7 +106,13 @@ async def _post(server: Server, challenge: str, cert: x509.Certificate,
 
 @pytest.mark.parametrize(
     ("user", "password"),
-    [("alice", "wrong"), ("nobody", "x"), ("*)(uid=*", PASSWORDS["alice"]), ("alice", "")],
+    [
+        ("alice", "wrong"),
+        ("nobody", "x"),
+        ("*)(uid=*", PASSWORDS["alice"]),
+        ("alice", ""),
+        ("carol", PASSWORDS["carol"]),  # locked
+    ],
 )
 async def test_sign_in_refusals_then_a_retry_works(
     site: tuple[Server, Path, Path], user: str, password: str
@@ -114,7 +120,10 @@ async def test_sign_in_refusals_then_a_retry_works(
     server = site[0]
     status, text = await _sign_in(server, user, password)
     assert status == 401
-    assert "unknown user or wrong password" in text or "enter your user name" in text
+    assert any(
+        reason in text
+        for reason in ("unknown user or wrong password", "enter your user name", "locked")
+    )
     assert await server.services.storage.list_enrollments() == []
     assert (await _sign_in(server, "alice", PASSWORDS["alice"]))[0] == 200
     assert "Review and install" in (await _sign_in(server, "alice", PASSWORDS["alice"]))[1]

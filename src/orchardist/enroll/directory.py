@@ -147,7 +147,8 @@ class Directory:
         escaped = ldap.filter.escape_filter_chars(login)
         either = "".join(f"({a}={escaped})" for a in self.config.login_attributes)
         query = f"(&{self.config.user_object_filter}(|{either}))"
-        attributes = ["cn", "displayName", "mail", "memberOf", "userAccountControl", "lockoutTime"]
+        attributes = ["cn", "displayName", "mail", "memberOf", "userAccountControl",
+                      "lockoutTime", "pwdAccountLockedTime"]  # fmt: skip
         try:
             results = conn.search_ext_s(
                 self.config.base_dn, ldap.SCOPE_SUBTREE, query, attributes, sizelimit=2,
@@ -190,6 +191,10 @@ def _refusal(exc: ldap.LDAPError) -> DirectoryError:
 
 
 def _locked(attributes: dict[str, list[bytes]]) -> bool:
+    """AD: disabled (userAccountControl bit 2) or locked out (lockoutTime); OpenLDAP's
+    password policy: pwdAccountLockedTime set (000001010000Z: locked by an admin)."""
+    if _first(attributes, "pwdAccountLockedTime"):
+        return True
     control = _first(attributes, "userAccountControl")
     if control and control.isdigit() and int(control) & 0x2:  # ACCOUNTDISABLE
         return True
