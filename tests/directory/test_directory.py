@@ -17,6 +17,9 @@ from orchardist.enroll.directory import (
     InvalidCredentialsError,
 )
 from orchardist.pki.ca import generate_ca
+from tests.directory.samba import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
+from tests.directory.samba import ADMIN_UPN, SambaDc, running_samba
+from tests.directory.samba import PASSWORDS as AD_PASSWORDS
 from tests.directory.slapd import (
     BASE,
     PASSWORDS,
@@ -102,3 +105,37 @@ async def test_tls_refuses_a_server_it_cannot_verify(slapd: Slapd, tmp_path: Pat
 async def test_a_locked_account_is_named(slapd: Slapd) -> None:
     with pytest.raises(AccountLockedError, match="locked"):
         await _directory(slapd).authenticate("carol", PASSWORDS["carol"])
+
+
+@pytest.fixture(scope="module")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    with running_samba(tmp_path_factory.mktemp("samba")) as server:
+        yield server
+
+
+def _ad(samba: SambaDc, **changes: object) -> Directory:
+    config = DirectoryConfig(url=samba.ldaps_url, base_dn=samba.base, bind_dn=ADMIN_UPN,
+                             bind_password=AD_ADMIN_PASSWORD, ca_file=samba.ca_file,
+                             active_directory=True)  # fmt: skip
+    return Directory(DirectoryConfig(**{**config.__dict__, **changes}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("how", ["ldaps", "start_tls"])
+async def test_active_directory_user_signs_in_with_a_upn(samba: SambaDc, how: str) -> None:
+    directory = _ad(samba) if how == "ldaps" else _ad(samba, url=samba.ldap_url, start_tls=True)
+    user = await directory.authenticate("alice@example.test", AD_PASSWORDS["alice"])
+    assert user.dn == f"CN=Alice Liddell,CN=Users,{samba.base}"
+    assert (user.display_name, user.email, user.groups) == (
+        "Alice Liddell", "alice@example.test", ("sales",)
+    )  # fmt: skip
+    assert (await directory.authenticate("alice", AD_PASSWORDS["alice"])).groups == ("sales",)
+
+
+async def test_active_directory_refusals(samba: SambaDc) -> None:
+    directory = _ad(samba)
+    with pytest.raises(InvalidCredentialsError):
+        await directory.authenticate("alice@example.test", "wrong")
+    with pytest.raises(InvalidCredentialsError):
+        await directory.authenticate("*)(sAMAccountName=*", "x")
+    with pytest.raises(AccountLockedError):  # disabled in AD: userAccountControl
+        await directory.authenticate("dave", AD_PASSWORDS["dave"])

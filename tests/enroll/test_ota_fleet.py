@@ -1,22 +1,28 @@
-"""End to end over the air: slapd user alice signs in on /enroll, accepts, and a virtual
-device walks the whole path (Profile Service, attributes signed by its device
+"""End to end over the air: directory user alice signs in on /enroll, accepts, and a
+virtual device walks the whole path (Profile Service, attributes signed by its device
 certificate, SCEP identity, encrypted final profile, check-in); it ends up enrolled,
-recorded with alice, and receives the profile assigned to her directory group."""
+recorded with alice, and receives the profile assigned to her directory group: with slapd,
+and with an Active Directory (Samba) user signing in with her UPN."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from tests.directory.samba import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
+from tests.directory.samba import ADMIN_UPN, running_samba
+from tests.directory.samba import PASSWORDS as AD_PASSWORDS
 from tests.directory.slapd import BASE, PASSWORDS, SERVICE_DN, SERVICE_PASSWORD, running_slapd
 from tests.keys import rsa_key
 from tests.server import ORCHARDIST, orchardist, running_server
@@ -60,7 +66,28 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(tmp_path: Path) -> None:
+@contextmanager
+def _directory(kind: str, directory: Path) -> Iterator[tuple[str, str, str, list[str]]]:
+    """(the [directory] table, the login, the password, alice's groups) for each kind."""
+    if kind == "slapd":
+        with running_slapd(directory) as slapd:
+            yield (
+                f'url = "{slapd.url}"\nbase_dn = "{BASE}"\n'
+                f'bind_dn = "{SERVICE_DN}"\nbind_password = "{SERVICE_PASSWORD}"\n',
+                "alice", PASSWORDS["alice"], ["sales", "staff"],
+            )  # fmt: skip
+        return
+    with running_samba(directory) as samba:
+        yield (
+            f'url = "{samba.ldaps_url}"\nbase_dn = "{samba.base}"\nbind_dn = "{ADMIN_UPN}"\n'
+            f'bind_password = "{AD_ADMIN_PASSWORD}"\nca_file = "{samba.ca_file}"\n'
+            "active_directory = true\n",
+            "alice@example.test", AD_PASSWORDS["alice"], ["sales"],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["slapd", "samba"])
+def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(kind: str, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     admin = json.loads(orchardist(data_dir, "init", "--hostname", "localhost", "--json"))
     headers = {"Authorization": f"Bearer {admin['admin_token']}"}
@@ -70,19 +97,15 @@ def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(tmp_path: Path) 
     orchardist(
         data_dir, "profile", "assign", "com.example.sales-wifi", "--group", "directory:sales"
     )
-    with running_slapd(tmp_path / "slapd") as slapd:
+    with _directory(kind, tmp_path / kind) as (table, login, password, groups):
         with (data_dir / "orchardist.toml").open("a") as config:
-            config.write(
-                f'\nota_device_anchor_files = ["{ca_file}"]\n'
-                f'\n[directory]\nurl = "{slapd.url}"\nbase_dn = "{BASE}"\n'
-                f'bind_dn = "{SERVICE_DN}"\nbind_password = "{SERVICE_PASSWORD}"\n'
-            )
+            config.write(f'\nota_device_anchor_files = ["{ca_file}"]\n\n[directory]\n{table}')
         with running_server(data_dir, http=True) as base:
-            # The three pages a user sees, as a phone would load them.
+            # The sign-in page, as a phone loads it.
             assert "Sign in with your work account" in httpx.get(f"{base}/enroll").text
             walked = subprocess.run(
-                [*ORCHARDIST, "simulate", "--devices", "1", "--ota", base, "--user", "alice",
-                 "--password", PASSWORDS["alice"], "--device-ca", str(ca_file),
+                [*ORCHARDIST, "simulate", "--devices", "1", "--ota", base, "--user", login,
+                 "--password", password, "--device-ca", str(ca_file),
                  "--device-ca-key", str(ca_key), "--rounds", "3", "--interval", "0.3", "--json"],
                 capture_output=True, text=True, timeout=120, check=False,
             )  # fmt: skip
@@ -99,8 +122,7 @@ def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(tmp_path: Path) 
 
                 _wait(installed, "alice's group profile")
                 shown = http.get(f"/api/v1/devices/{device['udid']}").json()
-                assert shown["enrolled_by"]["user"] == "alice"
-                assert shown["enrolled_by"]["groups"] == ["sales", "staff"]
-                groups = http.get("/api/v1/groups").json()
-                assert groups["directory:sales"] == [device["udid"]]
-                assert device["udid"] in groups["directory:staff"]
+                assert shown["enrolled_by"]["user"] == login
+                assert shown["enrolled_by"]["groups"] == groups
+                listed = http.get("/api/v1/groups").json()
+                assert listed["directory:sales"] == [device["udid"]]
