@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -151,7 +152,10 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         senders,
         profiles,
         Inviter(
-            enrollment.new_link,
+            functools.partial(
+                ota.invitation_link,
+                ttl=timedelta(seconds=settings.enrollment_link_ttl_seconds),
+            ),
             storage,
             organization=settings.organization,
             mailer=_mailer(settings),

@@ -139,3 +139,11 @@ async def test_active_directory_refusals(samba: SambaDc) -> None:
         await directory.authenticate("*)(sAMAccountName=*", "x")
     with pytest.raises(AccountLockedError):  # disabled in AD: userAccountControl
         await directory.authenticate("dave", AD_PASSWORDS["dave"])
+
+
+async def test_lookup_without_a_password_for_invitations(slapd: Slapd) -> None:
+    found = await _directory(slapd).lookup("alice@example.com")
+    assert found is not None
+    assert found.groups == ("sales", "staff")
+    assert await _directory(slapd).lookup("nobody") is None
+    assert await _directory(slapd).lookup("*") is None

@@ -109,12 +109,19 @@ def test_an_invitation_reaches_both_and_its_link_works_once(
     assert text["auth"] == "Basic " + base64.b64encode(b"AC1:sms-token").decode()
 
     with running_server(data_dir, http=True) as base:
+        # The link opens the review page for alice (it stands in for the sign-in) …
         target = base + urlsplit(link).path + "?" + urlsplit(link).query
-        first = httpx.get(target)
-        assert first.status_code == 200
-        assert first.headers["content-type"].startswith("application/x-apple-aspen-config")
-        again = httpx.get(target)  # used: never again
-        assert (again.status_code, "was used already" in again.text) == (403, True)
+        review = httpx.get(target)
+        assert (review.status_code, "Review and install" in review.text) == (200, True)
+        token = parse_qs(urlsplit(link).query)["invite"][0]
+        # … whose Install gives the Profile Service payload, once.
+        service = httpx.get(f"{base}/enroll/profile", params={"session": token})
+        assert service.status_code == 200
+        assert service.headers["content-type"].startswith("application/x-apple-aspen-config")
+        again = httpx.get(f"{base}/enroll/profile", params={"session": token})
+        assert again.status_code == 403
+        used = httpx.get(target)  # the invitation is spent too
+        assert (used.status_code, "sign in again" in used.text) == (403, True)
 
     listed = subprocess.run(
         [*ORCHARDIST, "--data-dir", str(data_dir), "enroll", "invite", "bob", "--email",
@@ -124,5 +131,5 @@ def test_an_invitation_reaches_both_and_its_link_works_once(
     )  # fmt: skip
     assert listed.returncode == 1  # the SMTP server is not there: said, and recorded
     assert "email to bob@example.com: NOT sent" in listed.stdout
-    assert re.search(r"link \(one use, until .*\): https://localhost:8443/mdm/enroll\?token=",
+    assert re.search(r"link \(one use, until .*\): https://localhost:8443/enroll\?invite=",
                      listed.stdout)  # fmt: skip

@@ -261,7 +261,7 @@ async def test_invitations_through_the_api(server: Server) -> None:
         {"channel": "email", "address": "alice@example.com", "ok": False,
          "detail": "no email settings"}
     ]  # fmt: skip
-    assert "/mdm/enroll?token=" in sent.json()["link"]
+    assert "/enroll?invite=" in sent.json()["link"]
     nothing = await server.http.post("/api/v1/invitations", json={"user": "x"}, headers=admin)
     assert nothing.status_code == 422
     (listed,) = (await server.http.get("/api/v1/invitations", headers=viewer)).json()

@@ -90,6 +90,23 @@ class Directory:
             raise InvalidCredentialsError("enter your user name and password")
         return await asyncio.to_thread(self._authenticate, login, password)
 
+    async def lookup(self, login: str) -> DirectoryUser | None:
+        """The user's entry and groups, found with the service account (no password: for
+        invitations, whose link stands in for the sign-in)."""
+        return await asyncio.to_thread(self._lookup, login)
+
+    def _lookup(self, login: str) -> DirectoryUser | None:
+        service = self._bound(self.config.bind_dn, self.config.bind_password, service=True)
+        try:
+            found = self._find_user(service, login)
+            if found is None:
+                return None
+            dn, attributes = found
+            groups = self._groups(service, dn, attributes)
+        finally:
+            service.unbind_s()
+        return _user(dn, login, attributes, groups)
+
     def _authenticate(self, login: str, password: str) -> DirectoryUser:
         service = self._bound(self.config.bind_dn, self.config.bind_password, service=True)
         try:
@@ -103,13 +120,7 @@ class Directory:
             groups = self._groups(service, dn, attributes)
         finally:
             service.unbind_s()
-        return DirectoryUser(
-            dn=dn,
-            login=login,
-            display_name=_first(attributes, "displayName") or _first(attributes, "cn"),
-            email=_first(attributes, "mail"),
-            groups=groups,
-        )
+        return _user(dn, login, attributes, groups)
 
     def _bound(self, dn: str | None, password: str | None, *, service: bool) -> Any:
         config = self.config
@@ -180,6 +191,18 @@ class Directory:
         except ldap.LDAPError as exc:
             raise DirectoryUnavailableError(f"group search failed: {_description(exc)}") from exc
         return tuple(sorted(_first(a, "cn") or _cn(g) for g, a in results if g))
+
+
+def _user(
+    dn: str, login: str, attributes: dict[str, list[bytes]], groups: tuple[str, ...]
+) -> DirectoryUser:
+    return DirectoryUser(
+        dn=dn,
+        login=login,
+        display_name=_first(attributes, "displayName") or _first(attributes, "cn"),
+        email=_first(attributes, "mail"),
+        groups=groups,
+    )
 
 
 def _refusal(exc: ldap.LDAPError) -> DirectoryError:

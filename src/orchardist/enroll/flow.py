@@ -83,6 +83,24 @@ class OtaEnrollment:
         )
         return SignedIn(token, user, await self._profiles_for(user.groups))
 
+    async def invitation_link(self, user: str, ttl: timedelta) -> tuple[str, datetime]:
+        """A one-time link that stands in for the sign-in: it opens the review page for
+        `user` (their groups read with the service account when a directory is set up)."""
+        found = await self.directory.lookup(user) if self.directory is not None else None
+        groups = found.groups if found is not None else ()
+        token, now = secrets.token_urlsafe(24), self.clock()
+        await self.store.save_ota_session(
+            OtaSession(_digest(token), user, groups, "signed-in", now, now + ttl)
+        )
+        return f"{self.settings.base_url}/enroll?invite={token}", now + ttl
+
+    async def invited(self, token: str) -> SignedIn:
+        """The review for an invitation link; OtaError when unknown, used or expired."""
+        session = await self._session(token, "signed-in")
+        user = DirectoryUser(dn="", login=session.user, display_name=session.user,
+                             email=None, groups=session.groups)  # fmt: skip
+        return SignedIn(token, user, await self._profiles_for(session.groups))
+
     async def consent(self, token: str) -> bytes:
         """The signed Profile Service payload; OtaError for an unknown or used session."""
         session = await self._session(token, "signed-in")

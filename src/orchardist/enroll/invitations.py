@@ -153,7 +153,7 @@ class Inviter:
 
     def __init__(
         self,
-        new_link: Callable[[], Awaitable[tuple[str, datetime]]],
+        new_link: Callable[[str], Awaitable[tuple[str, datetime]]],  # user → (link, expiry)
         store: InvitationStore,
         *,
         organization: str,
@@ -167,7 +167,7 @@ class Inviter:
     async def invite(self, user: str, *, email: str | None, phone: str | None) -> Invited:
         if not email and not phone:
             raise ValueError("give an e-mail address or a phone number to send the link to")
-        link, expires_at = await self.new_link()
+        link, expires_at = await self.new_link(user)
         deliveries = await deliver(
             user, link, expires_at, self.organization,
             email=email, phone=phone, mailer=self.mailer, sms=self.sms,

@@ -24,7 +24,18 @@ MAX_ATTRIBUTES_BYTES = 256 * 1024
 
 
 async def sign_in_page(request: Request) -> Response:
-    return HTMLResponse(pages.sign_in(_organization(request)))
+    """The sign-in form; with ?invite=TOKEN, an invitation's review page instead."""
+    organization = _organization(request)
+    invite = request.query_params.get("invite")
+    if invite is None:
+        return HTMLResponse(pages.sign_in(organization))
+    try:
+        invited = await _flow(request).invited(invite)
+    except OtaError as exc:
+        log.warning("enroll_invitation_refused", reason=str(exc))
+        return HTMLResponse(pages.refused(organization, str(exc)), status_code=403)
+    log.info("enroll_invitation_opened", user=invited.user.login)
+    return HTMLResponse(pages.confirm(organization, invited.user.login, invite, invited.profiles))
 
 
 async def sign_in(request: Request) -> Response:
