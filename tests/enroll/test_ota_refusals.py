@@ -199,3 +199,20 @@ async def test_an_expired_challenge_is_refused(site: tuple[Server, Path, Path]) 
     await store.save_ota_session(dataclasses.replace(session, expires_at=datetime.now(UTC)))
     status, text = await _post(server, challenge, _apple_cert(ca_file, ca_key, key), key)
     assert (status, "expired" in text) == (403, True)
+
+
+async def test_an_expired_or_used_invitation_is_refused(site: tuple[Server, Path, Path]) -> None:
+    server = site[0]
+    ota = server.services.ota
+    assert ota is not None
+    link, _ = await ota.invitation_link("alice", timedelta(seconds=-1))
+    token = link.rsplit("=", 1)[1]
+    expired = await server.http.get("/enroll", params={"invite": token})
+    assert (expired.status_code, "expired" in expired.text) == (403, True)
+    link, _ = await ota.invitation_link("alice", timedelta(hours=1))
+    token = link.rsplit("=", 1)[1]
+    review = await server.http.get("/enroll", params={"invite": token})
+    assert "Review and install" in review.text
+    await server.http.post("/enroll/decline", data={"session": token})
+    used = await server.http.get("/enroll", params={"invite": token})
+    assert used.status_code == 403
