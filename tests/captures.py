@@ -1,11 +1,13 @@
-"""Where the shared test vectors live: `../shared` beside the checkout (CI lays it there too)."""
+"""Where the test vectors live: `tests/vectors/` in this repository (see its SOURCES.txt), so
+that a clone anywhere passes its tests without the shared folder beside it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CAPTURES = SHARED / "device-captures"
+VECTORS = Path(__file__).resolve().parent / "vectors"
+CAPTURES = VECTORS / "device-captures"
+APPLE_SCHEMA = VECTORS / "apple-device-management"
 
 
 def capture(relative: str) -> bytes:

@@ -1,19 +1,17 @@
-"""The compiled schema in the package is what Apple's YAML in ../shared says."""
+"""The compiled schema in the package is what Apple's YAML (tests/vectors) says."""
 
 from __future__ import annotations
 
 from orchardist.schema.generate import OUTPUT, compile_schema, render
 from orchardist.schema.validate import mdm_schema
-from tests.captures import SHARED
-
-APPLE = SHARED / "apple-device-management"
+from tests.captures import APPLE_SCHEMA as APPLE
 
 
 def test_compiled_schema_is_up_to_date() -> None:
     assert APPLE.is_dir(), f"Apple's schema is expected at {APPLE}"
     fresh = render(compile_schema(APPLE))
     assert OUTPUT.read_text(encoding="utf-8") == fresh, (
-        "run: .venv/bin/python -m orchardist.schema.generate ../shared/apple-device-management"
+        "run: .venv/bin/python -m orchardist.schema.generate tests/vectors/apple-device-management"
     )
 
 

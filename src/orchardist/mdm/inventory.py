@@ -1,6 +1,6 @@
 """Query results → inventory: what a device reports, as records the server can search.
 
-Shapes follow real devices' answers (`../shared/device-captures`): DeviceInformation's
+Shapes follow real devices' answers (`tests/vectors/device-captures`): DeviceInformation's
 QueryResponses, SecurityInfo, InstalledApplicationList, CertificateList (DER data, from
 which the expiry date is read), ProfileList, ProvisioningProfileList (ExpiryDate) and
 Restrictions.

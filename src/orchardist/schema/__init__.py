@@ -2,5 +2,5 @@
 
 `data/mdm.json` is generated from Apple's YAML (github.com/apple/device-management) by
 `python -m orchardist.schema.generate PATH`; a test keeps it in step with the copy in
-`../shared/apple-device-management`. Nothing here imports the web framework or storage.
+`tests/vectors/apple-device-management`. Nothing here imports the web framework or storage.
 """

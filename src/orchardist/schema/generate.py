@@ -1,6 +1,6 @@
 """Compile Apple's YAML schema into `data/mdm.json`.
 
-    python -m orchardist.schema.generate ../shared/apple-device-management
+    python -m orchardist.schema.generate tests/vectors/apple-device-management
 
 Only what validation needs is kept: key names, types, presence, allowed values and ranges,
 nested keys. Descriptions stay in Apple's files.

@@ -1,5 +1,5 @@
 """What a virtual device answers, shaped after real devices' captures
-(`../shared/device-captures`) and the response keys in Apple's schema."""
+(`tests/vectors/device-captures`) and the response keys in Apple's schema."""
 
 from __future__ import annotations
 
