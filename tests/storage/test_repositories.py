@@ -52,6 +52,17 @@ async def test_certificate_round_trip_keeps_every_field(store: Storage) -> None:
     assert await store.get_certificate(42) is None
 
 
+async def test_a_certificate_keeps_its_device_and_what_it_renews(store: Storage) -> None:
+    bound = dataclasses.replace(
+        certificate((1 << 126) + 3), device_id="UDID-A", renewal_of=(1 << 127) + 12345
+    )
+    tx = ScepTransaction("tx-bound", ScepTransactionStatus.PENDING, b"csr", NOW, None, "UDID-A")
+    await store.record_issued(bound, tx)
+    assert await store.get_certificate(bound.serial) == bound
+    assert await store.certificate_by_sha256(bound.sha256) == bound
+    assert await store.get_transaction("tx-bound") == tx
+
+
 async def test_duplicate_serial_is_refused(store: Storage) -> None:
     await store.add_certificate(certificate(7))
     with pytest.raises(ValueError, match="7"):
@@ -78,20 +89,27 @@ async def test_certificates_expiring_soonest_first_without_revoked(store: Storag
 
 async def test_challenge_is_used_once(store: Storage) -> None:
     await store.add_challenge("a" * 64, NOW + timedelta(hours=1))
-    assert await store.consume_challenge("a" * 64, NOW) == ChallengeOutcome.CONSUMED
-    assert await store.consume_challenge("a" * 64, NOW) == ChallengeOutcome.ALREADY_USED
-    assert await store.consume_challenge("b" * 64, NOW) == ChallengeOutcome.UNKNOWN
+    assert await store.consume_challenge("a" * 64, NOW) == (ChallengeOutcome.CONSUMED, None)
+    assert await store.consume_challenge("a" * 64, NOW) == (ChallengeOutcome.ALREADY_USED, None)
+    assert await store.consume_challenge("b" * 64, NOW) == (ChallengeOutcome.UNKNOWN, None)
+
+
+async def test_challenge_minted_for_a_device_says_which(store: Storage) -> None:
+    await store.add_challenge("e" * 64, NOW + timedelta(hours=1), device_id="UDID-OTA")
+    assert await store.consume_challenge("e" * 64, NOW) == (ChallengeOutcome.CONSUMED, "UDID-OTA")
+    assert await store.consume_challenge("e" * 64, NOW) == (ChallengeOutcome.ALREADY_USED, None)
 
 
 async def test_expired_challenge(store: Storage) -> None:
     await store.add_challenge("c" * 64, NOW + timedelta(hours=1))
     late = NOW + timedelta(hours=1, seconds=1)
-    assert await store.consume_challenge("c" * 64, late) == ChallengeOutcome.EXPIRED
+    assert await store.consume_challenge("c" * 64, late) == (ChallengeOutcome.EXPIRED, None)
 
 
 async def test_concurrent_consumers_one_winner(store: Storage) -> None:
     await store.add_challenge("d" * 64, NOW + timedelta(hours=1))
-    outcomes = await asyncio.gather(*(store.consume_challenge("d" * 64, NOW) for _ in range(20)))
+    uses = await asyncio.gather(*(store.consume_challenge("d" * 64, NOW) for _ in range(20)))
+    outcomes = [outcome for outcome, _ in uses]
     assert outcomes.count(ChallengeOutcome.CONSUMED) == 1
     assert set(outcomes) == {ChallengeOutcome.CONSUMED, ChallengeOutcome.ALREADY_USED}
 

@@ -21,7 +21,7 @@ from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.pki.store import PkiFiles
 from orchardist.scep.client import make_csr
-from orchardist.scep.issuance import record_of
+from orchardist.scep.issuance import Binding, record_of
 from orchardist.storage import NewCommand
 from orchardist.web.app import create_app
 from orchardist.wiring import Services, open_services
@@ -50,11 +50,15 @@ class Server:
     http: httpx.AsyncClient
     ca: CertificateAuthority
 
-    async def device(self, udid: str, index: int, *, days: int = 30, ago: int = 0) -> Device:
+    async def device(
+        self, udid: str, index: int, *, days: int = 30, ago: int = 0, binding: Binding | None = None
+    ) -> Device:
+        """A device with an identity from our CA, recorded as SCEP issuance would (with
+        `binding`: issued for a device, or renewing a certificate)."""
         key = rsa_key(index)
         now = datetime.now(UTC) - timedelta(days=ago)
         cert = self.ca.issue_client_certificate(make_csr(key, udid), validity_days=days, now=now)
-        await self.services.storage.add_certificate(record_of(cert))
+        await self.services.storage.add_certificate(record_of(cert, binding))
         return Device(udid, key, cert)
 
     async def checkin(

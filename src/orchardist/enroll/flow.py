@@ -125,7 +125,7 @@ class OtaEnrollment:
         if post.phase == 2:
             if session.phase != "consented":
                 raise OtaError("this enrollment challenge was used already: sign in again")
-            scep_challenge, _ = await self.challenges.issue()
+            scep_challenge, _ = await self.challenges.issue(device_id=post.udid)
             await self.store.save_ota_session(
                 dataclasses.replace(session, phase="identified", device_id=post.udid)
             )
@@ -134,7 +134,7 @@ class OtaEnrollment:
                                              identifier=self.settings.identifier))  # fmt: skip
         if session.phase != "identified" or session.device_id != post.udid:
             raise OtaError("phase 3 without the phase 2 of this device: sign in again")
-        scep_challenge, _ = await self.challenges.issue()
+        scep_challenge, _ = await self.challenges.issue(device_id=post.udid)
         final = enrollment_profile(
             dataclasses.replace(self.settings, challenge=scep_challenge), self.ca
         )

@@ -1,9 +1,9 @@
 """The MDM service: a verified device identity and a parsed message in, an HTTP answer out.
 
 Identity policy (Apple, "Mdm-Signature"; NanoMDM's certificate binding): the certificate
-that signs Authenticate must be one our CA issued and has not revoked, and it is bound to
-the device; every later request must come with that same certificate. Refusals are 403,
-never 401, which a device takes as "unenroll".
+that signs Authenticate must be one our CA issued and has not revoked, and may bind the
+device only as `mdm/binding.py` allows; every later request must come with that same
+certificate. Refusals are 403, never 401, which a device takes as "unenroll".
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
+from orchardist.mdm.binding import authenticate_refusal
 from orchardist.mdm.checkin import Checkin, MessageType
 from orchardist.mdm.inventory import inventory_from
 from orchardist.mdm.reports import Report, Status
@@ -26,6 +27,9 @@ from orchardist.storage import (
     CertificateStatus,
     CertificateStore,
     DeviceFacts,
+    EndedBy,
+    Enrollment,
+    IssuedCertificate,
     MdmStorage,
     ReportOutcome,
     TargetStatus,
@@ -49,6 +53,8 @@ class MdmAnswer:
     content_type: str = PLIST
     reason: str | None = None  # why a request was refused, for the log and the body
     command_uuid: str | None = None  # the command sent with this answer
+    # on a refusal over identity: the device the certificate is issued for or bound to
+    certificate_device: str | None = None
 
 
 # (device_id, command_uuid, request_type, acknowledged, result plus its ErrorChain)
@@ -76,10 +82,13 @@ class MdmService:
     async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
         now = self._clock()
         if message.message_type == MessageType.AUTHENTICATE:
-            refusal = await self._refuse_unissued(identity)
+            record = await self._issued(identity)
+            if isinstance(record, MdmAnswer):
+                return record
+            refusal = await self._refuse_binding(message.device_id, record)
             if refusal is not None:
                 return refusal
-            await self._store.authenticate(_facts(message), fingerprint_sha256(identity), now)
+            await self._store.authenticate(_facts(message), record.sha256, now)
             return MdmAnswer(200)
         refusal = await self._refuse_unbound(message.device_id, identity)
         if refusal is not None:
@@ -100,6 +109,10 @@ class MdmService:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
         if report.status == Status.ACKNOWLEDGED and exchange.stored_request_type:
             await self._take_inventory(report, exchange.stored_request_type, now)
+            if exchange.stored_request_type == "EraseDevice":
+                # Apple: the device acknowledges, then erases itself; it comes back (if ever)
+                # as a new enrollment with a new certificate.
+                await self._store.check_out(report.device_id, now, EndedBy.ERASED)
         if self.on_result is not None and exchange.stored_request_type:
             assert report.command_uuid is not None
             await self.on_result(
@@ -171,21 +184,62 @@ class MdmService:
                     404, reason=f"{message.message_type} is not supported by this server"
                 )
 
-    async def _refuse_unissued(self, identity: x509.Certificate) -> MdmAnswer | None:
+    async def retire(self, device_id: str) -> Enrollment | None:
+        """An administrator ends the enrollment of a device that is gone (or to be
+        re-enrolled with a new certificate): unenrolled, its queue cancelled, and its
+        certificate revoked so that it cannot come back with it. None when unknown."""
+        enrollment = await self._store.get_enrollment(device_id)
+        if enrollment is None:
+            return None
+        now = self._clock()
+        await self._store.check_out(device_id, now, EndedBy.RETIRED)
+        bound = await self._certificates.certificate_by_sha256(enrollment.identity_sha256)
+        if bound is not None:
+            await self._certificates.revoke_certificate(bound.serial, now)
+        return await self._store.get_enrollment(device_id)
+
+    async def _issued(self, identity: x509.Certificate) -> IssuedCertificate | MdmAnswer:
+        """Our record of the certificate, or the refusal when it is not ours or revoked."""
         record = await self._certificates.get_certificate(identity.serial_number)
         if record is None or record.sha256 != fingerprint_sha256(identity):
             return MdmAnswer(403, reason="the identity certificate was not issued by this server")
         if record.status != CertificateStatus.VALID:
             return MdmAnswer(403, reason="the identity certificate is revoked")
-        return None
+        return record
+
+    async def _refuse_binding(self, device_id: str, record: IssuedCertificate) -> MdmAnswer | None:
+        current = await self._store.get_enrollment(device_id)
+        current_certificate = None
+        if current is not None and current.identity_sha256 != record.sha256:
+            current_certificate = await self._certificates.certificate_by_sha256(
+                current.identity_sha256
+            )
+        refusal = authenticate_refusal(
+            device_id,
+            record,
+            bound_elsewhere=await self._store.device_bound_to(record.sha256, device_id),
+            current=current,
+            current_certificate=current_certificate,
+        )
+        if refusal is None:
+            return None
+        return MdmAnswer(403, reason=refusal.reason, certificate_device=refusal.certificate_device)
 
     async def _refuse_unbound(self, device_id: str, identity: x509.Certificate) -> MdmAnswer | None:
         enrollment = await self._store.get_enrollment(device_id)
         if enrollment is None:
             return MdmAnswer(403, reason="unknown device: it must Authenticate first")
-        if enrollment.identity_sha256 != fingerprint_sha256(identity):
-            return MdmAnswer(403, reason="this certificate is not the one bound to the device")
-        return await self._refuse_unissued(identity)
+        sha256 = fingerprint_sha256(identity)
+        if enrollment.identity_sha256 != sha256:
+            owner = await self._store.device_bound_to(sha256, device_id)
+            return MdmAnswer(
+                403,
+                reason="this certificate is not the one bound to the device"
+                + (f": it belongs to device {owner}" if owner else ""),
+                certificate_device=owner,
+            )
+        record = await self._issued(identity)
+        return record if isinstance(record, MdmAnswer) else None
 
 
 # DeviceInformation query → DeviceFacts field

@@ -8,7 +8,7 @@ import dataclasses
 
 from cryptography import x509
 
-from orchardist.scep.issuance import Issuer
+from orchardist.scep.issuance import Binding, Issuer
 from orchardist.storage import ScepTransaction, ScepTransactionStatus, ScepTransactionStore
 
 
@@ -29,7 +29,8 @@ class ScepApprovals:
         the CA refuses the CSR after all (the request is then rejected)."""
         tx = await self._pending(transaction_id)
         try:
-            return await self._issuer.issue(tx.transaction_id, tx.csr_der)
+            binding = Binding(device_id=tx.device_id)
+            return await self._issuer.issue(tx.transaction_id, tx.csr_der, binding)
         except ValueError:
             await self.reject(transaction_id)
             raise

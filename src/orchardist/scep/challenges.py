@@ -34,19 +34,22 @@ class ChallengeVerifier:
         self._clock = clock
         self._static = static_challenge or None
 
-    async def issue(self) -> tuple[str, datetime]:
-        """A fresh one-time challenge and the moment it expires."""
+    async def issue(self, *, device_id: str | None = None) -> tuple[str, datetime]:
+        """A fresh one-time challenge and the moment it expires. With `device_id`, the
+        certificate it yields is bound to that device (over-the-air enrollment, where the
+        UDID came signed by Apple's device CA)."""
         value = secrets.token_urlsafe(24)
         expires_at = self._clock() + self._ttl
-        await self._store.add_challenge(challenge_digest(value), expires_at)
+        await self._store.add_challenge(challenge_digest(value), expires_at, device_id)
         return value, expires_at
 
-    async def check(self, presented: str | None) -> ChallengeOutcome:
-        """CONSUMED when the request may proceed; a one-time challenge is used up by this."""
+    async def check(self, presented: str | None) -> tuple[ChallengeOutcome, str | None]:
+        """CONSUMED when the request may proceed (a one-time challenge is used up by this),
+        with the device the challenge was minted for; the static challenge binds none."""
         if not presented:
-            return ChallengeOutcome.UNKNOWN
+            return ChallengeOutcome.UNKNOWN, None
         if self._static is not None and hmac.compare_digest(
             presented.encode("utf-8"), self._static.encode("utf-8")
         ):
-            return ChallengeOutcome.CONSUMED
+            return ChallengeOutcome.CONSUMED, None
         return await self._store.consume_challenge(challenge_digest(presented), self._clock())

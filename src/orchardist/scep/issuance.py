@@ -4,6 +4,7 @@ automatic path (a valid challenge) and the manual one (an administrator's approv
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography import x509
@@ -16,6 +17,16 @@ from orchardist.storage import (
     ScepTransactionStatus,
     ScepTransactionStore,
 )
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What issuance knew of the device: the UDID a one-time challenge was minted for (or
+    the renewed certificate's), and the serial a renewal replaces. MDM holds a certificate
+    to it (mdm/binding.py)."""
+
+    device_id: str | None = None
+    renewal_of: int | None = None
 
 
 class Issuer:
@@ -32,26 +43,31 @@ class Issuer:
         self._validity_days = validity_days
         self._clock = clock
 
-    async def issue(self, transaction_id: str, csr_der: bytes) -> x509.Certificate:
-        """Certify the CSR and record the certificate with its ISSUED transaction.
-        CsrError (a ValueError) when the CSR is refused; nothing is recorded then."""
+    async def issue(
+        self, transaction_id: str, csr_der: bytes, binding: Binding | None = None
+    ) -> x509.Certificate:
+        """Certify the CSR and record the certificate, with its binding, and its ISSUED
+        transaction. CsrError (a ValueError) when the CSR is refused; nothing is recorded."""
+        binding = binding or Binding()
         now = self._clock()
         csr = x509.load_der_x509_csr(csr_der)
         cert = self._ca.issue_client_certificate(csr, validity_days=self._validity_days, now=now)
         await self._transactions.record_issued(
-            record_of(cert),
+            record_of(cert, binding),
             ScepTransaction(
                 transaction_id=transaction_id,
                 status=ScepTransactionStatus.ISSUED,
                 csr_der=csr_der,
                 created_at=now,
                 certificate_serial=cert.serial_number,
+                device_id=binding.device_id,
             ),
         )
         return cert
 
 
-def record_of(cert: x509.Certificate) -> IssuedCertificate:
+def record_of(cert: x509.Certificate, binding: Binding | None = None) -> IssuedCertificate:
+    binding = binding or Binding()
     return IssuedCertificate(
         serial=cert.serial_number,
         subject=cert.subject.rfc4514_string(),
@@ -59,4 +75,6 @@ def record_of(cert: x509.Certificate) -> IssuedCertificate:
         not_after=cert.not_valid_after_utc,
         sha256=fingerprint_sha256(cert),
         der=cert.public_bytes(Encoding.DER),
+        device_id=binding.device_id,
+        renewal_of=binding.renewal_of,
     )

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, CsrError, check_csr, fingerprint_sha256
 from orchardist.scep.challenges import ChallengeVerifier
-from orchardist.scep.issuance import Issuer
+from orchardist.scep.issuance import Binding, Issuer
 from orchardist.scep.messages import (
     FailInfo,
     MessageType,
@@ -199,12 +199,12 @@ class ScepService:
         if replayed is not None:
             return replayed
         if renewal:
-            await self._check_renewal(verified.signer, csr)
+            binding = await self._check_renewal(verified.signer, csr)
         else:
-            await self._check_challenge(verified.request, csr)
+            binding = await self._check_challenge(verified.request, csr)
             if self._manual_approval:
-                return await self._hold(verified)
-        return await self._issue(verified)
+                return await self._hold(verified, binding)
+        return await self._issue(verified, binding)
 
     async def _replayed(self, verified: _Verified, *, renewal: bool) -> ScepReply | None:
         """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
@@ -226,8 +226,8 @@ class ScepService:
 
     async def _check_challenge(
         self, request: ScepRequest, csr: x509.CertificateSigningRequest
-    ) -> None:
-        outcome = await self._challenges.check(
+    ) -> Binding:
+        outcome, device_id = await self._challenges.check(
             challenge_from_csr(csr) or request.challenge_attribute
         )
         if outcome != ChallengeOutcome.CONSUMED:
@@ -237,10 +237,11 @@ class ScepService:
                 ChallengeOutcome.EXPIRED: "the challenge password has expired",
             }
             raise _RefusalError(FailInfo.BAD_REQUEST, reasons[outcome])
+        return Binding(device_id=device_id)
 
     async def _check_renewal(
         self, signer: x509.Certificate, csr: x509.CertificateSigningRequest
-    ) -> None:
+    ) -> Binding:
         record = await self._certificates.get_certificate(signer.serial_number)
         if record is None or record.sha256 != fingerprint_sha256(signer):
             raise _RefusalError(
@@ -254,21 +255,26 @@ class ScepService:
             raise _RefusalError(
                 FailInfo.BAD_REQUEST, "a renewal must keep the certificate's subject"
             )
+        # The new certificate stands for the same device as the one it renews.
+        return Binding(device_id=record.device_id, renewal_of=record.serial)
 
-    async def _issue(self, verified: _Verified) -> ScepReply:
+    async def _issue(self, verified: _Verified, binding: Binding) -> ScepReply:
         try:
-            cert = await self._issuer.issue(verified.request.transaction_id, verified.content)
+            cert = await self._issuer.issue(
+                verified.request.transaction_id, verified.content, binding
+            )
         except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
         return self._success(verified, cert)
 
-    async def _hold(self, verified: _Verified) -> ScepReply:
+    async def _hold(self, verified: _Verified, binding: Binding) -> ScepReply:
         """Keep the request for an administrator (see `approvals`)."""
         held = ScepTransaction(
             transaction_id=verified.request.transaction_id,
             status=ScepTransactionStatus.PENDING,
             csr_der=verified.content,
             created_at=self._clock(),
+            device_id=binding.device_id,
         )
         await self._transactions.save_transaction(held)
         return await self._answer(verified, held)

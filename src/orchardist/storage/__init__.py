@@ -33,6 +33,10 @@ class IssuedCertificate:
     der: bytes
     status: CertificateStatus = CertificateStatus.VALID
     revoked_at: datetime | None = None
+    # The device it was issued for, when issuance was tied to one (a one-time challenge
+    # minted for that UDID, or a renewal of a certificate that was): see mdm/binding.py.
+    device_id: str | None = None
+    renewal_of: int | None = None  # the serial of the certificate a SCEP renewal replaced
 
 
 class ChallengeOutcome(enum.StrEnum):
@@ -57,6 +61,7 @@ class ScepTransaction:
     csr_der: bytes
     created_at: datetime
     certificate_serial: int | None = None
+    device_id: str | None = None  # the device its challenge was issued for (held requests)
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,17 @@ class CertificateStore(Protocol):
 
 
 class ChallengeStore(Protocol):
-    async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
-        """Store a one-time challenge by the hash of its value."""
+    async def add_challenge(
+        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+    ) -> None:
+        """Store a one-time challenge by the hash of its value; `device_id` when it was
+        minted for one device (over-the-air enrollment), whose certificate it then binds."""
 
-    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
-        """Atomically use a challenge: two concurrent callers never both get CONSUMED."""
+    async def consume_challenge(
+        self, challenge_sha256: str, now: datetime
+    ) -> tuple[ChallengeOutcome, str | None]:
+        """Atomically use a challenge: two concurrent callers never both get CONSUMED.
+        The second value is the device the challenge was minted for, if any."""
 
 
 class EnrollmentTokenStore(Protocol):
@@ -149,6 +160,14 @@ class DeviceFacts:
     meid: str | None = None
 
 
+class EndedBy(enum.StrEnum):
+    """How an enrollment ended: until one of these, the device is bound to its certificate."""
+
+    CHECKED_OUT = "checked_out"  # the device said so (CheckOut)
+    RETIRED = "retired"  # an administrator (device retire); its certificate is revoked
+    ERASED = "erased"  # the device acknowledged EraseDevice
+
+
 @dataclass(frozen=True)
 class Enrollment:
     facts: DeviceFacts
@@ -164,10 +183,19 @@ class Enrollment:
     checked_out_at: datetime | None = None
     pushed_at: datetime | None = None  # the last push APNs accepted
     token_invalid_at: datetime | None = None  # APNs refused the token; no pushes until TokenUpdate
+    ended_by: EndedBy | None = None  # None from Authenticate until the enrollment ends
 
     @property
     def device_id(self) -> str:
         return self.facts.device_id
+
+    @property
+    def state(self) -> str:
+        """enrolled; authenticated (no TokenUpdate yet); or how it ended: checked_out,
+        retired, erased."""
+        if self.ended_by is not None:
+            return self.ended_by.value
+        return "enrolled" if self.enrolled else "authenticated"
 
 
 class TargetStatus(enum.StrEnum):
@@ -240,8 +268,15 @@ class EnrollmentStore(Protocol):
         """Store push data and mark enrolled; a missing UnlockToken keeps the stored one.
         False when the device never authenticated."""
 
-    async def check_out(self, device_id: str, now: datetime) -> bool:
-        """Mark unenrolled; False when unknown."""
+    async def check_out(
+        self, device_id: str, now: datetime, ended_by: EndedBy = EndedBy.CHECKED_OUT
+    ) -> bool:
+        """End the enrollment (unenrolled, `ended_by` recorded, what was queued cancelled and
+        its push dropped); False when unknown."""
+
+    async def device_bound_to(self, identity_sha256: str, other_than: str) -> str | None:
+        """A device other than `other_than` whose enrollment (ended or not) is bound to
+        this certificate, or None: a certificate serves one device, ever."""
 
     async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
         """Overwrite DeviceFacts fields (by field name) with newer values from a query."""

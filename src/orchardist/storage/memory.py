@@ -19,7 +19,8 @@ from orchardist.storage import (
 class MemoryStorage:
     def __init__(self) -> None:
         self.certificates: dict[int, IssuedCertificate] = {}
-        self.challenges: dict[str, tuple[datetime, datetime | None]] = {}
+        # digest → (expires_at, used_at, device_id)
+        self.challenges: dict[str, tuple[datetime, datetime | None, str | None]] = {}
         self.transactions: dict[str, ScepTransaction] = {}
         self.tokens: dict[str, ApiToken] = {}
 
@@ -52,21 +53,25 @@ class MemoryStorage:
         ]
         return sorted(found, key=lambda c: c.not_after)
 
-    async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
-        self.challenges[challenge_sha256] = (expires_at, None)
+    async def add_challenge(
+        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+    ) -> None:
+        self.challenges[challenge_sha256] = (expires_at, None, device_id)
 
-    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
+    async def consume_challenge(
+        self, challenge_sha256: str, now: datetime
+    ) -> tuple[ChallengeOutcome, str | None]:
         # No await inside: atomic with respect to other coroutines.
         entry = self.challenges.get(challenge_sha256)
         if entry is None:
-            return ChallengeOutcome.UNKNOWN
-        expires_at, used_at = entry
+            return ChallengeOutcome.UNKNOWN, None
+        expires_at, used_at, device_id = entry
         if used_at is not None:
-            return ChallengeOutcome.ALREADY_USED
+            return ChallengeOutcome.ALREADY_USED, None
         if expires_at <= now:
-            return ChallengeOutcome.EXPIRED
-        self.challenges[challenge_sha256] = (expires_at, now)
-        return ChallengeOutcome.CONSUMED
+            return ChallengeOutcome.EXPIRED, None
+        self.challenges[challenge_sha256] = (expires_at, now, device_id)
+        return ChallengeOutcome.CONSUMED, device_id
 
     async def save_transaction(self, tx: ScepTransaction) -> None:
         self.transactions[tx.transaction_id] = tx

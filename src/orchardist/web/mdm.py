@@ -106,6 +106,8 @@ def _response(answer: MdmAnswer) -> Response:
 def _log(request: Request, answer: MdmAnswer, **fields: object) -> None:
     event = "mdm_refused" if answer.status >= 400 else "mdm_exchange"
     level = log.warning if answer.status >= 400 else log.info
+    if answer.certificate_device is not None:
+        fields["certificate_device"] = answer.certificate_device
     level(event, path=request.url.path, http_status=answer.status, reason=answer.reason,
           sent=answer.command_uuid, **fields)  # fmt: skip
 

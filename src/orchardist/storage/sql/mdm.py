@@ -12,12 +12,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import (
     ANSWERED,
     DeviceFacts,
+    EndedBy,
     Enrollment,
     Exchange,
     NewCommand,
@@ -27,7 +28,7 @@ from orchardist.storage import (
 )
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.push import BATCH, schedule_pushes
-from orchardist.storage.sql.tables import command_targets, commands, enrollments
+from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
 _targets = command_targets
 _PENDING = (TargetStatus.QUEUED.value, TargetStatus.SENT.value)
@@ -45,6 +46,7 @@ class SqlMdmStorage:
             "enrolled": False,
             "authenticated_at": now,
             "checked_out_at": None,
+            "ended_by": None,
         }
 
         def work(conn: Connection) -> None:
@@ -55,16 +57,7 @@ class SqlMdmStorage:
                 conn.execute(insert(enrollments), values)
             # Apple: Authenticate starts a new enrollment; what was queued for the old one
             # must not run on the new (NanoMDM clears the queue the same way).
-            conn.execute(
-                update(_targets)
-                .where(
-                    and_(
-                        _targets.c.device_id == facts.device_id,
-                        _targets.c.status.in_([*_PENDING, TargetStatus.NOT_NOW.value]),
-                    )
-                )
-                .values(status=TargetStatus.CANCELLED.value, answered_at=now)
-            )
+            _cancel_pending(conn, facts.device_id, now)
 
         await self.database.write(work)
 
@@ -92,19 +85,45 @@ class SqlMdmStorage:
             conn.execute(
                 update(enrollments)
                 .where(and_(where, enrollments.c.enrolled.is_(False)))
-                .values(enrolled=True, enrolled_at=now, checked_out_at=None)
+                .values(enrolled=True, enrolled_at=now, checked_out_at=None, ended_by=None)
             )
             return bool(updated)
 
         return await self.database.write(work)
 
-    async def check_out(self, device_id: str, now: datetime) -> bool:
+    async def check_out(
+        self, device_id: str, now: datetime, ended_by: EndedBy = EndedBy.CHECKED_OUT
+    ) -> bool:
         change = (
             update(enrollments)
             .where(enrollments.c.device_id == device_id)
-            .values(enrolled=False, checked_out_at=now, last_seen_at=now)
+            .values(enrolled=False, checked_out_at=now, ended_by=ended_by.value)
         )
-        return await self.database.write(lambda conn: conn.execute(change).rowcount == 1)
+        if ended_by == EndedBy.CHECKED_OUT:  # the device spoke; an admin's retire is not that
+            change = change.values(last_seen_at=now)
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(change).rowcount != 1:
+                return False
+            # Nothing queued can reach a device that is no longer enrolled.
+            _cancel_pending(conn, device_id, now)
+            conn.execute(delete(push_jobs).where(push_jobs.c.device_id == device_id))
+            return True
+
+        return await self.database.write(work)
+
+    async def device_bound_to(self, identity_sha256: str, other_than: str) -> str | None:
+        query = (
+            select(enrollments.c.device_id)
+            .where(
+                and_(
+                    enrollments.c.identity_sha256 == identity_sha256,
+                    enrollments.c.device_id != other_than,
+                )
+            )
+            .limit(1)
+        )
+        return await self.database.read(lambda conn: conn.execute(query).scalar())
 
     async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
         known = {k: v for k, v in facts.items() if k in DeviceFacts.__dataclass_fields__}
@@ -243,6 +262,19 @@ def _with_request_type() -> Select[Any]:
     )
 
 
+def _cancel_pending(conn: Connection, device_id: str, now: datetime) -> None:
+    conn.execute(
+        update(_targets)
+        .where(
+            and_(
+                _targets.c.device_id == device_id,
+                _targets.c.status.in_([*_PENDING, TargetStatus.NOT_NOW.value]),
+            )
+        )
+        .values(status=TargetStatus.CANCELLED.value, answered_at=now)
+    )
+
+
 def _offer_not_now_again(conn: Connection, device_id: str) -> None:
     """A new session (Idle): what the device put off last time is offered again."""
     conn.execute(
@@ -347,6 +379,7 @@ def _enrollment(row: Row[Any]) -> Enrollment:
         checked_out_at=row.checked_out_at,
         pushed_at=row.pushed_at,
         token_invalid_at=row.token_invalid_at,
+        ended_by=None if row.ended_by is None else EndedBy(row.ended_by),
     )
 
 

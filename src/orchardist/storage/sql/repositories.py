@@ -150,11 +150,26 @@ class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryS
 
     # -- ChallengeStore
 
-    async def add_challenge(self, challenge_sha256: str, expires_at: datetime) -> None:
-        await self._add_secret(_challenges, challenge_sha256, expires_at)
+    async def add_challenge(
+        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            "challenge_sha256": challenge_sha256,
+            "expires_at": expires_at,
+            "device_id": device_id,
+        }
+        await self.database.write(lambda conn: conn.execute(insert(_challenges), values))
 
-    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeOutcome:
-        return await self._consume_secret(_challenges, challenge_sha256, now)
+    async def consume_challenge(
+        self, challenge_sha256: str, now: datetime
+    ) -> tuple[ChallengeOutcome, str | None]:
+        outcome = await self._consume_secret(_challenges, challenge_sha256, now)
+        if outcome != ChallengeOutcome.CONSUMED:
+            return outcome, None
+        query = select(_challenges.c.device_id).where(
+            _challenges.c.challenge_sha256 == challenge_sha256
+        )
+        return outcome, await self.database.read(lambda conn: conn.execute(query).scalar())
 
     async def add_enrollment_token(self, token_sha256: str, expires_at: datetime) -> None:
         await self._add_secret(enrollment_tokens, token_sha256, expires_at)
@@ -267,6 +282,8 @@ def _certificate(row: Row[Any]) -> IssuedCertificate:
         der=row.der,
         status=CertificateStatus(row.status),
         revoked_at=row.revoked_at,
+        device_id=row.device_id,
+        renewal_of=None if row.renewal_of is None else int(row.renewal_of, 16),
     )
 
 
@@ -278,6 +295,7 @@ def _transaction(row: Row[Any]) -> ScepTransaction:
         csr_der=row.csr_der,
         created_at=row.created_at,
         certificate_serial=None if serial is None else int(serial, 16),
+        device_id=row.device_id,
     )
 
 
@@ -291,6 +309,8 @@ def _certificate_row(cert: IssuedCertificate) -> dict[str, Any]:
         "der": cert.der,
         "status": cert.status.value,
         "revoked_at": cert.revoked_at,
+        "device_id": cert.device_id,
+        "renewal_of": None if cert.renewal_of is None else serial_key(cert.renewal_of),
     }
 
 
@@ -304,6 +324,7 @@ def _upsert_transaction(conn: Connection, tx: ScepTransaction) -> Any:
         "certificate_serial": (
             None if tx.certificate_serial is None else serial_key(tx.certificate_serial)
         ),
+        "device_id": tx.device_id,
     }
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     changed = {k: v for k, v in values.items() if k != "transaction_id"}

@@ -41,6 +41,8 @@ issued_certificates = Table(
     Column("der", LargeBinary, nullable=False),
     Column("status", String(16), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("device_id", String(128), nullable=True),  # issued for this device (0009)
+    Column("renewal_of", String(40), nullable=True),  # serial of the renewed certificate
     Index("ix_issued_certificates_not_after", "not_after"),
 )
 
@@ -50,6 +52,7 @@ scep_challenges = Table(
     Column("challenge_sha256", String(64), primary_key=True),
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=True),
+    Column("device_id", String(128), nullable=True),  # minted for this device (OTA)
 )
 
 enrollment_tokens = Table(
@@ -68,6 +71,7 @@ scep_transactions = Table(
     Column("csr_der", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("certificate_serial", String(40), nullable=True),
+    Column("device_id", String(128), nullable=True),  # its challenge's device, if any
 )
 
 api_tokens = Table(
@@ -107,6 +111,7 @@ enrollments = Table(
     Column("checked_out_at", UtcDateTime()),
     Column("pushed_at", UtcDateTime()),  # last push APNs accepted
     Column("token_invalid_at", UtcDateTime()),  # APNs said 410/BadDeviceToken; until TokenUpdate
+    Column("ended_by", String(16)),  # checked_out, retired or erased; None while enrolled
     Index("ix_enrollments_identity_sha256", "identity_sha256"),
 )
 

@@ -1,0 +1,69 @@
+"""Which certificate may speak for which device: the rules an Authenticate must pass.
+
+Any device can hold a certificate from our CA (the static SCEP challenge is enough), so a
+valid certificate proves only that it is ours. What ties it to one UDID:
+
+1. A certificate issued for a device (a one-time challenge minted for that UDID during
+   over-the-air enrollment, whose UDID came signed by Apple's device CA; or a renewal of
+   such a certificate) authenticates as that device only.
+2. A certificate bound to one enrollment — ended or not — never authenticates as another:
+   a certificate serves one device, ever.
+3. A device whose enrollment has not ended (CheckOut, an administrator's retire, an
+   acknowledged EraseDevice) keeps its certificate. It moves to a new one only when the
+   new one was issued for its UDID, or renews the bound one (SCEP RenewalReq, signed with
+   the bound certificate's key). Nothing else an attacker holding another device's
+   certificate can present passes.
+
+Each refusal names the device the certificate belongs to, for the log line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchardist.storage import Enrollment, IssuedCertificate
+
+
+@dataclass(frozen=True)
+class BindingRefusal:
+    reason: str  # for the 403 body and the log
+    certificate_device: str | None  # the device the certificate is issued for or bound to
+
+
+def authenticate_refusal(
+    device_id: str,
+    presented: IssuedCertificate,
+    *,
+    bound_elsewhere: str | None,
+    current: Enrollment | None,
+    current_certificate: IssuedCertificate | None,
+) -> BindingRefusal | None:
+    """None when `presented` may bind `device_id`'s enrollment; else why not.
+
+    `bound_elsewhere`: another device whose enrollment is bound to `presented`.
+    `current`: `device_id`'s enrollment, with the certificate it is bound to."""
+    if presented.device_id is not None and presented.device_id != device_id:
+        return BindingRefusal(
+            f"this certificate was issued for device {presented.device_id}, not {device_id}",
+            presented.device_id,
+        )
+    if bound_elsewhere is not None:
+        return BindingRefusal(
+            f"this certificate belongs to device {bound_elsewhere} and cannot authenticate "
+            f"as {device_id}",
+            bound_elsewhere,
+        )
+    if current is None or current.ended_by is not None:
+        return None
+    if current.identity_sha256 == presented.sha256:
+        return None  # the same device authenticating again
+    if presented.device_id == device_id:
+        return None  # re-enrolled over the air: the new certificate names this UDID
+    if current_certificate is not None and presented.renewal_of == current_certificate.serial:
+        return None
+    return BindingRefusal(
+        f"device {device_id} is enrolled with another certificate; it moves to a new one "
+        "only after it checks out or an administrator retires it "
+        f"(orchardist device retire {device_id})",
+        None,
+    )
