@@ -19,6 +19,8 @@ from orchardist.push.certificate import (
     push_csr,
     stored,
 )
+from orchardist.push.vendor import VendorSignError
+from orchardist.push.vendor import vendor_sign as sign_request
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
@@ -72,11 +74,8 @@ def vendor_sign(
 ) -> None:
     """Sign a push-certificate CSR with your own MDM vendor certificate, producing the file
     Apple's push certificates portal takes."""
-    from orchardist.push.vendor import VendorSignError
-    from orchardist.push.vendor import vendor_sign as sign
-
     try:
-        request = sign(
+        request = sign_request(
             csr_file.read_bytes(),
             vendor_cert.read_bytes(),
             password.encode() if password is not None else None,
@@ -87,11 +86,15 @@ def vendor_sign(
         fail(str(exc))
     for warning in request.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    out.write_bytes(request.data)
+    try:
+        out.write_bytes(request.data)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}", "choose another -o")
     typer.echo(
         f"Wrote {out}.\n"
         "Next: sign in at https://identity.apple.com/pushcert with your organisation's Apple ID\n"
-        f"(the same one every year), upload {out}, download the certificate, then:\n"
+        f"(the same one every year), upload {out}, download the certificate, then import it\n"
+        "with the key made alongside the CSR:\n"
         "  orchardist pushcert import --cert MDM_Certificate.pem --key push.key"
     )
 
