@@ -63,6 +63,34 @@ async def test_round_trip_and_partial_updates(storage: SqlStorage) -> None:
     assert updated.updated_at == later
 
 
+async def test_device_information_answers_merge_key_by_key(storage: SqlStorage) -> None:
+    """Asking for two keys must not erase the battery level and capacity reported before."""
+    first = {"BatteryLevel": 0.5, "DeviceCapacity": 64.0, "OSVersion": "18.1"}
+    await storage.apply_inventory("M", InventoryUpdate(facts=first), NOW)
+    later = NOW + timedelta(hours=2)
+    await storage.apply_inventory(
+        "M", InventoryUpdate(facts={"OSVersion": "18.2", "DeviceName": "Kim's iPhone"}), later
+    )
+    known = await storage.get_inventory("M")
+    assert known is not None
+    assert known.facts == {
+        "BatteryLevel": 0.5,
+        "DeviceCapacity": 64.0,
+        "OSVersion": "18.2",
+        "DeviceName": "Kim's iPhone",
+    }
+    assert known.facts_seen_at == {
+        "BatteryLevel": NOW,
+        "DeviceCapacity": NOW,
+        "OSVersion": later,
+        "DeviceName": later,
+    }
+    await storage.apply_inventory("M", InventoryUpdate(security={"PasscodePresent": False}), later)
+    still = await storage.get_inventory("M")
+    assert still is not None
+    assert still.facts == known.facts  # a SecurityInfo answer leaves the facts alone
+
+
 async def test_raw_results_are_kept_for_the_latest_only(storage: SqlStorage) -> None:
     await storage.authenticate(DeviceFacts("D", "t"), "a" * 64, NOW)
     uuids = [f"C{n}" for n in range(RESULTS_KEPT + 2)]

@@ -57,19 +57,22 @@ class InventoryUpdate:
 @dataclass(frozen=True)
 class DeviceInventory:
     updated_at: datetime
-    facts: Mapping[str, Any]
+    facts: Mapping[str, Any]  # every DeviceInformation key ever reported, latest value
     security: Mapping[str, Any]
     restrictions: Mapping[str, Any]
     apps: tuple[App, ...]
     certificates: tuple[Certificate, ...]
     profiles: tuple[Profile, ...]
     provisioning_profiles: tuple[ProvisioningProfile, ...]
+    facts_seen_at: Mapping[str, datetime] = field(default_factory=dict)  # per key of facts
 
 
 class InventoryStore(Protocol):
     async def apply_inventory(self, device_id: str, update: InventoryUpdate, now: datetime) -> None:
         """Replace what `update` speaks about (a list replaces the whole list); keep the rest.
-        JSON-ready values only in the dictionaries (see schema.jsonvalues.to_json)."""
+        Facts merge instead, key by key, each key stamped with `now`: a DeviceInformation
+        answer names only the keys it was asked for. JSON-ready values only in the
+        dictionaries (see schema.jsonvalues.to_json)."""
 
     async def get_inventory(self, device_id: str) -> DeviceInventory | None:
         """Everything known, or None when the device never answered a query."""

@@ -55,6 +55,10 @@ class SqlInventoryStorage:
             return DeviceInventory(
                 updated_at=head.updated_at,
                 facts=head.facts or {},
+                facts_seen_at={
+                    key: datetime.fromisoformat(seen)
+                    for key, seen in (head.facts_seen or {}).items()
+                },
                 security=head.security or {},
                 restrictions=head.restrictions or {},
                 apps=tuple(
@@ -80,16 +84,21 @@ class SqlInventoryStorage:
 def _apply_documents(
     conn: Connection, device_id: str, update: InventoryUpdate, now: datetime
 ) -> None:
-    documents = {
-        "facts": update.facts,
-        "security": update.security,
-        "restrictions": update.restrictions,
-    }
+    documents = {"security": update.security, "restrictions": update.restrictions}
     values: dict[str, Any] = {k: dict(v) for k, v in documents.items() if v is not None}
     values["updated_at"] = now
-    changed = conn.execute(_inventory_row(device_id).values(values)).rowcount
-    if not changed:
+    known = conn.execute(
+        select(inventory.c.facts, inventory.c.facts_seen).where(inventory.c.device_id == device_id)
+    ).first()
+    if update.facts is not None:
+        # Merged, not replaced: an answer to two queries must not erase the battery level.
+        facts, seen = (known.facts or {}, known.facts_seen or {}) if known else ({}, {})
+        values["facts"] = {**facts, **update.facts}
+        values["facts_seen"] = {**seen, **dict.fromkeys(update.facts, now.isoformat())}
+    if known is None:
         conn.execute(insert(inventory), {"device_id": device_id, **values})
+    else:
+        conn.execute(_inventory_row(device_id).values(values))
 
 
 def _inventory_row(device_id: str) -> Any:

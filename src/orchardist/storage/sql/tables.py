@@ -165,6 +165,7 @@ inventory = Table(
     metadata,
     Column("device_id", String(128), primary_key=True),
     Column("facts", JSON),
+    Column("facts_seen", JSON),  # key → ISO time it was last reported (0010)
     Column("security", JSON),
     Column("restrictions", JSON),
     Column("updated_at", UtcDateTime(), nullable=False),
