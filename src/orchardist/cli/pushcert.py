@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +11,7 @@ import typer
 from cryptography.hazmat.primitives import serialization
 
 from orchardist.cli.common import data_dir_of, fail, print_json, with_services
+from orchardist.config import Settings
 from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import (
     PushCertificate,
@@ -19,6 +21,7 @@ from orchardist.push.certificate import (
     push_csr,
     stored,
 )
+from orchardist.push.stand_in import STAND_IN_CA_NAME, STAND_IN_TOPIC, stand_in_identity
 from orchardist.push.vendor import VendorSignError
 from orchardist.push.vendor import vendor_sign as sign_request
 
@@ -129,19 +132,82 @@ def import_(
     except PushCertificateError as exc:
         fail(str(exc))
 
-    async def enrolled_topics(services: Services) -> set[str]:
-        return {e.facts.topic for e in await services.storage.list_enrollments() if e.enrolled}
+    _save_push(ctx, pushed, force=force)
+    _report(pushed, as_json)
 
-    others = with_services(ctx, enrolled_topics) - {pushed.topic}
-    if others and not force:
+
+def _save_push(ctx: typer.Context, pushed: PushCertificate, *, force: bool) -> None:
+    """Store it, unless enrolled devices use another topic: they could never be woken
+    again. Devices enrolled under the placeholder topic (no certificate yet) or the local
+    peer's stand-in could never be woken by Apple anyway: a warning, not a refusal."""
+    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+
+    async def enrolled_topics(services: Services) -> Counter[str]:
+        enrollments = await services.storage.list_enrollments()
+        return Counter(e.facts.topic for e in enrollments if e.enrolled)
+
+    others = with_services(ctx, enrolled_topics)
+    others.pop(pushed.topic, None)
+    placeholders = {Settings.model_fields["apns_topic"].default}
+    current = stored(files) if files.has_push() else None
+    if current is not None and _is_stand_in(current):
+        placeholders.add(current.topic)
+    blocking = sorted(set(others) - placeholders)
+    if blocking and not force:
         fail(
-            f"enrolled devices use topic {sorted(others)[0]}, "
-            f"this certificate is for {pushed.topic}",
+            f"enrolled devices use topic {blocking[0]}, this certificate is for {pushed.topic}",
             "renew the existing certificate (same Apple ID, same topic) instead; --force loses "
             "every enrolled device",
         )
-    PkiFiles.in_data_dir(data_dir_of(ctx)).save_push(pushed.certificate, pushed.key)
-    _report(pushed, as_json)
+    for topic in sorted(placeholders & set(others)):
+        typer.echo(
+            f"warning: {others[topic]} device(s) enrolled with the placeholder topic {topic} "
+            "cannot be woken with this certificate: re-enroll them to manage them with pushes",
+            err=True,
+        )
+    files.save_push(pushed.certificate, pushed.key)
+
+
+def _is_stand_in(pushed: PushCertificate) -> bool:
+    return STAND_IN_CA_NAME in pushed.certificate.issuer.rfc4514_string()
+
+
+@app.command("test-cert")
+def stand_in_cert(
+    ctx: typer.Context,
+    out_dir: Annotated[
+        Path, typer.Option("--dir", help="Where to write the CA the local APNs peer trusts")
+    ] = Path("."),
+    topic: Annotated[str, typer.Option("--topic", help="The topic devices enroll with")] = (
+        STAND_IN_TOPIC
+    ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a push certificate already imported")
+    ] = False,
+) -> None:
+    """A stand-in push certificate for the local APNs peer (`orchardist simulate
+    --apns-port`), to try pushes without Apple. Apple's servers refuse it."""
+    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    if files.has_push() and not force:
+        fail("a push certificate is imported already", "add --force to replace it")
+    made = stand_in_identity(datetime.now(UTC), topic=topic)
+    pushed = PushCertificate(made.certificate, made.key, made.topic)
+    _save_push(ctx, pushed, force=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ca_file = out_dir / "apns-test-ca.pem"
+    ca_file.write_bytes(made.ca.public_bytes(serialization.Encoding.PEM))
+    peer_ca = out_dir / "apns-peer-ca.pem"
+    typer.echo(
+        f"Imported a stand-in push certificate for topic {made.topic}; wrote {ca_file}.\n"
+        "Next: run virtual devices woken by a local APNs peer that trusts it, and point the\n"
+        "server at that peer (apns_url and apns_ca_file in orchardist.toml, or):\n"
+        f"  orchardist simulate … --apns-port 2197 --apns-client-ca {ca_file} "
+        f"--apns-ca-out {peer_ca}\n"
+        f"  ORCHARDIST_APNS_URL=https://127.0.0.1:2197 ORCHARDIST_APNS_CA_FILE={peer_ca} "
+        "orchardist serve\n"
+        "Import Apple's certificate with `orchardist pushcert import` before real devices "
+        "enroll."
+    )
 
 
 @app.command("show")
