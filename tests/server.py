@@ -41,10 +41,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    data_dir: Path, *, http: bool, env: Mapping[str, str] | None = None, extra: tuple[str, ...] = ()
+    data_dir: Path,
+    *,
+    http: bool,
+    env: Mapping[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> Iterator[str]:
-    """`orchardist serve` on a free loopback port until the block ends; yields its base URL."""
-    port = free_port()
+    """`orchardist serve` on `port` (default: a free loopback port) until the block ends;
+    yields its base URL. Its output is in the data dir's serve-PORT.log."""
+    port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
     args.extend(extra)
     log_path = data_dir / f"serve-{port}.log"

@@ -1,17 +1,22 @@
 """Settings: `ORCHARDIST_*` environment variables over `<data-dir>/orchardist.toml`.
 
 Built explicitly with `load_settings(data_dir)`; there is no import-time global, so the CLI,
-the web app and the tests each build the object they need.
+the web app and the tests each build the object they need. Unknown keys and variables are
+refused and wrong values reported one line each (`config_check`); docs/configuration.md is
+generated from these models (`python -m orchardist.config_docs`), so a field's description is
+its documentation. The server reads its settings once, at start: a change needs a restart.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import tomli_w
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,86 +24,121 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from orchardist.config_check import SettingsError, check_environment, check_file, describe
+from orchardist.config_sections import DirectorySettings as DirectorySettings
+from orchardist.config_sections import SmsSettings as SmsSettings
+from orchardist.config_sections import SmtpSettings as SmtpSettings
+
 CONFIG_FILE_NAME = "orchardist.toml"
 DATA_DIR_VARIABLE = "ORCHARDIST_DATA_DIR"
 DEFAULT_DATA_DIR = Path("orchardist-data")
+# ORCHARDIST_* variables that are not settings but are read elsewhere, so they must not be
+# refused as typos: the test suite's PostgreSQL (tests/db.py, bench, .ci/run). Settings
+# themselves (ORCHARDIST_APNS_URL, ORCHARDIST_DATA_DIR, ...) need no entry here.
+NON_SETTING_VARIABLES = frozenset({"ORCHARDIST_TEST_POSTGRES_URL"})
+# When a change takes effect, for the generated docs (json_schema_extra "applies"); a field
+# without one takes RESTART: the server never reloads its settings.
+RESTART = "restart to apply"
+AT_INIT = "when `init` makes a CA (first run or `--force`)"
+PER_COMMAND = "each command (`--data-dir` or ORCHARDIST_DATA_DIR)"
+REISSUE = "re-run `init` (the TLS certificate names it), then restart"
 
 
-class DirectorySettings(BaseModel):
-    """`[directory]` in orchardist.toml (or ORCHARDIST_DIRECTORY__URL and the like): the
-    LDAP or Active Directory server users sign in with to enroll."""
-
-    url: str = Field(description="ldap://host:389 or ldaps://host:636")
-    base_dn: str = Field(description="where users (and groups) are searched")
-    bind_dn: str | None = Field(default=None, description="service account; unset: anonymous")
-    bind_password: SecretStr | None = None
-    login_attributes: list[str] = Field(
-        default=["uid", "mail", "sAMAccountName", "userPrincipalName"],
-        description="what users may type as their name",
-    )
-    group_base_dn: str | None = Field(default=None, description="group search base")
-    start_tls: bool = False
-    ca_file: Path | None = Field(default=None, description="CA for LDAPS / StartTLS")
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    active_directory: bool = Field(default=False, description="Active Directory rules")
-
-
-class SmtpSettings(BaseModel):
-    """`[smtp]`: where invitation e-mails go out."""
-
-    host: str
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = None
-    password: SecretStr | None = None
-    sender: str = "Orchardist <mdm@localhost>"
-
-
-class SmsSettings(BaseModel):
-    """`[sms]`: a provider taking a form POST of To / From / Body (Twilio and most others)."""
-
-    url: str
-    account: str | None = Field(default=None, description="basic-auth user (Twilio: SID)")
-    token: SecretStr | None = Field(default=None, description="basic-auth password")
-    sender: str = "Orchardist"
+def _applies(when: str) -> dict[str, Any]:
+    return {"applies": when}
 
 
 class Settings(BaseSettings):
-    """Everything an Orchardist process reads at start-up."""
+    """Everything an Orchardist process reads at start-up. The server never reloads them:
+    restart `orchardist serve` to apply a change."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ORCHARDIST_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="ORCHARDIST_", env_nested_delimiter="__", extra="forbid"
     )
     _toml_file: ClassVar[Path | None] = None
 
-    data_dir: Path = DEFAULT_DATA_DIR
-    hostname: str = "localhost"
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; unset means the SQLite file in the data dir"
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="The data folder (config, database, keys); chosen by `--data-dir`, not by "
+        "the file inside it",
+        json_schema_extra=_applies(PER_COMMAND),
     )
-    log_level: str = "info"
+    hostname: str = Field(
+        default="localhost",
+        description="The name devices use to reach the server (`init --hostname`); the TLS "
+        "certificate names it: re-run `init`, then restart",
+        json_schema_extra=_applies(REISSUE),
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where devices and people reach the server, e.g. "
+        "https://mdm.example.com:8443 (`init --public-url`): enrollment profiles, links and "
+        "invitations name it. Unset: https://HOSTNAME:PUBLIC_PORT",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+asyncpg://user:pass@db/orchardist to scale "
+        "out; unset means the SQLite file orchardist.db in the data dir",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level"
+    )
 
-    certificate_validity_days: int = Field(default=365, ge=1, le=3650)
+    certificate_validity_days: int = Field(
+        default=365, ge=1, le=3650, description="Lifetime of device identities issued over SCEP"
+    )
     # RSA-2048 is what iOS 4-era devices and the SCEP performance target assume.
-    ca_key_size: int = Field(default=2048, ge=2048)
-    ca_validity_days: int = Field(default=3650, ge=365)
-    ca_common_name: str = "Orchardist Device CA"
-    organization: str = "Orchardist"
+    ca_key_size: int = Field(
+        default=2048,
+        ge=2048,
+        description="RSA size of a new CA key",
+        json_schema_extra=_applies(AT_INIT),
+    )
+    ca_validity_days: int = Field(
+        default=3650,
+        ge=365,
+        description="Lifetime of a new CA",
+        json_schema_extra=_applies(AT_INIT),
+    )
+    ca_common_name: str = Field(
+        default="Orchardist Device CA",
+        description="Common name of a new CA",
+        json_schema_extra=_applies(AT_INIT),
+    )
+    organization: str = Field(
+        default="Orchardist",
+        description="Organization named in profiles, and in a new CA",
+        json_schema_extra=_applies(f"{RESTART}; a CA keeps the one it was made with"),
+    )
 
     scep_static_challenge: SecretStr | None = Field(
-        default=None, description="A shared challenge accepted forever; off unless set"
+        default=None,
+        description="A shared challenge accepted forever; off unless set (see docs/scep.md)",
     )
     scep_manual_approval: bool = Field(
-        default=False, description="Hold requests with a valid challenge for an administrator"
+        default=False,
+        description="Hold requests with a valid challenge until `orchardist scep approve`",
     )
-    scep_challenge_ttl_seconds: int = Field(default=3600, ge=60)
-    scep_max_body_bytes: int = Field(default=64 * 1024, ge=4096)
+    scep_challenge_ttl_seconds: int = Field(
+        default=3600, ge=60, description="Lifetime of one-time challenges"
+    )
+    scep_max_body_bytes: int = Field(
+        default=64 * 1024, ge=4096, description="Larger SCEP requests are refused (413)"
+    )
     # RFC 8894 §3.2.1.4: a response may be refused when signingTime is too far off;
     # devices with bad clocks are common, so the window is generous.
-    scep_max_clock_skew_seconds: int = Field(default=24 * 3600, ge=60)
+    scep_max_clock_skew_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="Allowed difference between a request's signingTime and the server clock",
+    )
 
     public_port: int = Field(
-        default=8443, ge=1, le=65535, description="The port devices reach, in profile URLs"
+        default=8443,
+        ge=1,
+        le=65535,
+        description="The port in profile URLs while public_url is unset (data folders made "
+        "before `init --public-url`)",
     )
     apns_topic: str = Field(
         default="com.apple.mgmt.orchardist.unset",
@@ -121,7 +161,9 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often the pusher looks for due pushes"
     )
     push_lease_seconds: int = Field(
-        default=60, ge=1, description="A crashed pusher's claimed pushes are retried after this"
+        default=60,
+        ge=1,
+        description="A crashed pusher's claimed pushes are retried after this (docs/push.md)",
     )
     directory: DirectorySettings | None = Field(
         default=None, description="Directory login for enrollment; see docs/enrollment.md"
@@ -130,24 +172,64 @@ class Settings(BaseSettings):
         default=[],
         description="CAs trusted besides Apple's iPhone Device CA for OTA phase 2 (test devices)",
     )
-    smtp: SmtpSettings | None = None
-    sms: SmsSettings | None = None
+    smtp: SmtpSettings | None = Field(
+        default=None, description="Mail server for invitations; see docs/enrollment.md"
+    )
+    sms: SmsSettings | None = Field(
+        default=None, description="SMS provider for invitations; see docs/enrollment.md"
+    )
     profile_repair_seconds: int = Field(
         default=24 * 3600,
         ge=60,
-        description="How often profiles are checked on devices (ProfileList) and repaired",
+        description="How often devices are asked for their ProfileList and missing profiles "
+        "reinstalled (docs/profiles.md)",
     )
     enrollment_link_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long `orchardist enroll token` links work"
     )
     mdm_max_body_bytes: int = Field(
-        default=20 * 1024 * 1024, ge=65536, description="App lists of big Macs run to megabytes"
+        default=20 * 1024 * 1024,
+        ge=65536,
+        description="Larger device reports are refused (413); app lists of big Macs run to "
+        "megabytes",
     )
     mdm_client_cert_header: str | None = Field(
         default=None,
         description="Header a TLS-terminating proxy puts the client certificate in "
         "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); off when unset",
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 -- raises on a port that is not a number or out of range
+        except ValueError as exc:
+            raise ValueError(f"a URL with a valid port: {exc}") from None
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("a URL such as https://mdm.example.com:8443")
+        if parts.query or parts.fragment:
+            raise ValueError("a URL without ?query or #fragment")
+        return value.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        """scheme://host[:port] devices and people reach: what profiles and links name."""
+        return self.public_url or f"https://{self.hostname}:{self.public_port}"
+
+    @property
+    def public_listen_port(self) -> int:
+        """The port `base_url` names, explicit or the scheme's default."""
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
 
     @property
     def config_path(self) -> Path:
@@ -182,13 +264,31 @@ def resolve_data_dir(cli_value: Path | None) -> Path:
 
 
 def load_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for the data dir: init overrides > environment > the data dir's TOML file."""
+    """Settings for the data dir: init overrides > environment > the data dir's TOML file.
+
+    Raises SettingsError, its message ready for the admin, on an unreadable file, an unknown
+    key or ORCHARDIST_* variable, or a value of the wrong type or range."""
     toml_file = data_dir / CONFIG_FILE_NAME
+    file_values = _read_toml(toml_file)
+    check_file(Settings, file_values, toml_file)
+    check_environment(Settings, os.environ, NON_SETTING_VARIABLES)
     bound = type(
         "BoundSettings", (Settings,), {"_toml_file": toml_file if toml_file.exists() else None}
     )
-    settings: Settings = bound(data_dir=data_dir, **overrides)
+    try:
+        settings: Settings = bound(data_dir=data_dir, **overrides)
+    except ValidationError as exc:
+        raise describe(exc, Settings, os.environ, file_values, toml_file) from None
     return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read it: {exc}") from None
 
 
 def write_config(data_dir: Path, values: dict[str, Any]) -> Path:

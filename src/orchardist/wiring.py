@@ -100,7 +100,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     push = stored_push_certificate(files)
     enrollment_settings = EnrollmentSettings(
-        base_url=f"https://{settings.hostname}:{settings.public_port}",
+        base_url=settings.base_url,
         # The imported push certificate's topic wins over the configured placeholder.
         topic=push.topic if push is not None else settings.apns_topic,
         organization=settings.organization,

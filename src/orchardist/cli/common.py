@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings
+from orchardist.config_check import SettingsError
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
@@ -39,7 +41,19 @@ def settings_of(ctx: typer.Context) -> Settings:
             f"{data_dir} is not an Orchardist data folder",
             f"run `orchardist --data-dir {data_dir} init --hostname HOST` first",
         )
-    return load_settings(data_dir)
+    return load_or_fail(data_dir)
+
+
+def load_or_fail(data_dir: Path, **overrides: Any) -> Settings:
+    """The data dir's settings; a bad one ends the command with its one-line reason."""
+    try:
+        return load_settings(data_dir, **overrides)
+    except SettingsError as exc:
+        fail(
+            escape(str(exc)),
+            f"fix {data_dir / CONFIG_FILE_NAME} or the ORCHARDIST_* environment variable; "
+            "every setting is in docs/configuration.md",
+        )
 
 
 def with_services(ctx: typer.Context, work: Callable[[Services], Awaitable[T]]) -> T:

@@ -6,12 +6,13 @@ import asyncio
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 
-from orchardist.cli.common import data_dir_of, print_json
-from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings, write_config
+from orchardist.cli.common import data_dir_of, err_console, load_or_fail, print_json
+from orchardist.config import CONFIG_FILE_NAME, Settings, write_config
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256, generate_ca
 from orchardist.pki.store import PkiFiles
 from orchardist.tokens import create_api_token
@@ -24,6 +25,15 @@ def init(
     hostname: Annotated[
         str, typer.Option("--hostname", help="The name devices use to reach this server")
     ],
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Where devices reach the server, e.g. https://mdm.example.com:8443 (a proxy's "
+            "address when behind one); profiles and links name it. Default: "
+            "https://HOSTNAME:8443",
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
@@ -36,9 +46,14 @@ def init(
     """Create (or update) the data folder. Safe to re-run: an existing CA is kept unless
     --force, and the admin token is only made the first time."""
     data_dir = data_dir_of(ctx)
+    given = {"hostname": hostname, **({"public_url": public_url} if public_url else {})}
+    # Checked before anything is written: a typo in the existing file or the environment
+    # stops init with nothing half-done.
+    load_or_fail(data_dir, **given)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_config(data_dir, hostname)
-    settings = load_settings(data_dir)
+    _write_config(data_dir, given)
+    settings = load_or_fail(data_dir)
+    _warn_if_unnamed(settings)
     files = PkiFiles.in_data_dir(data_dir)
     created_ca = force or not files.has_ca()
     ca = _new_ca(settings, files) if created_ca else files.load_ca()
@@ -48,6 +63,7 @@ def init(
     summary = {
         "data_dir": str(data_dir.resolve()),
         "hostname": hostname,
+        "public_url": settings.base_url,
         "ca": "created" if created_ca else "kept",
         "ca_sha256": fingerprint_sha256(ca.certificate),
         "database": _redacted_url(settings),
@@ -59,11 +75,24 @@ def init(
         _print_summary(summary)
 
 
-def _write_config(data_dir: Path, hostname: str) -> None:
+def _write_config(data_dir: Path, given: dict[str, str]) -> None:
     path = data_dir / CONFIG_FILE_NAME
     values: dict[str, Any] = tomllib.loads(path.read_text("utf-8")) if path.exists() else {}
-    values["hostname"] = hostname
+    values.update(given)
     write_config(data_dir, values)
+
+
+def _warn_if_unnamed(settings: Settings) -> None:
+    """A public URL whose host the TLS certificate does not name works only behind a proxy
+    that presents its own certificate: say so now rather than when devices fail."""
+    host = urlsplit(settings.base_url).hostname
+    if host not in (settings.hostname, "localhost", "127.0.0.1"):
+        err_console.print(
+            f"warning: the public URL's host {host} is not --hostname {settings.hostname}, "
+            "which the server's TLS certificate names: devices will refuse it unless a proxy "
+            "with its own certificate for that host sits in front",
+            markup=False,
+        )
 
 
 def _new_ca(settings: Settings, files: PkiFiles) -> CertificateAuthority:
@@ -109,6 +138,7 @@ def _redacted_url(settings: Settings) -> str:
 def _print_summary(summary: dict[str, Any]) -> None:
     console.print(f"[bold green]Orchardist is ready[/] in {summary['data_dir']}")
     console.print(f"  hostname  {summary['hostname']}")
+    console.print(f"  public    {summary['public_url']} (in profiles and links)")
     console.print(f"  CA        {summary['ca']} (SHA-256 {summary['ca_sha256']})")
     console.print(f"  database  {summary['database']}")
     if summary["admin_token"]:

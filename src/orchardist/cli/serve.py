@@ -6,10 +6,11 @@ import asyncio
 import os
 from typing import Annotated, Any
 
+import structlog
 import typer
 
-from orchardist.cli.common import fail, settings_of
-from orchardist.config import DATA_DIR_VARIABLE
+from orchardist.cli.common import err_console, fail, settings_of
+from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
 
@@ -40,6 +41,7 @@ def serve(
     from orchardist.web.app import create_app
 
     configure_logging(settings.log_level)
+    _warn_if_unreachable(settings, port, http)
     # Migrate once here, before any worker starts, so that workers never race to do it.
     asyncio.run(upgrade(settings.resolved_database_url))
     tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key}
@@ -57,3 +59,22 @@ def serve(
     # Worker processes build their own app from the data dir, passed in the environment.
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+def _warn_if_unreachable(settings: Settings, port: int, http: bool) -> None:
+    """Profiles and links name `settings.base_url`; a server listening elsewhere is one that
+    devices never reach. Behind a proxy (--http) the proxy owns the public port."""
+    if http or port == settings.public_listen_port:
+        return
+    hint = (
+        f"serving on port {port}, but profiles and links name {settings.base_url} "
+        f"(port {settings.public_listen_port}): devices will not reach this server there. "
+        f"Serve with --port {settings.public_listen_port}, or set the public address with "
+        f"`orchardist init --hostname {settings.hostname} --public-url "
+        f"https://{settings.hostname}:{port}` and make the enrollment profile again "
+        "(behind a TLS proxy: serve --http)"
+    )
+    structlog.get_logger("orchardist.serve").warning(
+        "public_port_mismatch", port=port, public_url=settings.base_url
+    )
+    err_console.print(f"warning: {hint}", markup=False)

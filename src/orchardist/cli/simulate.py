@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     from orchardist.simulator.profile import EnrollmentPlan
 
 
+UNREACHABLE_HINT = (
+    "→ check that `orchardist serve` runs and listens at that address: the enrollment profile "
+    "names the server's public_url (orchardist.toml, set by `init --public-url`), and "
+    "`serve --port` must match its port; `simulate --server URL` sends elsewhere"
+)
+
+
 def simulate(
     devices: Annotated[int, typer.Option("--devices", min=1, help="How many devices")] = 1,
     profile: Annotated[
@@ -139,6 +146,8 @@ def simulate(
         )
         for failure in report.failures[:10]:
             typer.echo(f"  failed: {failure}", err=True)
+    if any(": cannot reach " in failure for failure in report.failures):
+        typer.echo(UNREACHABLE_HINT, err=True)
     if report.failures:
         raise typer.Exit(1)
 

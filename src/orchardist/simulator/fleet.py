@@ -36,6 +36,19 @@ class FleetReport:
     failures: list[str] = field(default_factory=list)
 
 
+def describe_failure(udid: str, exc: Exception) -> str:
+    """What went wrong for one device; a server that could not be reached is named, since
+    the address came from a profile the user may not have looked at."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.RequestError):
+        try:
+            url = exc.request.url.copy_with(query=None)  # the query may hold a one-time token
+        except RuntimeError:  # an error raised before a request was made
+            return f"{udid}: {text}"
+        return f"{udid}: cannot reach {url}: {text}"
+    return f"{udid}: {text}"
+
+
 def retarget(plan: EnrollmentPlan, server: str) -> EnrollmentPlan:
     """The plan with every URL pointed at `server` (scheme://host:port), e.g. a test server
     reached over plain HTTP behind what the profile says."""
@@ -89,7 +102,7 @@ async def run_fleet(
                     else:
                         await device.enroll()
                 except (SimulationError, httpx.HTTPError) as exc:
-                    report.failures.append(f"{device.udid}: {exc}")
+                    report.failures.append(describe_failure(device.udid, exc))
                     return None
             report.enrolled += 1
             if progress:
@@ -127,7 +140,7 @@ async def _session(
         try:
             stats = await device.session(not_now)
         except (SimulationError, httpx.HTTPError) as exc:
-            report.failures.append(f"{device.udid}: {exc}")
+            report.failures.append(describe_failure(device.udid, exc))
             return
     report.sessions += 1
     report.commands += stats.commands

@@ -1,0 +1,58 @@
+"""The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`): each a model of its own,
+refusing keys it does not know, documented by its field descriptions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class DirectorySettings(BaseModel):
+    """`[directory]` in orchardist.toml (or ORCHARDIST_DIRECTORY__URL and the like): the
+    LDAP or Active Directory server users sign in with to enroll."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="ldap://host:389 or ldaps://host:636")
+    base_dn: str = Field(description="Where users (and groups) are searched")
+    bind_dn: str | None = Field(default=None, description="Service account; unset: anonymous")
+    bind_password: SecretStr | None = Field(default=None, description="The service account's")
+    login_attributes: list[str] = Field(
+        default=["uid", "mail", "sAMAccountName", "userPrincipalName"],
+        description="What users may type as their name",
+    )
+    group_base_dn: str | None = Field(default=None, description="Group search base")
+    start_tls: bool = Field(default=False, description="StartTLS on an ldap:// URL")
+    ca_file: Path | None = Field(default=None, description="CA for LDAPS / StartTLS")
+    timeout_seconds: float = Field(default=5.0, gt=0, description="Per directory operation")
+    active_directory: bool = Field(
+        default=False, description="Active Directory rules (referrals off, lockout flags)"
+    )
+
+
+class SmtpSettings(BaseModel):
+    """`[smtp]`: where invitation e-mails go out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(description="The mail server invitations are sent through")
+    port: int = Field(default=587, ge=1, le=65535, description="Its port")
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="STARTTLS, TLS from the start, or none (tests only)"
+    )
+    username: str | None = Field(default=None, description="Login; unset: no authentication")
+    password: SecretStr | None = Field(default=None, description="Login password")
+    sender: str = Field(default="Orchardist <mdm@localhost>", description="The From address")
+
+
+class SmsSettings(BaseModel):
+    """`[sms]`: a provider taking a form POST of To / From / Body (Twilio and most others)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="The provider's message endpoint (form POST)")
+    account: str | None = Field(default=None, description="Basic-auth user (Twilio: SID)")
+    token: SecretStr | None = Field(default=None, description="Basic-auth password")
+    sender: str = Field(default="Orchardist", description="The From number or name")
