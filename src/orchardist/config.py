@@ -198,6 +198,11 @@ class Settings(BaseSettings):
         description="Header a TLS-terminating proxy puts the client certificate in "
         "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); off when unset",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only `Authorization: Bearer <metrics_token>` "
+        "(docs/operations.md); open when unset",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from prometheus_client.parser import text_string_to_metric_families
 
 from orchardist.scep import client
 from orchardist.scep.messages import MessageType, PkiStatus
@@ -45,9 +46,18 @@ def test_several_worker_processes_share_one_database(tmp_path: Path) -> None:
         replies = [
             _enrol(base, data_dir, challenge, index) for index, challenge in enumerate(challenges)
         ]
+        # Whichever worker answers a scrape reports every worker's counts (multiprocess mode).
+        scrapes = [_issued(httpx.get(f"{base}/metrics").text) for _ in range(6)]
     assert replies == [PkiStatus.SUCCESS] * 6
+    assert scrapes == [6] * 6
     started = [line for line in _log(data_dir).splitlines() if "Started server process" in line]
     assert len(started) == 2
+
+
+def _issued(exposition: str) -> float:
+    (family,) = [f for f in text_string_to_metric_families(exposition)
+                 if f.name == "orchardist_scep_issuances"]  # fmt: skip
+    return sum(s.value for s in family.samples if s.labels == {"outcome": "issued"})
 
 
 def _enrol(base: str, data_dir: Path, challenge: str, index: int) -> PkiStatus:

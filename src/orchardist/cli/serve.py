@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import structlog
 import typer
 
+from orchardist import metrics
 from orchardist.cli.common import err_console, fail, settings_of
 from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
@@ -58,7 +59,17 @@ def serve(
         return
     # Worker processes build their own app from the data dir, passed in the environment.
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
+    _share_metrics(settings)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Workers write their metrics to files that any worker's /metrics adds up; a folder
+    the admin chose in PROMETHEUS_MULTIPROC_DIR is theirs to empty (docs/operations.md)."""
+    if metrics.multiprocess_dir() is None:
+        folder = settings.data_dir.resolve() / "metrics"
+        metrics.prepare_multiprocess_dir(folder)
+        os.environ[metrics.MULTIPROC_VARIABLE] = str(folder)
 
 
 def _warn_if_unreachable(settings: Settings, port: int, http: bool) -> None:

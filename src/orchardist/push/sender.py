@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchardist.metrics import PUSHES
 from orchardist.push.h2client import ConnectionGoneError, H2Client
 
 # Apple: these reasons are about the token, not us; stop pushing until the next TokenUpdate.
@@ -92,7 +93,9 @@ class ApnsSender:
 
     async def send(self, request: PushRequest) -> PushResult:
         async with self._gate:
-            return await self._send_with_retries(request)
+            result = await self._send_with_retries(request)
+        PUSHES.labels(result.outcome.value).inc()
+        return result
 
     async def _send_with_retries(self, request: PushRequest) -> PushResult:
         result = PushResult(request.device_id, Outcome.RETRY_LATER)

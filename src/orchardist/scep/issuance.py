@@ -10,6 +10,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from orchardist.metrics import SCEP_ISSUANCES
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256
 from orchardist.storage import (
     IssuedCertificate,
@@ -63,6 +64,7 @@ class Issuer:
                 device_id=binding.device_id,
             ),
         )
+        SCEP_ISSUANCES.labels("issued").inc()
         return cert
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from orchardist.metrics import SCEP_ISSUANCES
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, CsrError, check_csr, fingerprint_sha256
 from orchardist.scep.challenges import ChallengeVerifier
@@ -52,6 +53,8 @@ CAPABILITIES = (
     "SCEPStandard",
     "Renewal",
 )
+# The requests that ask for a certificate: what the issuance counter counts.
+ENROLMENTS = frozenset({MessageType.PKCS_REQ, MessageType.RENEWAL_REQ})
 SUPPORTED_DIGESTS: dict[str, cms.DigestName] = {
     "sha1": "sha1",
     "sha256": "sha256",
@@ -134,6 +137,8 @@ class ScepService:
             verified = self._verify(request, digest)
             return await self._dispatch(verified)
         except _RefusalError as refusal:
+            if request.message_type in ENROLMENTS:
+                SCEP_ISSUANCES.labels("refused").inc()
             body = build_cert_rep(
                 self._responder,
                 request,
@@ -277,6 +282,7 @@ class ScepService:
             device_id=binding.device_id,
         )
         await self._transactions.save_transaction(held)
+        SCEP_ISSUANCES.labels("pending").inc()
         return await self._answer(verified, held)
 
     async def _poll(self, verified: _Verified) -> ScepReply:

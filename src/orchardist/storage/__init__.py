@@ -14,6 +14,7 @@ from typing import Protocol
 
 from orchardist.storage.inventory import InventoryStore
 from orchardist.storage.profiles import ProfileStore
+from orchardist.storage.stats import StatsStore
 
 
 class CertificateStatus(enum.StrEnum):
@@ -431,6 +432,7 @@ class AllStorage(
     EnrollmentTokenStore,
     InvitationStore,
     OtaSessionStore,
+    StatsStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

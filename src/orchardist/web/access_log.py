@@ -1,5 +1,5 @@
 """One structured log line per request, without query strings (a SCEP GET carries the whole
-pkiMessage there) and without bodies."""
+pkiMessage there) and without bodies; and the request counted for `/metrics`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import time
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchardist.web.metrics import record_request
 
 log = structlog.get_logger("orchardist.http")
 
@@ -20,6 +22,7 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        asked = dict(scope)  # routing adds to the scope; metrics match what came in
         status = 500
 
         async def send_and_record(message: Message) -> None:
@@ -31,6 +34,7 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
+            record_request(scope, asked, status, started)
             log.info(
                 "http_request",
                 method=scope["method"],

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from orchardist import __version__
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
-from orchardist.web import enroll, health, mdm, scep
+from orchardist.web import enroll, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
@@ -66,6 +66,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.router.routes.extend(scep.routes)
     app.router.routes.extend(mdm.routes)
     app.router.routes.extend(enroll.routes)
+    app.router.routes.extend(metrics.routes)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(AccessLogMiddleware)
     return app

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 import sqlalchemy
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import Pool
 
 from orchardist.storage.sql.engine import async_url, create_engine, is_sqlite, sqlite_pragmas
 
@@ -35,6 +36,9 @@ class Database(Protocol):
     async def close(self) -> None:
         """Release every connection."""
 
+    def pool(self) -> Pool:
+        """The connection pool, for its usage figures."""
+
 
 class AsyncDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
@@ -50,6 +54,9 @@ class AsyncDatabase:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    def pool(self) -> Pool:
+        return self.engine.pool
 
 
 class InlineSqliteDatabase:
@@ -69,6 +76,9 @@ class InlineSqliteDatabase:
 
     async def close(self) -> None:
         self.engine.dispose()
+
+    def pool(self) -> Pool:
+        return self.engine.pool
 
 
 def open_database(url: str) -> Database:

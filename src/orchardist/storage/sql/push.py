@@ -21,7 +21,7 @@ from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.tables import command_targets, enrollments, push_jobs
 
 _targets = command_targets
-_UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
+UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
 # Statement parameters per batch: well under PostgreSQL's 32,767 and SQLite's limits.
 BATCH = 2000
 
@@ -101,7 +101,7 @@ class SqlPushStorage:
                     .where(
                         and_(
                             _targets.c.device_id.in_([row.device_id for row in devices]),
-                            _targets.c.status.in_(_UNANSWERED),
+                            _targets.c.status.in_(UNANSWERED),
                             or_(_targets.c.expires_at.is_(None), _targets.c.expires_at > now),
                         )
                     )
@@ -183,7 +183,7 @@ class SqlPushStorage:
         return int(count)
 
     async def command_counts(self, command_uuid: str, now: datetime) -> dict[str, int]:
-        unanswered = _targets.c.status.in_(_UNANSWERED)
+        unanswered = _targets.c.status.in_(UNANSWERED)
         expired = and_(unanswered, _targets.c.expires_at.is_not(None), _targets.c.expires_at <= now)
         pushed = and_(
             _targets.c.status == TargetStatus.QUEUED.value,

@@ -32,6 +32,7 @@ from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.profiles import SqlProfileStorage
 from orchardist.storage.sql.push import SqlPushStorage
+from orchardist.storage.sql.stats import SqlStatsStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
     api_tokens,
@@ -52,7 +53,9 @@ def serial_key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"
 
 
-class SqlStorage(SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryStorage):
+class SqlStorage(
+    SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryStorage, SqlStatsStorage
+):
     def __init__(self, database: Database) -> None:
         self.database = database
 
