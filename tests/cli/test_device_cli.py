@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import plistlib
 import subprocess
 from collections.abc import Iterator
@@ -85,11 +86,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Phon
         yield data_dir, enroll_phone(base, data_dir, "UDID-CLI-1")
 
 
-def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ORCHARDIST, "--data-dir", str(data_dir), *args],
         capture_output=True,
         text=True,
+        env={**os.environ, **(env or {})},
         check=False,
     )
 

@@ -114,6 +114,12 @@ def test_library_commands(tmp_path: Path) -> None:
     assert (stored["identifier"], stored["version"], stored["installs"]) == (
         "com.example.office", 1, 0
     )  # fmt: skip
+    # The same spec again: no version 2, nothing reinstalled.
+    again = orchardist(data_dir, "profile", "upload", str(tmp_path / "office.toml"), env=env)
+    assert again.startswith("unchanged: version 1 of com.example.office")
+    again_json = json.loads(orchardist(data_dir, "profile", "upload", str(tmp_path / "office.toml"),
+                                       "--json", env=env))  # fmt: skip
+    assert (again_json["version"], again_json["unchanged"]) == (1, True)
     assert "com.example.office  v1  Office" in orchardist(data_dir, "profile", "list")
     assert "group sales: 1 device(s)" in orchardist(data_dir, "group", "set", "sales", phone.udid)
     groups = json.loads(orchardist(data_dir, "group", "list", "--json"))
@@ -126,6 +132,12 @@ def test_library_commands(tmp_path: Path) -> None:
     assert assigned == {"installs": 1, "removals": 0, "skipped": []}
     (row,) = json.loads(orchardist(data_dir, "profile", "status", "com.example.office", "--json"))
     assert (row["udid"], row["state"], row["overdue"]) == (phone.udid, "pending", False)
+    table = orchardist(data_dir, "profile", "status", "com.example.office").splitlines()
+    header = next(line for line in table if "device" in line)
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == [
+        "device", "state", "installed", "wanted", "why"
+    ]  # fmt: skip
+    assert any(phone.udid in line and "pending" in line and "v1" in line for line in table)
     shown = json.loads(orchardist(data_dir, "profile", "show", "com.example.office", "--json"))
     assert shown["assignments"] == ["group:sales"]
     assert "wifi-secret-123" not in json.dumps(shown)
@@ -140,3 +152,64 @@ def test_library_commands(tmp_path: Path) -> None:
     assert "deleted com.example.office" in orchardist(
         data_dir, "profile", "delete", "com.example.office"
     )
+
+
+WIFI = """
+identifier = "com.example.office"
+[[payloads]]
+type = "wifi"
+SSID_STR = "Office"
+EncryptionType = "WPA2"
+Password = { env = "OFFICE_WIFI_PASSWORD" }
+"""
+
+WIFI_WITHOUT_SSID = WIFI.replace('SSID_STR = "Office"\n', "")
+PLAIN_PASSWORD = WIFI.replace('{ env = "OFFICE_WIFI_PASSWORD" }', '"hunter2"')
+
+
+def test_validate_a_spec(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    spec = tmp_path / "office.toml"
+    spec.write_text(WIFI)
+    checked = cli(data_dir, "profile", "validate", str(spec))
+    assert checked.returncode == 0, checked.stderr
+    assert "com.example.office: 1 payloads, spec" in checked.stdout
+    assert "valid against Apple's schema" in checked.stdout
+    # The secret is not needed to check the spec: said, not refused.
+    assert "OFFICE_WIFI_PASSWORD is not set here" in checked.stderr
+    as_json = json.loads(orchardist(data_dir, "profile", "validate", str(spec), "--json"))
+    assert (as_json["kind"], as_json["payloads"]) == ("spec", ["com.apple.wifi.managed"])
+    # Any name: a TOML file is read as a spec, not as a signed profile.
+    (tmp_path / "office.spec").write_text(spec.read_text())
+    assert cli(data_dir, "profile", "validate", str(tmp_path / "office.spec")).returncode == 0
+    (tmp_path / "notes.txt").write_text("this is = not [ a profile")
+    unknown = cli(data_dir, "profile", "validate", str(tmp_path / "notes.txt"))
+    assert (unknown.returncode, "is not a profile" in unknown.stderr) == (1, True)
+
+
+def test_a_wifi_spec_without_ssid_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    spec = tmp_path / "nossid.toml"
+    spec.write_text(WIFI_WITHOUT_SSID)
+    env = {"OFFICE_WIFI_PASSWORD": "wifi-secret-123"}
+    for command in (["validate"], ["build", "-o", str(tmp_path / "x.mobileconfig")]):
+        refused = cli(data_dir, "profile", *command, str(spec), env=env)
+        assert refused.returncode == 1, command
+        assert "PayloadContent[0].SSID_STR: is required" in refused.stderr
+        assert "wifi-secret-123" not in refused.stderr
+    assert not (tmp_path / "x.mobileconfig").exists()
+
+
+def test_a_password_written_in_the_spec_is_warned_about(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    spec = tmp_path / "plain.toml"
+    spec.write_text(PLAIN_PASSWORD)
+    built = cli(data_dir, "profile", "build", str(spec), "-o", str(tmp_path / "p.mobileconfig"))
+    assert built.returncode == 0, built.stderr
+    warning = " ".join(built.stderr.split())
+    assert "warning: payloads[0].Password: a secret written in the spec" in warning
+    assert '{ env = "NAME" } or { file = "path" }' in warning
+    assert "hunter2" not in built.stderr
+    checked = json.loads(orchardist(data_dir, "profile", "validate", str(spec), "--json"))
+    assert checked["errors"] == []
+    assert [w.split(":")[0] for w in checked["warnings"]] == ["payloads[0].Password"]

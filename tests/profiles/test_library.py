@@ -44,7 +44,7 @@ async def test_assign_install_update_remove(server: Server, tmp_path: Path) -> N
     devices = [await server.device(f"UDID-{n}", 160 + n) for n in range(3)]
     for device in devices:
         await server.enroll(device)
-    first = await library.add(_profile(tmp_path))
+    first = (await library.add(_profile(tmp_path))).version
     assert (first.version, first.payload_types) == (1, ("com.apple.wifi.managed",))
     await server.services.storage.set_group("sales", ["UDID-1"])
     done = await library.assign("com.example.wifi", devices=["UDID-0"], groups=["sales"])
@@ -97,6 +97,34 @@ async def test_assign_install_update_remove(server: Server, tmp_path: Path) -> N
     await server.report(devices[0], "Acknowledged", CommandUUID=sent["CommandUUID"])
     (removed,) = await server.services.storage.device_profiles(device_id="UDID-0")
     assert (removed.state, removed.installed_version) == (ProfileState.REMOVED, None)
+
+
+async def test_the_same_content_again_is_no_new_version(server: Server, tmp_path: Path) -> None:
+    library = server.services.profiles
+    assert isinstance(library, ProfileLibrary)
+    device = await server.device("UDID-U", 175)
+    await server.enroll(device)
+    assert not (await library.add(_profile(tmp_path))).unchanged
+    await library.assign("com.example.wifi", devices=["UDID-U"])
+    sent = await _next_command(server, device)
+    await server.report(device, "Acknowledged", CommandUUID=sent["CommandUUID"])
+
+    again = await library.add(_profile(tmp_path))
+    assert (again.unchanged, again.version.version) == (True, 1)
+    # Another tool's export of the same profile has fresh PayloadUUIDs: still the same.
+    exported = _profile(tmp_path)
+    exported["PayloadUUID"] = "5A1F3E52-0000-4000-8000-000000000001"
+    exported["PayloadContent"][0]["PayloadUUID"] = "5A1F3E52-0000-4000-8000-000000000002"  # type: ignore[index]
+    assert (await library.upload(envelope.serialize(exported))).unchanged
+    assert (await library.reconcile()).installs == 0
+    assert len(await server.services.storage.profile_versions("com.example.wifi")) == 1
+    assert (await server.report(device, "Idle")).content == b""  # nothing reinstalled
+
+    changed = await library.add(_profile(tmp_path, ssid="Office-5G"))
+    assert (changed.unchanged, changed.version.version) == (False, 2)
+    # Deleted, then uploaded again: a new version, not "unchanged" against the deleted one.
+    await library.delete("com.example.wifi")
+    assert not (await library.add(_profile(tmp_path, ssid="Office-5G"))).unchanged
 
 
 async def test_drift_is_seen_and_repaired(server: Server, tmp_path: Path) -> None:

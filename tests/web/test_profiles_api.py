@@ -41,7 +41,7 @@ async def test_upload_assign_follow_unassign(server: Server, tmp_path: Path) -> 
     assert refused.status_code == 403
     created = await server.http.post("/api/v1/profiles", content=data, headers=admin)
     assert (created.status_code, created.json()) == (
-        201, {"identifier": "com.example.wifi", "version": 1, "installs": 0}
+        201, {"identifier": "com.example.wifi", "version": 1, "installs": 0, "unchanged": False}
     )  # fmt: skip
     listed = (await server.http.get("/api/v1/profiles", headers=viewer)).json()
     assert [(p["identifier"], p["latest_version"], p["payload_types"]) for p in listed] == [
@@ -72,6 +72,16 @@ async def test_upload_assign_follow_unassign(server: Server, tmp_path: Path) -> 
     ).json()
     assert status[0]["state"] == "installed"
     assert status[0]["installed_version"] == 1
+
+    # The same profile again (signed afresh: other bytes, same content): nothing new.
+    again = await server.http.post("/api/v1/profiles", content=_signed_profile(server, tmp_path),
+                                   headers=admin)  # fmt: skip
+    assert (again.status_code, again.json()) == (
+        200, {"identifier": "com.example.wifi", "version": 1, "installs": 0, "unchanged": True}
+    )  # fmt: skip
+    assert (await server.report(devices[0], "Idle")).content == b""  # no reinstall
+    listed = (await server.http.get("/api/v1/profiles", headers=viewer)).json()
+    assert [p["latest_version"] for p in listed] == [1]
 
     removed = await server.http.request(
         "DELETE", "/api/v1/profiles/com.example.wifi/assignments",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 err_console = Console(stderr=True, soft_wrap=True)
+WideOption = Annotated[
+    bool,
+    typer.Option("--wide", help="Never shorten a cell to fit the terminal (a pipe gets all)"),
+]
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
@@ -75,4 +81,23 @@ def with_services(ctx: typer.Context, work: Callable[[Services], Awaitable[T]]) 
 
 
 def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
+    typer.echo(json.dumps(value, indent=2, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def table_console(wide: bool) -> Console:
+    """Where tables go. In a terminal, rich fits a table to its width, shortening cells
+    (UDID columns are no_wrap: other cells give way first); piped (a script reads the
+    UDIDs) or with --wide, nothing is cut."""
+    console = Console()
+    if wide or not console.is_terminal:
+        # Wide enough for any row; rich draws a table no wider than its content.
+        return Console(width=100_000)
+    return console

@@ -13,6 +13,7 @@ from orchardist.cli import (
     device,
     directory,
     enrollment,
+    group,
     init,
     profile,
     pushcert,
@@ -43,7 +44,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
 app.add_typer(directory.app, name="directory")
 app.add_typer(profile.app, name="profile")
-app.add_typer(profile.group_app, name="group")
+app.add_typer(group.app, name="group")
 
 
 @app.callback()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,12 @@ from orchardist.schema.validate import mdm_schema
 
 
 class SpecError(ValueError):
-    """A spec we cannot build; str(err) names the key path."""
+    """A spec we cannot build; str(err) names the key path. `problems` lists each problem
+    (one, or every schema problem of the built profile)."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems) or [message]
 
 
 @dataclass(frozen=True)

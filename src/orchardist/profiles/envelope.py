@@ -5,6 +5,7 @@ plist; protocol-notes §3f), and read any profile back, signed or not."""
 from __future__ import annotations
 
 import plistlib
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +85,19 @@ def read(data: bytes, *, trusted: Sequence[x509.Certificate] | None = None) -> R
 def _looks_like_plist(data: bytes) -> bool:
     head = data.lstrip()[:64]
     return head.startswith((b"<?xml", b"<plist", b"<!DOCTYPE", b"bplist"))
+
+
+def kind_of(data: bytes, name: str = "") -> str:
+    """What a file given to `profile validate` or `upload` is: "plist" (a .mobileconfig,
+    XML or binary), "signed" (CMS, DER), "spec" (TOML) or "unknown"."""
+    if _looks_like_plist(data):
+        return "plist"
+    if name.endswith(".toml"):
+        return "spec"
+    if data[:1] == b"\x30":  # a DER SEQUENCE: CMS ContentInfo
+        return "signed"
+    try:
+        tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "unknown"
+    return "spec"

@@ -58,6 +58,12 @@ class Reconciled:
     skipped: list[str] = field(default_factory=list)  # devices without a usable identity
 
 
+@dataclass(frozen=True)
+class Added:
+    version: ProfileVersion  # with unchanged, the latest version, identical to what was given
+    unchanged: bool
+
+
 class ProfileLibrary:
     def __init__(
         self,
@@ -72,24 +78,31 @@ class ProfileLibrary:
 
     # -- versions
 
-    async def add(self, profile: dict[str, Any], *, strict: bool = True) -> ProfileVersion:
+    async def add(self, profile: dict[str, Any], *, strict: bool = True) -> Added:
         """Store a profile as the next version of its identifier; nothing stored when it
-        does not pass Apple's schema (unknown keys are errors unless strict=False)."""
+        does not pass Apple's schema (unknown keys are errors unless strict=False), nor when
+        it is the latest version again (then no device gets it again either)."""
         report = check_profile(profile, unknown_keys_are_errors=strict)
         if report.errors:
             raise ProfileRejectedError(report.errors)
         if "EncryptedPayloadContent" in profile:
             raise ProfileRejectedError(["an encrypted profile cannot be stored: upload it clear"])
+        identifier = str(profile["PayloadIdentifier"])
+        if await self.store.get_profile(identifier) is not None:
+            latest = await self.store.profile_version(identifier)
+            if latest is not None and _content(plistlib.loads(latest.body)) == _content(profile):
+                return Added(latest, unchanged=True)
         payloads = profile.get("PayloadContent", [])
-        return await self.store.add_profile_version(
-            str(profile["PayloadIdentifier"]),
-            str(profile.get("PayloadDisplayName") or profile["PayloadIdentifier"]),
+        stored = await self.store.add_profile_version(
+            identifier,
+            str(profile.get("PayloadDisplayName") or identifier),
             [str(p.get("PayloadType")) for p in payloads],
             envelope.serialize(profile),
             self.clock(),
         )
+        return Added(stored, unchanged=False)
 
-    async def upload(self, data: bytes) -> ProfileVersion:
+    async def upload(self, data: bytes) -> Added:
         """A .mobileconfig from elsewhere (signed or not; a bad signature is refused)."""
         try:
             read = envelope.read(data)
@@ -336,6 +349,19 @@ def _error_chain(result: Mapping[str, Any]) -> str:
             text = item.get("USEnglishDescription") or item.get("LocalizedDescription") or ""
             parts.append(f"{item.get('ErrorDomain')} {item.get('ErrorCode')}: {text}".strip())
     return " ← ".join(parts)[:2000]
+
+
+def _content(profile: dict[str, Any]) -> dict[str, Any]:
+    """What a device would see change: the profile without its PayloadUUIDs, which some
+    tools make afresh on every export (our specs derive them from the identifiers)."""
+    payloads = profile.get("PayloadContent")
+    if isinstance(payloads, list):
+        payloads = [_without_uuid(p) if isinstance(p, dict) else p for p in payloads]
+    return {**_without_uuid(profile), "PayloadContent": payloads}
+
+
+def _without_uuid(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "PayloadUUID"}
 
 
 def _plist(value: dict[str, Any]) -> bytes:

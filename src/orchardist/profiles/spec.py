@@ -22,10 +22,12 @@ import os
 import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orchardist.profiles.builders import SpecError, build_payload, decode_base64
+from orchardist.profiles.secrets import plaintext_secrets
 from orchardist.profiles.validate import COMMON, check_profile
 from orchardist.schema.validate import ANY_KEY, KeySpec, mdm_schema
 
@@ -39,13 +41,42 @@ _TOP_LEVEL_NAMES = {
 
 
 def load_spec(path: Path, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    return build_profile(read_spec(path), base_dir=path.parent,
+                         env=os.environ if env is None else env)  # fmt: skip
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """The spec as written (TOML), not built yet."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SpecError(f"cannot read {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from exc
-    return build_profile(raw, base_dir=path.parent, env=os.environ if env is None else env)
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    profile: dict[str, Any] | None  # None: it does not build
+    errors: list[str]
+    warnings: list[str]
+
+
+def check_spec(path: Path, env: Mapping[str, str] | None = None) -> SpecCheck:
+    """What `profile validate` says about a spec: every problem, secrets written in plain
+    text, and environment variables not set here (checked with a stand-in, so a spec can
+    be checked where its secrets are not)."""
+    try:
+        raw = read_spec(path)
+    except SpecError as exc:
+        return SpecCheck(None, exc.problems, [])
+    warnings = plaintext_secrets(raw)
+    stand_in = _StandIns(os.environ if env is None else env)
+    try:
+        profile = build_profile(raw, base_dir=path.parent, env=stand_in)
+    except SpecError as exc:
+        return SpecCheck(None, exc.problems, warnings + stand_in.warnings())
+    return SpecCheck(profile, [], warnings + stand_in.warnings())
 
 
 def build_profile(
@@ -86,11 +117,41 @@ def build_profile(
     profile["PayloadContent"] = payloads
     report = check_profile(profile)
     if report.errors:
-        message = "; ".join(str(p) for p in report.errors[:20])
-        for secret in secrets:  # a secret in the wrong place must not end up in a log
-            message = message.replace(secret, "***")
-        raise SpecError(message)
+        problems = [_hide(str(p), secrets) for p in report.errors]
+        raise SpecError("; ".join(problems[:20]), problems)
     return profile
+
+
+def _hide(message: str, secrets: list[str]) -> str:
+    for secret in secrets:  # a secret in the wrong place must not end up in a log
+        message = message.replace(secret, "***")
+    return message
+
+
+class _StandIns(Mapping[str, str]):
+    """The environment, with an empty stand-in for each variable that is not set."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env, self.missing = env, dict[str, None]()
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __getitem__(self, name: str) -> str:
+        if name in self.env:
+            return self.env[name]
+        self.missing[name] = None
+        return ""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+    def warnings(self) -> list[str]:
+        return [f"the environment variable {name} is not set here: checked without it "
+                "(build and upload need it)" for name in self.missing]  # fmt: skip
 
 
 class _Recording(Mapping[str, str]):

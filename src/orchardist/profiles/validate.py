@@ -4,6 +4,11 @@ each payload type), every problem naming its key path:
 
 Keys Apple's files do not define are errors in what we build, warnings in what we import
 (profiles from Apple Configurator or other MDMs carry keys the schema lags behind on).
+
+Required keys come from the schema (`presence: required`). A few requirements Apple states
+only in a key's description, because they depend on another key: those are in
+`REQUIREMENTS`, each with Apple's sentence, so a payload a device would refuse is refused
+here with a reason.
 """
 
 from __future__ import annotations
@@ -16,6 +21,39 @@ from orchardist.schema.validate import KeySpec, Problem, mdm_schema, validate_di
 
 UNKNOWN_KEY = "is not a key Apple defines here"
 TOP_LEVEL, COMMON = "TopLevel", "CommonPayloadKeys"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """In `payload_type`, at least one of `keys` must be present (the first is named when
+    none is), if `when` holds (a key and the value that makes them required)."""
+
+    payload_type: str
+    keys: tuple[str, ...]
+    apple_says: str
+    when: tuple[str, str] | None = None
+
+    def problem(self, payload: dict[str, Any], path: str) -> Problem | None:
+        if self.when is not None and payload.get(self.when[0]) != self.when[1]:
+            return None
+        if any(key in payload for key in self.keys):
+            return None
+        return Problem(f"{path}.{self.keys[0]}", f"is required ({self.apple_says})")
+
+
+REQUIREMENTS = (
+    # Apple's file marks SSID_STR optional only because a Hotspot 2.0 network is found by
+    # its DomainName instead; without either the device has no network to join.
+    Requirement("com.apple.wifi.managed", ("SSID_STR", "DomainName"),
+                "the network's name: Apple makes it optional only for a Hotspot 2.0 network, "
+                "which has a DomainName"),
+    Requirement("com.apple.airplay.security", ("Password",),
+                "Apple: required if SecurityType is PASSWORD", when=("SecurityType", "PASSWORD")),
+    Requirement("com.apple.proxy.http.global", ("ProxyServer",),
+                "Apple: required if ProxyType is Manual", when=("ProxyType", "Manual")),
+    Requirement("com.apple.proxy.http.global", ("ProxyServerPort",),
+                "Apple: required if ProxyType is Manual", when=("ProxyType", "Manual")),
+)  # fmt: skip
 
 
 @dataclass
@@ -71,7 +109,12 @@ def payload_problems(payload: Any, path: str) -> list[Problem]:
         ]
     own = {spec.key for spec in keys}
     merged = [spec for spec in schema[COMMON] if spec.key not in own] + list(keys)
-    return validate_dictionary(payload, merged, path)
+    problems = validate_dictionary(payload, merged, path)
+    for requirement in REQUIREMENTS:
+        if requirement.payload_type == payload_type:
+            missing = requirement.problem(payload, path)
+            problems += [missing] if missing is not None else []
+    return problems
 
 
 def _duplicates(profile: dict[str, Any], payloads: list[Any]) -> list[Problem]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
@@ -73,20 +73,29 @@ async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary
 
 
 @router.post("/profiles", status_code=201)
-async def upload_profile(request: Request, services: ServicesDep, _: Writer) -> dict[str, object]:
+async def upload_profile(
+    request: Request, response: Response, services: ServicesDep, _: Writer
+) -> dict[str, object]:
     """A .mobileconfig (signed or not) as the body: stored as the next version of its
     identifier, and sent to the devices it is assigned to; 422 with every problem when it
-    does not pass Apple's schema."""
+    does not pass Apple's schema. The same content as the latest version again stores
+    nothing and reinstalls nothing: 200 with that version and `"unchanged": true`."""
     body = await request.body()
     if len(body) > MAX_PROFILE_BYTES:
         raise HTTPException(413, f"a profile may be at most {MAX_PROFILE_BYTES} bytes")
     library = _library(services)
     try:
-        stored = await library.upload(body)
+        added = await library.upload(body)
     except ProfileRejectedError as exc:
         raise HTTPException(422, {"problems": exc.problems}) from exc
-    done = _result(await library.reconcile(), services)
-    return {"identifier": stored.identifier, "version": stored.version, "installs": done.installs}
+    if added.unchanged:
+        response.status_code = 200
+        done = ReconcileResult(installs=0, removals=0, skipped=[])
+    else:
+        done = _result(await library.reconcile(), services)
+    stored = added.version
+    return {"identifier": stored.identifier, "version": stored.version, "installs": done.installs,
+            "unchanged": added.unchanged}  # fmt: skip
 
 
 @router.get("/profiles/{identifier}", response_model=ProfileDetail)

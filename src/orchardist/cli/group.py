@@ -1,0 +1,54 @@
+"""`orchardist group …`: static device groups, to assign profiles to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from orchardist.cli.common import fail, print_json, with_services
+from orchardist.cli.profile import JsonOption, library_of, pushed
+
+if TYPE_CHECKING:
+    from orchardist.profiles.library import Reconciled
+    from orchardist.wiring import Services
+
+app = typer.Typer(help="Static device groups, to assign profiles to.")
+
+
+@app.command("set")
+def set_group(
+    ctx: typer.Context,
+    name: str,
+    devices: Annotated[list[str], typer.Argument(help="The group's UDIDs (replacing any)")],
+) -> None:
+    """Create or replace a group; profiles assigned to it follow its members."""
+
+    async def change(services: Services) -> Reconciled | list[str]:
+        known = set(await services.storage.device_ids(devices))
+        unknown = [d for d in devices if d not in known]
+        if unknown:
+            return unknown
+        await services.storage.set_group(name, devices)
+        return await library_of(services).reconcile()
+
+    done = with_services(ctx, change)
+    if isinstance(done, list):
+        fail(f"unknown device {', '.join(done[:10])}", "see `orchardist device list`")
+    pushed(ctx, done)
+    typer.echo(f"group {name}: {len(set(devices))} device(s)")
+
+
+@app.command("list")
+def list_groups(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Every group and its members."""
+
+    async def load(services: Services) -> dict[str, list[str]]:
+        return dict(await services.storage.groups())
+
+    groups = with_services(ctx, load)
+    if as_json:
+        print_json(groups)
+        return
+    for name, members in groups.items():
+        typer.echo(f"{name}: {', '.join(members)}")
