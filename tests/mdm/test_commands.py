@@ -38,6 +38,8 @@ def test_device_lock_plist() -> None:
         ("Settings", {"Settings": [{"Item": "DataRoaming"}]}, "Settings[0].Enabled", "required"),
         ("Settings", {"Settings": [{"Item": "NoSuchSetting"}]}, "Settings[0]", "matches none"),
         ("NoSuchCommand", {}, "request_type", "unknown RequestType"),
+        ("deviceinformation", {}, "request_type", "(did you mean DeviceInformation,"),
+        ("EraseDevic", {}, "request_type", "(did you mean EraseDevice or RestartDevice?)"),
         ("DeviceLock", {"RequestType": "EraseDevice"}, "RequestType", "is set from request_type"),
     ],
 )

@@ -107,6 +107,11 @@ async def test_data_parameters_travel_as_base64(server: Server) -> None:
         ),
         ({"request_type": "InstallProfile"}, ["body", "params", "Payload"], "is required"),
         ({"request_type": "Nope"}, ["body", "request_type"], "unknown RequestType"),
+        (
+            {"request_type": "DeviceLok"},
+            ["body", "request_type"],
+            "unknown RequestType 'DeviceLok' (did you mean DeviceLock",
+        ),
         ({"request_type": "EraseDevice"}, ["body", "confirm"], "cannot be undone"),
         (
             {"request_type": "DeviceLock", "targets": ["NEVER-SEEN"]},
@@ -189,6 +194,16 @@ async def test_inventory_from_query_results(server: Server) -> None:
     assert shown["model_name"] == "iPhone"  # the listing follows the latest answer
     assert inventory["certificates"]
     assert all(c["not_after"] for c in inventory["certificates"])
+    # The same presenter as `orchardist device show`.
+    summary = shown["summary"]
+    soon = datetime.now(UTC) + timedelta(days=30)
+    expiring = [
+        c["common_name"]
+        for c in inventory["certificates"]
+        if datetime.fromisoformat(c["not_after"]) <= soon
+    ]
+    assert [c["common_name"] for c in summary["expiring_certificates"]] == expiring
+    assert (summary["battery_percent"], summary["app_count"]) == (None, 0)
 
 
 @pytest.mark.parametrize(

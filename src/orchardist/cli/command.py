@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from orchardist.cli.common import fail, print_json, with_services
+from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
 from orchardist.cli.queueing import queue_and_report
+from orchardist.mdm import builders
 
 if TYPE_CHECKING:
     from orchardist.storage import TargetState
@@ -35,16 +36,41 @@ def send(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm a destructive command")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Queue REQUESTTYPE, e.g. `command send DeviceLock --all Message="Call IT"`."""
+    """Queue REQUESTTYPE, e.g. `command send DeviceLock --all Message="Call IT"` (see
+    `command types`). DeviceInformation without Queries asks for the usual list."""
     from orchardist.schema.jsonvalues import from_json
     from orchardist.schema.validate import mdm_schema
 
     if bool(target) == send_all:
         fail("say which devices", "use --target UDID (one or more) or --all")
     values = dict(_pair(item) for item in params or [])
+    values = builders.with_defaults(request_type, values)
     values = from_json(values, mdm_schema().commands.get(request_type, ()))
     targets = None if send_all else list(target or [])
     queue_and_report(ctx, request_type, values, targets, as_json=as_json, confirmed=yes)
+
+
+@app.command("types")
+def types(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """Every RequestType in Apple's schema, with its parameters (required ones first)."""
+    from orchardist.schema.validate import mdm_schema
+
+    schema = mdm_schema()
+    commands = sorted(schema.commands.items())
+    if as_json:
+        print_json([{"request_type": name,
+                     "required": [k.key for k in keys if k.required],
+                     "optional": [k.key for k in keys if not k.required]}
+                    for name, keys in commands])  # fmt: skip
+        return
+    table = Table(Column("RequestType", no_wrap=True),
+                  Column("parameters (* required)", overflow="fold"),
+                  title=f"{len(commands)} commands",
+                  caption=f"Apple's schema, {schema.source}")  # fmt: skip
+    for name, keys in commands:
+        ordered = sorted(keys, key=lambda k: not k.required)
+        table.add_row(name, ", ".join(f"{k.key}{'*' if k.required else ''}" for k in ordered))
+    Console().print(table)
 
 
 @app.command("show")
@@ -55,6 +81,7 @@ def show(
         int, typer.Option("--limit", min=1, help="Devices to list (the counts cover all)")
     ] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Per-device status and result of a command."""
 
@@ -81,10 +108,11 @@ def show(
     typer.echo(", ".join(f"{count} {state}" for state, count in counts.items() if count))
     if not shown_all:
         typer.echo(f"(the first {len(targets)} devices; --limit shows more)")
-    table = Table("device", "status", "answered", title=f"{targets[0].request_type} {command_uuid}")
+    table = Table(Column("device", no_wrap=True), "status", "answered",
+                  title=f"{targets[0].request_type} {command_uuid}")  # fmt: skip
     for row in rows:
         table.add_row(row["udid"], row["status"], row["answered_at"] or "")
-    Console().print(table)
+    table_console(wide).print(table)
 
 
 def _pair(item: str) -> tuple[str, Any]:

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
-from orchardist.cli.common import fail, print_json, with_services
-from orchardist.cli.queueing import queue_and_report
+from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
+from orchardist.cli.queueing import queue_and_report, queue_several_and_report
 from orchardist.mdm import builders
 
 if TYPE_CHECKING:
@@ -22,34 +21,43 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 @app.command("list")
-def list_devices(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def list_devices(ctx: typer.Context, as_json: JsonOption = False, wide: WideOption = False) -> None:
     """Every device that ever enrolled."""
+    from orchardist.mdm.summary import device_fields
 
     async def load(services: Services) -> list[dict[str, Any]]:
-        return [_row(e) for e in await services.storage.list_enrollments()]
+        return [device_fields(e) for e in await services.storage.list_enrollments()]
 
     rows = with_services(ctx, load)
     if as_json:
         print_json(rows)
         return
-    table = Table("UDID", "serial", "model", "OS", "enrolled", "last seen")
+    table = Table("serial", "model", "OS", "enrolled", "last seen")
+    table.columns.insert(0, Column("UDID", no_wrap=True))
     for row in rows:
         model = row["product_name"] or row["model"] or ""
         enrolled = "yes" if row["enrolled"] else "no"
-        cells = (row["serial_number"], model, row["os_version"], enrolled, row["last_seen_at"])
+        seen = row["last_seen_at"].isoformat(timespec="seconds") if row["last_seen_at"] else ""
+        cells = (row["serial_number"], model, row["os_version"], enrolled, seen)
         table.add_row(row["udid"], *(cell or "" for cell in cells))
-    Console().print(table if rows else "No devices have enrolled yet.")
+    table_console(wide).print(table if rows else "No devices have enrolled yet.")
 
 
 @app.command("show")
 def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
-    """One device, with its latest commands."""
+    """One device: what it is, what its inventory says (battery, storage, passcode,
+    encryption, apps, certificates expiring within 30 days), its latest commands."""
+    from orchardist.cli import device_view
+    from orchardist.mdm.summary import DeviceSummary, device_fields, summarize
 
-    async def load(services: Services) -> dict[str, Any] | None:
+    now = datetime.now(UTC)
+
+    async def load(services: Services) -> tuple[dict[str, Any], DeviceSummary | None] | None:
         enrollment = await services.storage.get_enrollment(udid)
         if enrollment is None:
             return None
-        recent = await services.storage.device_commands(udid, datetime.now(UTC), limit=10)
+        inventory = await services.storage.get_inventory(udid)
+        recent = await services.storage.device_commands(udid, now, limit=10)
         commands = [
             {
                 "command_uuid": t.command_uuid,
@@ -58,20 +66,18 @@ def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             }
             for t in recent
         ]
-        return {**_row(enrollment), "topic": enrollment.facts.topic, "commands": commands}
+        device = {**device_fields(enrollment), "topic": enrollment.facts.topic,
+                  "commands": commands}  # fmt: skip
+        return device, None if inventory is None else summarize(inventory, now)
 
     found = with_services(ctx, load)
     if found is None:
         fail(f"no device {udid}", "see `orchardist device list`")
+    device, summary = found
     if as_json:
-        print_json(found)
+        print_json({**device, "summary": summary})
         return
-    for key, value in found.items():
-        if key != "commands":
-            typer.echo(f"{key:>16}  {value if value is not None else ''}")
-    for command in found["commands"]:
-        described = f"{command['request_type']} {command['status']} {command['command_uuid']}"
-        typer.echo(f"{'command':>16}  {described}")
+    table_console(False).print(device_view.render(device, summary, now))
 
 
 @app.command("lock")
@@ -158,28 +164,35 @@ def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
         fail(f"APNs did not accept the push for {udid}", "see the log, then try again")
 
 
+_WHAT_HELP = (
+    f"One of {', '.join(builders.QUERIES)}; default: the inventory "
+    f"({', '.join(builders.INVENTORY)})"
+)
+
+
 @app.command("query")
 def query(
     ctx: typer.Context,
-    udid: str,
-    what: Annotated[str, typer.Argument(help=", ".join(builders.QUERIES))],
+    udid: Annotated[str | None, typer.Argument(help="The device (or, with --all, WHAT)")] = None,
+    what: Annotated[str | None, typer.Argument(help=_WHAT_HELP)] = None,
+    send_all: Annotated[bool, typer.Option("--all", help="Every enrolled device")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Ask the device for inventory; the answer arrives when it next checks in."""
-    if what not in builders.QUERIES:
-        fail(f"unknown query {what!r}", f"use one of: {', '.join(builders.QUERIES)}")
-    request_type, params = builders.QUERIES[what]
-    queue_and_report(ctx, request_type, params, [udid], as_json=as_json)
-
-
-def _row(enrollment: Enrollment) -> dict[str, Any]:
-    facts = enrollment.facts
-    return {
-        "udid": facts.device_id,
-        "serial_number": facts.serial_number,
-        "model": facts.model,
-        "product_name": facts.product_name,
-        "os_version": facts.os_version,
-        "enrolled": enrollment.enrolled,
-        "last_seen_at": enrollment.last_seen_at.isoformat() if enrollment.last_seen_at else None,
-    }
+    """Ask for inventory (`device query UDID [WHAT]`, `device query --all [WHAT]`); the
+    answers arrive when each device checks in, and `device show` summarises them."""
+    if send_all:
+        if what is not None:
+            fail("--all asks every device: give no UDID", "e.g. `orchardist device query --all`")
+        udid, what = None, udid
+    elif udid is None:
+        fail("say which devices", "give a UDID, or --all")
+    names = builders.INVENTORY if what is None else (what,)
+    unknown = [name for name in names if name not in builders.QUERIES]
+    if unknown:
+        fail(f"unknown query {unknown[0]!r}", f"use one of: {', '.join(builders.QUERIES)}")
+    targets = None if udid is None else [udid]
+    if what is None:
+        commands = [builders.QUERIES[name] for name in names]
+        queue_several_and_report(ctx, commands, targets, as_json=as_json)
+    else:
+        queue_and_report(ctx, *builders.QUERIES[what], targets, as_json=as_json)

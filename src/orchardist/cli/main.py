@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from rich.markup import escape
 
 from orchardist.cli import (
     ca,
@@ -47,9 +50,21 @@ app.add_typer(profile.app, name="profile")
 app.add_typer(group.app, name="group")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"orchardist {version('orchardist')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -66,4 +81,20 @@ def main_options(
 
 
 def main() -> None:
-    app()
+    command = typer.main.get_command(app)
+    _literal_help(command)
+    command(prog_name="orchardist")
+
+
+def _literal_help(command: Any) -> None:
+    """Our help texts are plain text, but typer shows them through rich, which reads
+    `[smtp]` as a style tag and drops it: every bracket is escaped once, here, so no help
+    text has to know. `command` is typer's (vendored) click Command."""
+    for attr in ("help", "short_help", "epilog"):
+        if getattr(command, attr, None):
+            setattr(command, attr, escape(getattr(command, attr)))
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _literal_help(sub)

@@ -27,6 +27,50 @@ def queue_and_report(
     confirmed: bool = False,
 ) -> None:
     """Queue for `targets` (None: every enrolled device) and print the command's UUID."""
+    (queued,), pushed = _queue(ctx, [(request_type, params)], targets, quiet=as_json,
+                               confirmed=confirmed)  # fmt: skip
+    uuid = queued.command.command_uuid
+    if as_json:
+        print_json({"command_uuid": uuid, "targets": queued.targets, "pushed": pushed})
+    else:
+        typer.echo(
+            f"{request_type} queued for {queued.targets} device(s): {uuid}\n"
+            f"{_pushed_text(pushed)} It runs when each device checks in; "
+            "see `orchardist command show UUID`."
+        )
+
+
+def queue_several_and_report(
+    ctx: typer.Context,
+    commands: Sequence[tuple[str, Mapping[str, Any]]],
+    targets: Sequence[str] | None,
+    *,
+    as_json: bool,
+) -> None:
+    """Queue several commands for the same devices, push once, list their UUIDs."""
+    queued, pushed = _queue(ctx, commands, targets, quiet=as_json)
+    rows = [{"request_type": q.command.request_type, "command_uuid": q.command.command_uuid}
+            for q in queued]  # fmt: skip
+    if as_json:
+        print_json({"commands": rows, "targets": queued[0].targets, "pushed": pushed})
+        return
+    for row in rows:
+        typer.echo(f"{row['request_type']} queued: {row['command_uuid']}")
+    typer.echo(
+        f"for {queued[0].targets} device(s). {_pushed_text(pushed)} They run when each "
+        "device checks in; see `orchardist command show UUID`."
+    )
+
+
+def _queue(
+    ctx: typer.Context,
+    commands: Sequence[tuple[str, Mapping[str, Any]]],
+    targets: Sequence[str] | None,
+    *,
+    quiet: bool,
+    confirmed: bool = False,
+) -> tuple[list[Queued], int | None]:
+    """Queue each command in turn, then push once (one wake-up runs them all)."""
     from orchardist.mdm.commands import CommandError
     from orchardist.mdm.dispatch import (
         ConfirmationRequiredError,
@@ -34,35 +78,28 @@ def queue_and_report(
         queue_command,
     )
 
-    async def send(services: Services) -> Queued:
-        return await queue_command(
-            services.storage, request_type, params, targets,
-            now=datetime.now(UTC), confirmed=confirmed,
-        )  # fmt: skip
+    async def send(services: Services) -> list[Queued]:
+        return [
+            await queue_command(
+                services.storage, request_type, params, targets,
+                now=datetime.now(UTC), confirmed=confirmed,
+            )
+            for request_type, params in commands
+        ]  # fmt: skip
 
+    names = ", ".join(request_type for request_type, _ in commands)
     try:
-        with Console(stderr=True).status(f"Queueing {request_type}…"):
+        with Console(stderr=True).status(f"Queueing {names}…"):
             queued = with_services(ctx, send)
     except CommandError as exc:
-        fail(f"{request_type}: {exc}", "the parameters must match Apple's schema for it")
+        if exc.key == "request_type":
+            fail(exc.problems[0].message, "see `orchardist command types`")
+        fail(f"{names}: {exc}", "the parameters must match Apple's schema for it")
     except UnknownDevicesError as exc:
         fail(str(exc), "see `orchardist device list`")
     except ConfirmationRequiredError as exc:
         fail(str(exc), "add --yes")
-    pushed = push_now(ctx, queued.targets, quiet=as_json)
-    result = {
-        "command_uuid": queued.command.command_uuid,
-        "targets": queued.targets,
-        "pushed": pushed,
-    }
-    if as_json:
-        print_json(result)
-    else:
-        typer.echo(
-            f"{request_type} queued for {queued.targets} device(s): {queued.command.command_uuid}\n"
-            f"{_pushed_text(pushed)} It runs when each device checks in; "
-            "see `orchardist command show UUID`."
-        )
+    return queued, push_now(ctx, queued[0].targets, quiet=quiet)
 
 
 def push_now(ctx: typer.Context, expected: int, *, quiet: bool) -> int | None:

@@ -27,6 +27,17 @@ QUERIES: dict[str, Built] = {
     "restrictions": ("Restrictions", {}),
 }
 
+# What `device query UDID` (no WHAT) asks for: everything `device show` summarises.
+INVENTORY = ("info", "security", "apps", "certificates", "profiles")
+
+
+def with_defaults(request_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with what the admin left out filled in: DeviceInformation without Queries
+    asks for the usual list (Apple requires Queries, and an empty list returns nothing)."""
+    if request_type == "DeviceInformation" and "Queries" not in params:
+        return {**params, "Queries": list(DEVICE_INFORMATION_QUERIES)}
+    return params
+
 
 def device_lock(message: str | None = None, phone_number: str | None = None) -> Built:
     params: dict[str, Any] = {}

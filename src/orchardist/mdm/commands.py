@@ -6,6 +6,7 @@ A command travels as `{"CommandUUID": …, "Command": {"RequestType": …, **par
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,13 +42,27 @@ def request_types() -> list[str]:
     return sorted(mdm_schema().commands)
 
 
+def unknown_request_type(request_type: str) -> str:
+    """The message for a RequestType Apple's schema lacks, naming the closest ones."""
+    # Compared without case: `devicelock` is as likely a slip as `DeviceLok`.
+    folded = {name.lower(): name for name in request_types()}
+    close = [
+        folded[name]
+        for name in difflib.get_close_matches(request_type.lower(), list(folded), n=3, cutoff=0.6)
+    ]
+    if not close:
+        return f"unknown RequestType {request_type!r}"
+    names = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f"unknown RequestType {request_type!r} (did you mean {names}?)"
+
+
 def new_command(request_type: str, params: Mapping[str, Any] | None = None) -> Command:
     """A command with a fresh UUID, once its parameters pass Apple's schema for this
     RequestType; CommandError names every problem otherwise."""
     params = dict(params or {})
     schema = mdm_schema().commands.get(request_type)
     if schema is None:
-        raise CommandError([Problem("request_type", f"unknown RequestType {request_type!r}")])
+        raise CommandError([Problem("request_type", unknown_request_type(request_type))])
     if "RequestType" in params:
         raise CommandError([Problem("RequestType", "is set from request_type, not a parameter")])
     problems = validate_dictionary(params, schema)

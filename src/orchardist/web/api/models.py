@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from orchardist.mdm.summary import DeviceSummary
+
 
 class AllDevices(BaseModel):
     all: Literal[True]
@@ -67,6 +69,11 @@ class DeviceDetail(Device):
         default=None, description="user and directory groups, for over-the-air enrollments"
     )
     inventory: Inventory | None
+    summary: DeviceSummary | None = Field(
+        default=None,
+        description="What the inventory says, as `orchardist device show` shows it: battery, "
+        "storage, passcode, encryption, app count, certificates expiring within 30 days",
+    )
 
 
 class CommandState(BaseModel):

@@ -12,12 +12,13 @@ from fastapi.exceptions import RequestValidationError
 
 from orchardist.mdm.commands import CommandError
 from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
+from orchardist.mdm.summary import device_fields, summarize
 from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import PushCertificateError
 from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.schema.jsonvalues import from_json, to_json
 from orchardist.schema.validate import mdm_schema
-from orchardist.storage import Enrollment, TargetState
+from orchardist.storage import TargetState
 from orchardist.storage.inventory import DeviceInventory
 from orchardist.web.api.auth import Caller, Writer, services_of
 from orchardist.web.api.models import (
@@ -42,7 +43,7 @@ ServicesDep = Annotated[Services, Depends(services_of)]
 
 @router.get("/devices", response_model=list[Device])
 async def list_devices(services: ServicesDep, _: Caller) -> list[Device]:
-    return [Device(**_device(e)) for e in await services.storage.list_enrollments()]
+    return [Device(**device_fields(e)) for e in await services.storage.list_enrollments()]
 
 
 @router.get("/devices/{udid}", response_model=DeviceDetail)
@@ -53,7 +54,7 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
     facts = enrollment.facts
     known = await services.storage.get_inventory(udid)
     return DeviceDetail(
-        **_device(enrollment),
+        **device_fields(enrollment),
         topic=facts.topic,
         imei=facts.imei,
         meid=facts.meid,
@@ -62,6 +63,7 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
         push_token_invalid_at=enrollment.token_invalid_at,
         enrolled_by=await _enrolled_by(services, udid),
         inventory=None if known is None else _inventory(known),
+        summary=None if known is None else summarize(known, datetime.now(UTC)),
     )
 
 
@@ -211,23 +213,6 @@ def _invalid(exc: CommandError) -> RequestValidationError:
             for problem in exc.problems
         ]
     )
-
-
-def _device(enrollment: Enrollment) -> dict[str, Any]:
-    facts = enrollment.facts
-    return {
-        "udid": facts.device_id,
-        "serial_number": facts.serial_number,
-        "model": facts.model,
-        "model_name": facts.model_name,
-        "product_name": facts.product_name,
-        "os_version": facts.os_version,
-        "build_version": facts.build_version,
-        "device_name": facts.device_name,
-        "enrolled": enrollment.enrolled,
-        "enrolled_at": enrollment.enrolled_at,
-        "last_seen_at": enrollment.last_seen_at,
-    }
 
 
 def _inventory(known: DeviceInventory) -> Inventory:
