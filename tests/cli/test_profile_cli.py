@@ -154,15 +154,7 @@ def test_library_commands(tmp_path: Path) -> None:
     )
 
 
-WIFI = """
-identifier = "com.example.office"
-[[payloads]]
-type = "wifi"
-SSID_STR = "Office"
-EncryptionType = "WPA2"
-Password = { env = "OFFICE_WIFI_PASSWORD" }
-"""
-
+WIFI = SPEC.rsplit("[[payloads]]", 1)[0]  # the Wi-Fi payload alone: no file to read
 WIFI_WITHOUT_SSID = WIFI.replace('SSID_STR = "Office"\n', "")
 PLAIN_PASSWORD = WIFI.replace('{ env = "OFFICE_WIFI_PASSWORD" }', '"hunter2"')
 
