@@ -16,6 +16,7 @@ from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import enroll, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
 from orchardist.wiring import Services, open_services
@@ -67,6 +68,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.router.routes.extend(mdm.routes)
     app.router.routes.extend(enroll.routes)
     app.router.routes.extend(metrics.routes)
+    app.router.routes.extend(api_docs.routes)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_middleware(AccessLogMiddleware)
     return app

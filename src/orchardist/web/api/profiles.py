@@ -15,11 +15,23 @@ from pydantic import BaseModel, Field
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
 from orchardist.storage.profiles import StoredProfile, TargetKind
 from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
 router = APIRouter(prefix="/api/v1", tags=["Profiles"])
 ServicesDep = Annotated[Services, Depends(services_of)]
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
+NONE = (404, "No profile with this identifier")
+# The upload's body is read raw (a plist, perhaps CMS-signed): FastAPI cannot see it, so the
+# OpenAPI document is told.
+PROFILE_BODY = {
+    "required": True,
+    "description": "A .mobileconfig, signed or not",
+    "content": {
+        kind: {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("application/x-apple-aspen-config", "application/octet-stream")
+    },
+}
 
 
 class ProfileSummary(BaseModel):
@@ -61,8 +73,18 @@ class Group(BaseModel):
     devices: list[str]
 
 
-@router.get("/profiles", response_model=list[ProfileSummary])
+class ProfileStored(BaseModel):
+    identifier: str
+    version: int
+    installs: int = Field(description="InstallProfile commands queued")
+    unchanged: bool = Field(
+        default=False, description="the latest version had this content already: nothing stored"
+    )
+
+
+@router.get("/profiles", response_model=list[ProfileSummary], responses=refusals())
 async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary]:
+    """Every profile in the library, its latest version's payload types (never contents)."""
     store = services.storage
     found = []
     for profile in await store.list_profiles():
@@ -72,7 +94,20 @@ async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary
     return found
 
 
-@router.post("/profiles", status_code=201)
+@router.post(
+    "/profiles",
+    status_code=201,
+    responses={
+        201: {"model": ProfileStored, "description": "Stored as a new version"},
+        200: {"model": ProfileStored, "description": "Same content as the latest version"},
+        **refusals(
+            (413, f"Larger than {MAX_PROFILE_BYTES} bytes"),
+            (422, "Not a profile, or it does not pass Apple's schema: every problem listed"),
+            write=True,
+        ),
+    },
+    openapi_extra={"requestBody": PROFILE_BODY},
+)
 async def upload_profile(
     request: Request, response: Response, services: ServicesDep, _: Writer
 ) -> dict[str, object]:
@@ -98,8 +133,9 @@ async def upload_profile(
             "unchanged": added.unchanged}  # fmt: skip
 
 
-@router.get("/profiles/{identifier}", response_model=ProfileDetail)
+@router.get("/profiles/{identifier}", response_model=ProfileDetail, responses=refusals(NONE))
 async def show_profile(identifier: str, services: ServicesDep, _: Caller) -> ProfileDetail:
+    """A profile's versions and assignments (never its contents)."""
     store = services.storage
     profile = await store.get_profile(identifier)
     if profile is None:
@@ -119,7 +155,9 @@ async def show_profile(identifier: str, services: ServicesDep, _: Caller) -> Pro
     )
 
 
-@router.delete("/profiles/{identifier}", response_model=ReconcileResult)
+@router.delete(
+    "/profiles/{identifier}", response_model=ReconcileResult, responses=refusals(NONE, write=True)
+)
 async def delete_profile(identifier: str, services: ServicesDep, _: Writer) -> ReconcileResult:
     """Forget it; devices that have it get RemoveProfile."""
     try:
@@ -129,22 +167,36 @@ async def delete_profile(identifier: str, services: ServicesDep, _: Writer) -> R
     return _result(done, services)
 
 
-@router.post("/profiles/{identifier}/assignments", response_model=ReconcileResult)
+@router.post(
+    "/profiles/{identifier}/assignments",
+    response_model=ReconcileResult,
+    responses=refusals(NONE, write=True),
+)
 async def assign(
     identifier: str, body: Targets, services: ServicesDep, _: Writer
 ) -> ReconcileResult:
+    """Assign the profile to devices, static groups and/or every device; it is installed
+    where it is missing. 422 names an unknown device or group."""
     return await _assign(identifier, body, services, assigned=True)
 
 
-@router.delete("/profiles/{identifier}/assignments", response_model=ReconcileResult)
+@router.delete(
+    "/profiles/{identifier}/assignments",
+    response_model=ReconcileResult,
+    responses=refusals(NONE, write=True),
+)
 async def unassign(
     identifier: str, body: Targets, services: ServicesDep, _: Writer
 ) -> ReconcileResult:
+    """Take assignments away; devices no longer assigned the profile get RemoveProfile."""
     return await _assign(identifier, body, services, assigned=False)
 
 
-@router.get("/profiles/{identifier}/status", response_model=list[DeviceState])
+@router.get(
+    "/profiles/{identifier}/status", response_model=list[DeviceState], responses=refusals(NONE)
+)
 async def profile_status(identifier: str, services: ServicesDep, _: Caller) -> list[DeviceState]:
+    """Per device: pending, installed, failed (with the error), removing or removed."""
     if await services.storage.get_profile(identifier) is None:
         rows = await services.storage.device_profiles(identifier=identifier)
         if not rows:
@@ -164,12 +216,13 @@ async def profile_status(identifier: str, services: ServicesDep, _: Caller) -> l
     ]
 
 
-@router.get("/groups", response_model=dict[str, list[str]])
+@router.get("/groups", response_model=dict[str, list[str]], responses=refusals())
 async def list_groups(services: ServicesDep, _: Caller) -> dict[str, list[str]]:
+    """Static groups and their members' UDIDs."""
     return dict(await services.storage.groups())
 
 
-@router.put("/groups/{name}", response_model=ReconcileResult)
+@router.put("/groups/{name}", response_model=ReconcileResult, responses=refusals(write=True))
 async def set_group(name: str, body: Group, services: ServicesDep, _: Writer) -> ReconcileResult:
     """Create or replace a static group; profiles assigned to it follow its members."""
     known = set(await services.storage.device_ids(body.devices))

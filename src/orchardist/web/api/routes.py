@@ -35,19 +35,25 @@ from orchardist.web.api.models import (
     PushCertificateInfo,
     PushRequested,
 )
+from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
 router = APIRouter(prefix="/api/v1", tags=["MDM"])
+NO_DEVICE = (404, "No device with this UDID")
+NO_MDM = (503, "MDM is not configured on this server")
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-@router.get("/devices", response_model=list[Device])
+@router.get("/devices", response_model=list[Device], responses=refusals())
 async def list_devices(services: ServicesDep, _: Caller) -> list[Device]:
+    """Every device that ever authenticated, enrolled or not, by UDID."""
     return [Device(**device_fields(e)) for e in await services.storage.list_enrollments()]
 
 
-@router.get("/devices/{udid}", response_model=DeviceDetail)
+@router.get("/devices/{udid}", response_model=DeviceDetail, responses=refusals(NO_DEVICE))
 async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDetail:
+    """One device: its enrollment, push state, who enrolled it, and its inventory (what it
+    answered to queries) with a summary."""
     enrollment = await services.storage.get_enrollment(udid)
     if enrollment is None:
         raise HTTPException(404, f"no device {udid}")
@@ -67,16 +73,24 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
     )
 
 
-@router.get("/devices/{udid}/commands", response_model=list[CommandState])
+@router.get(
+    "/devices/{udid}/commands", response_model=list[CommandState], responses=refusals(NO_DEVICE)
+)
 async def device_commands(udid: str, services: ServicesDep, _: Caller) -> list[CommandState]:
+    """The device's commands, newest first (the last 100), with its answers."""
     store = services.storage
     if await store.get_enrollment(udid) is None:
         raise HTTPException(404, f"no device {udid}")
     return [_state(t) for t in await store.device_commands(udid, datetime.now(UTC))]
 
 
-@router.post("/commands", response_model=CommandQueued, status_code=201)
+@router.post(
+    "/commands", response_model=CommandQueued, status_code=201, responses=refusals(write=True)
+)
 async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -> CommandQueued:
+    """Queue an MDM command for devices (or all) and push them. `params` are checked against
+    Apple's schema for the RequestType: 422 names each bad key, an unknown device, or a
+    destructive command sent without `confirm`."""
     schema = mdm_schema().commands.get(body.request_type, ())
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
@@ -105,7 +119,14 @@ async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -
     return CommandQueued(command_uuid=queued.command.command_uuid, targets=queued.targets)
 
 
-@router.post("/devices/{udid}/push", response_model=PushRequested, status_code=202)
+@router.post(
+    "/devices/{udid}/push",
+    response_model=PushRequested,
+    status_code=202,
+    responses=refusals(
+        NO_DEVICE, (409, "Not enrolled (no push token), or APNs refused its token"), write=True
+    ),
+)
 async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushRequested:
     """Wake the device now (it checks in), whether or not commands are waiting."""
     enrollment = await services.storage.get_enrollment(udid)
@@ -126,7 +147,9 @@ async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushReques
     return PushRequested(udid=udid, push_certificate=has_certificate)
 
 
-@router.post("/invitations", response_model=InvitationSent, status_code=201)
+@router.post(
+    "/invitations", response_model=InvitationSent, status_code=201, responses=refusals(write=True)
+)
 async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> InvitationSent:
     """A one-time enrollment link for a user, sent by e-mail and/or SMS; `deliveries` say
     how each went (the link is in the answer either way, to pass on by hand)."""
@@ -142,8 +165,9 @@ async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> I
     )
 
 
-@router.get("/invitations")
+@router.get("/invitations", responses=refusals())
 async def list_invitations(services: ServicesDep, _: Caller) -> list[dict[str, Any]]:
+    """The latest 100 invitations, newest first, with how each delivery went."""
     return [asdict(i) for i in await services.storage.list_invitations()]
 
 
@@ -159,8 +183,16 @@ def _wake_pusher(services: Services) -> None:
         services.pusher.wake()
 
 
-@router.get("/pushcert", response_model=PushCertificateInfo)
+@router.get(
+    "/pushcert",
+    response_model=PushCertificateInfo,
+    responses=refusals(
+        (404, "No push certificate imported yet"),
+        (503, "The stored push certificate cannot be read"),
+    ),
+)
 async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateInfo:
+    """The APNs certificate: its topic and expiry, with a warning from 30 days before."""
     try:
         pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
     except PushCertificateError as exc:
@@ -176,7 +208,11 @@ async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateI
     )
 
 
-@router.get("/commands/{command_uuid}", response_model=CommandDetail)
+@router.get(
+    "/commands/{command_uuid}",
+    response_model=CommandDetail,
+    responses=refusals((404, "No command with this CommandUUID")),
+)
 async def show_command(
     command_uuid: str,
     services: ServicesDep,
