@@ -18,11 +18,13 @@ import os
 import shutil
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# A `_created` timestamp beside every counter doubles the output; Prometheus does not need it.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 HTTP_REQUESTS = Counter(
     "orchardist_http_requests",
