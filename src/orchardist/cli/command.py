@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import plistlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -126,14 +125,9 @@ def _pair(item: str) -> tuple[str, Any]:
 
 
 def _describe(target: TargetState) -> dict[str, Any]:
-    from orchardist.schema.jsonvalues import to_json
+    from orchardist.mdm.reports import result_as_json
 
-    result = None
-    if target.result is not None:
-        try:
-            result = to_json(plistlib.loads(target.result))
-        except (plistlib.InvalidFileException, ValueError):
-            result = None
+    result = None if target.result is None else result_as_json(target.result)
     return {
         "udid": target.device_id,
         "status": target.status.value,

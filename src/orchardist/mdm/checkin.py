@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchardist.mdm.plist import PlistError, device_id_of, enum_field, load_dictionary
+from orchardist.mdm.plist import device_id_of, enum_field
+from orchardist.plists import PlistError, load_dictionary
 from orchardist.schema.validate import mdm_schema, validate_dictionary
 
 

@@ -46,14 +46,13 @@ def _restrictions(result: Mapping[str, Any]) -> InventoryUpdate:
 def _apps(result: Mapping[str, Any]) -> InventoryUpdate:
     apps = tuple(
         App(
-            identifier=str(item["Identifier"]),
+            identifier=item["Identifier"],
             name=_str(item.get("Name")),
             version=_str(item.get("Version")),
             short_version=_str(item.get("ShortVersion")),
-            bundle_size=item.get("BundleSize") if isinstance(item.get("BundleSize"), int) else None,
+            bundle_size=_size(item.get("BundleSize")),
         )
-        for item in _items(result.get("InstalledApplicationList"))
-        if isinstance(item.get("Identifier"), str)
+        for item in _keyed(result.get("InstalledApplicationList"), "Identifier", 255)
     )
     return InventoryUpdate(apps=apps)
 
@@ -80,13 +79,12 @@ def _certificates(result: Mapping[str, Any]) -> InventoryUpdate:
 def _profiles(result: Mapping[str, Any]) -> InventoryUpdate:
     profiles = tuple(
         Profile(
-            identifier=str(item["PayloadIdentifier"]),
+            identifier=item["PayloadIdentifier"],
             display_name=_str(item.get("PayloadDisplayName")),
             uuid=_str(item.get("PayloadUUID")),
             is_managed=bool(item.get("IsManaged", False)),
         )
-        for item in _items(result.get("ProfileList"))
-        if isinstance(item.get("PayloadIdentifier"), str)
+        for item in _keyed(result.get("ProfileList"), "PayloadIdentifier", 255)
     )
     return InventoryUpdate(profiles=profiles)
 
@@ -94,12 +92,11 @@ def _profiles(result: Mapping[str, Any]) -> InventoryUpdate:
 def _provisioning(result: Mapping[str, Any]) -> InventoryUpdate:
     profiles = tuple(
         ProvisioningProfile(
-            uuid=str(item["UUID"]),
+            uuid=item["UUID"],
             name=_str(item.get("Name")),
             expires_at=_utc(item.get("ExpiryDate")),
         )
-        for item in _items(result.get("ProvisioningProfileList"))
-        if isinstance(item.get("UUID"), str)
+        for item in _keyed(result.get("ProvisioningProfileList"), "UUID", 64)
     )
     return InventoryUpdate(provisioning_profiles=profiles)
 
@@ -117,6 +114,29 @@ _READERS = {
 
 def _items(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _keyed(value: Any, key: str, longest: int) -> list[dict[str, Any]]:
+    """The items of a list that storage keeps one row per `key` for: those whose key is a
+    string that fits (longer is no real bundle ID or UUID, and cutting it could make two
+    equal), a repeated key keeping its last item."""
+    keyed = {
+        item[key]: item
+        for item in _items(value)
+        if isinstance(item.get(key), str) and 0 < len(item[key]) <= longest
+    }
+    return list(keyed.values())
+
+
+# Storage holds sizes as signed 64-bit integers; a plist may carry up to 2^64 - 1. A larger
+# size is clamped, not dropped: "at least 8 EiB" is as true as a device's answer gets.
+MAX_SIZE = 2**63 - 1
+
+
+def _size(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return min(value, MAX_SIZE)
 
 
 def _dict(value: Any) -> dict[str, Any]:

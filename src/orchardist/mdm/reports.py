@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orchardist.mdm.plist import PlistError, device_id_of, enum_field, load_dictionary
+from orchardist.mdm.plist import device_id_of, enum_field
+from orchardist.plists import PlistError, load_dictionary
+from orchardist.schema.jsonvalues import to_json
 
 _ENVELOPE = frozenset({"Status", "UDID", "EnrollmentID", "UserID", "CommandUUID", "ErrorChain"})
 
@@ -59,6 +61,16 @@ def parse_report(body: bytes) -> Report:
         result={key: value for key, value in fields.items() if key not in _ENVELOPE},
         raw=body,
     )
+
+
+def result_as_json(raw: bytes) -> dict[str, Any] | None:
+    """A stored report (Report.raw) as JSON-ready data; None when it does not read, such as
+    one stored before the parser bounded depth, which must not break every later listing."""
+    try:
+        readable: dict[str, Any] = to_json(load_dictionary(raw))
+    except PlistError:
+        return None
+    return readable
 
 
 def _string(fields: Mapping[str, Any], key: str) -> str | None:

@@ -1,10 +1,12 @@
-"""Plist values ↔ JSON: JSON has no bytes and no dates, so `<data>` travels as base64 and
-`<date>` as ISO 8601. Which strings to convert is decided by the schema, never guessed."""
+"""Plist values ↔ JSON: JSON has no bytes, no dates and no NaN, so `<data>` travels as
+base64, `<date>` as ISO 8601 and a non-finite `<real>` as a string. Which strings to convert
+back is decided by the schema, never guessed."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +50,10 @@ def to_json(value: Any) -> Any:
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        # A plist <real> may be nan or inf; JSON cannot say so (PostgreSQL refuses the
+        # NaN token Python would write), so they travel as "nan", "inf", "-inf".
+        return str(value)
     if isinstance(value, dict):
         return {str(key): to_json(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 
 from orchardist import __version__
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
-from orchardist.web import enroll, health, mdm, metrics, scep
+from orchardist.web import enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
@@ -69,7 +69,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.router.routes.extend(enroll.routes)
     app.router.routes.extend(metrics.routes)
     app.router.routes.extend(api_docs.routes)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_middleware(AccessLogMiddleware)
     return app
 
@@ -88,14 +89,6 @@ async def _repair_profiles(services: Services) -> None:
         if services.pusher is not None:
             services.pusher.wake()
         log.info("profile_repair", installs=done.installs, removals=done.removals)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    # Devices and SCEP clients read text, API clients JSON; both get the reason.
-    assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
-    return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app_for_worker() -> FastAPI:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plistlib
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -12,11 +11,12 @@ from fastapi.exceptions import RequestValidationError
 
 from orchardist.mdm.commands import CommandError
 from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
+from orchardist.mdm.reports import result_as_json
 from orchardist.mdm.summary import device_fields, summarize
 from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import PushCertificateError
 from orchardist.push.certificate import stored as stored_push_certificate
-from orchardist.schema.jsonvalues import from_json, to_json
+from orchardist.schema.jsonvalues import from_json
 from orchardist.schema.validate import mdm_schema
 from orchardist.storage import TargetState
 from orchardist.storage.inventory import DeviceInventory
@@ -218,7 +218,8 @@ async def show_command(
     services: ServicesDep,
     _: Caller,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Targets per page")] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded so the value always binds (SQLite and PostgreSQL stop at 2^63 - 1).
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> CommandDetail:
     """The counts cover every target; `targets` is one page of them, by UDID."""
     now = datetime.now(UTC)
@@ -267,10 +268,8 @@ def _inventory(known: DeviceInventory) -> Inventory:
 def _state(target: TargetState) -> CommandState:
     result = None
     if target.result is not None:
-        try:
-            result = to_json(plistlib.loads(target.result))
-        except (plistlib.InvalidFileException, ValueError):
-            result = {"unreadable": True}
+        readable = result_as_json(target.result)
+        result = {"unreadable": True} if readable is None else readable
     return CommandState(
         command_uuid=target.command_uuid,
         udid=target.device_id,

@@ -1,0 +1,73 @@
+"""API requests that once answered 500 (issue 10): out-of-range query integers, JSON
+numbers Python reads as infinity, bodies that are not UTF-8. Each is now a 422 naming the
+field, with an answer that is valid JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchardist.tokens import create_api_token
+from tests.web.mdm_server import Server
+
+pytestmark = pytest.mark.anyio
+
+
+async def _admin(server: Server) -> dict[str, str]:
+    token = await create_api_token(server.services.storage, "bad-api-input", "admin")
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_an_offset_past_64_bits_is_a_422(server: Server) -> None:
+    admin = await _admin(server)
+    device = await server.device("UDID-PAGE", 130)
+    await server.enroll(device)
+    command_uuid = await server.queue("DeviceLock", {}, device)
+    path = f"/api/v1/commands/{command_uuid}"
+    for offset in (2**64, 2**63, 2**31):
+        refused = await server.http.get(path, params={"offset": offset}, headers=admin)
+        assert refused.status_code == 422, offset
+        assert refused.json()["detail"][0]["loc"] == ["query", "offset"]
+    last = await server.http.get(path, params={"offset": 2**31 - 1}, headers=admin)
+    assert (last.status_code, last.json()["targets"]) == (200, [])
+    assert sum(last.json()["counts"].values()) == 1
+
+
+@pytest.mark.parametrize(
+    ("number", "echoed"), [("1e999", "inf"), ("-1e999", "-inf"), ("NaN", "nan")]
+)
+async def test_a_non_finite_priority_is_a_422(server: Server, number: str, echoed: str) -> None:
+    admin = await _admin(server)
+    body = f'{{"request_type": "DeviceLock", "targets": {{"all": true}}, "priority": {number}}}'
+    response = await server.http.post(
+        "/api/v1/commands",
+        content=body.encode(),
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    (error,) = json.loads(response.content)["detail"]  # strict JSON: no bare NaN or Infinity
+    assert (error["loc"], error["input"]) == (["body", "priority"], echoed)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/octet-stream"])
+async def test_a_body_that_is_not_utf8_is_a_422(server: Server, content_type: str | None) -> None:
+    admin = await _admin(server)
+    headers = admin if content_type is None else {**admin, "Content-Type": content_type}
+    body = b'\xff\xfe{"request_type": "DeviceLock"}'
+    response = await server.http.post("/api/v1/commands", content=body, headers=headers)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body"]
+    assert error["input"] == body.decode("utf-8", "replace")
+
+
+async def test_a_lone_surrogate_in_json_is_a_422(server: Server) -> None:
+    admin = await _admin(server)
+    body = b'{"request_type": "DeviceLock", "targets": "\\ud800"}'  # echoed as the input
+    response = await server.http.post(
+        "/api/v1/commands", content=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    error = response.json()["detail"][0]
+    assert (error["loc"][:2], error["input"]) == (["body", "targets"], "?")  # "?": replaced
