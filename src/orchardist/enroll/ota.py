@@ -16,7 +16,6 @@ to that identity.
 from __future__ import annotations
 
 import functools
-import plistlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from orchardist.mdm.plist import MAX_DEVICE_ID
 from orchardist.pki import cms
+from orchardist.plists import PlistError, load_dictionary
 
 DEVICE_ATTRIBUTES = (
     "UDID", "IMEI", "ICCID", "VERSION", "PRODUCT", "SERIAL", "MAC_ADDRESS_EN0", "DEVICE_NAME",
@@ -120,14 +121,14 @@ def read_device_post(
     else:
         raise OtaError("the attributes are not signed by a device certificate we trust")
     try:
-        attributes = plistlib.loads(signed.content)
-    except (plistlib.InvalidFileException, ValueError) as exc:
-        raise OtaError("the signed content is not a property list") from exc
-    if not isinstance(attributes, dict):
-        raise OtaError("the signed content is not a dictionary")
+        attributes = load_dictionary(signed.content)
+    except PlistError as exc:
+        raise OtaError(f"the signed content is not a property list dictionary: {exc}") from exc
     udid, challenge = attributes.get("UDID"), attributes.get("CHALLENGE")
     if not isinstance(udid, str) or not udid or not isinstance(challenge, str) or not challenge:
         raise OtaError("the attributes lack UDID or CHALLENGE")
+    if len(udid) > MAX_DEVICE_ID:
+        raise OtaError(f"the UDID is longer than {MAX_DEVICE_ID} characters")
     if phase == 3 and _common_name(signer) != udid:
         raise OtaError("the enrollment identity was issued to another device")
     return DevicePost(phase, udid, challenge, attributes, signer)

@@ -9,12 +9,12 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.pki import cms
+from orchardist.plists import PlistError, load_dictionary
 
 
 class ProfileReadError(ValueError):
@@ -74,11 +74,9 @@ def read(data: bytes, *, trusted: Sequence[x509.Certificate] | None = None) -> R
             raise ProfileReadError(f"the profile's signature does not verify: {exc}") from exc
         body, signer = signed.content, signed.signer
     try:
-        profile = plistlib.loads(body)
-    except (plistlib.InvalidFileException, ExpatError, ValueError, TypeError) as exc:
-        raise ProfileReadError(f"not a configuration profile (malformed plist: {exc})") from exc
-    if not isinstance(profile, dict):
-        raise ProfileReadError("not a configuration profile: the plist is not a dictionary")
+        profile = load_dictionary(body)
+    except PlistError as exc:
+        raise ProfileReadError(f"not a configuration profile ({exc})") from exc
     return ReadProfile(profile, signer, body)
 
 

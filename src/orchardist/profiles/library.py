@@ -297,7 +297,11 @@ class ProfileLibrary:
         listed = result.get("ProfileList")
         if not isinstance(listed, list):
             return
-        present = {p.get("PayloadIdentifier") for p in listed if isinstance(p, dict)}
+        present = {
+            p["PayloadIdentifier"]
+            for p in listed  # a device's answer: identifiers of any type, unhashable included
+            if isinstance(p, dict) and isinstance(p.get("PayloadIdentifier"), str)
+        }
         changes = [
             _moved(row, ProfileState.MISSING, now)
             for row in await self.store.device_profiles(device_id=device_id)

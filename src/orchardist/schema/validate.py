@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,6 +107,9 @@ def validate_dictionary(
         if check_required and spec.required and spec.key not in value
     ]
     for name, item in value.items():
+        if (unwritable := _unwritable(name)) is not None:
+            problems.append(Problem(_join(path, repr(name)), f"the key {unwritable}"))
+            continue
         spec = by_name.get(name, wildcard)
         if spec is None:
             if strict:
@@ -121,6 +125,9 @@ def validate_value(value: Any, spec: KeySpec, path: str) -> list[Problem]:
         not isinstance(value, expected) or (isinstance(value, bool) and spec.type != "boolean")
     ):
         return [Problem(path, f"must be {_article(spec.type)}, not {_kind(value)}")]
+    unwritable = _unwritable(value)
+    if unwritable is not None:
+        return [Problem(path, unwritable)]
     if spec.values is not None and value not in spec.values:
         allowed = ", ".join(repr(v) for v in spec.values[:12])
         return [Problem(path, f"{value!r} is not one of {allowed}")]
@@ -136,6 +143,20 @@ def validate_value(value: Any, spec: KeySpec, path: str) -> list[Problem]:
             problems.extend(_validate_element(item, spec.subkeys, f"{path}[{index}]"))
         return problems
     return []
+
+
+# What a plist can carry (plistlib refuses the rest when it writes a command): XML 1.0 has
+# no control characters but tab, newline and return, UTF-8 no lone surrogates, and plist
+# integers are 64-bit (signed, or unsigned up to 2^64 - 1).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def _unwritable(value: Any) -> str | None:
+    if isinstance(value, str) and (found := _CONTROL.search(value)):
+        return f"holds U+{ord(found.group()):04X}, which a plist cannot carry"
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return "is outside the 64-bit range of a plist integer"
+    return None
 
 
 def _validate_element(item: Any, alternatives: Sequence[KeySpec], path: str) -> list[Problem]:

@@ -10,9 +10,10 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     Content-Length, then while streaming (a chunked body declares no length)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        # isdigit alone admits "²" and other Unicode digits that int() refuses.
+        if not declared.isascii() or not declared.isdigit():
             raise HTTPException(400, "Content-Length is not a number")
-        if int(declared) > limit:
+        if len(declared) > 18 or int(declared) > limit:
             raise HTTPException(413, f"request body over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0

@@ -16,7 +16,7 @@ from sqlalchemy import (
     Table,
 )
 
-from orchardist.storage.sql.types import UtcDateTime
+from orchardist.storage.sql.types import FittedString, UtcDateTime
 
 # Named constraints, so that Alembic migrations can refer to them on every backend.
 metadata = MetaData(
@@ -89,20 +89,20 @@ enrollments = Table(
     "enrollments",
     metadata,
     Column("device_id", String(128), primary_key=True),
-    Column("topic", String(255), nullable=False),
-    Column("serial_number", String(64)),
-    Column("model", String(64)),
-    Column("model_name", String(128)),
-    Column("product_name", String(64)),
-    Column("os_version", String(32)),
-    Column("build_version", String(32)),
-    Column("device_name", String(255)),
-    Column("imei", String(64)),
-    Column("meid", String(64)),
+    Column("topic", FittedString(255), nullable=False),
+    Column("serial_number", FittedString(64)),
+    Column("model", FittedString(64)),
+    Column("model_name", FittedString(128)),
+    Column("product_name", FittedString(64)),
+    Column("os_version", FittedString(32)),
+    Column("build_version", FittedString(32)),
+    Column("device_name", FittedString(255)),
+    Column("imei", FittedString(64)),
+    Column("meid", FittedString(64)),
     Column("identity_sha256", String(64), nullable=False),
     Column("enrolled", Boolean, nullable=False),
     Column("token", LargeBinary),
-    Column("push_magic", String(255)),
+    Column("push_magic", FittedString(255)),
     Column("unlock_token", LargeBinary),
     Column("bootstrap_token", LargeBinary),
     Column("authenticated_at", UtcDateTime(), nullable=False),
@@ -176,9 +176,9 @@ inventory_apps = Table(
     metadata,
     Column("device_id", String(128), primary_key=True),
     Column("identifier", String(255), primary_key=True),
-    Column("name", String(255)),
-    Column("version", String(64)),
-    Column("short_version", String(64)),
+    Column("name", FittedString(255)),
+    Column("version", FittedString(64)),
+    Column("short_version", FittedString(64)),
     Column("bundle_size", BigInteger),
     Index("ix_inventory_apps_identifier", "identifier"),
 )
@@ -188,7 +188,7 @@ inventory_certificates = Table(
     metadata,
     Column("device_id", String(128), primary_key=True),
     Column("position", Integer, primary_key=True),
-    Column("common_name", String(255)),
+    Column("common_name", FittedString(255)),
     Column("is_identity", Boolean, nullable=False),
     Column("sha256", String(64)),
     Column("not_after", UtcDateTime()),
@@ -200,8 +200,8 @@ inventory_profiles = Table(
     metadata,
     Column("device_id", String(128), primary_key=True),
     Column("identifier", String(255), primary_key=True),
-    Column("display_name", String(255)),
-    Column("uuid", String(64)),
+    Column("display_name", FittedString(255)),
+    Column("uuid", FittedString(64)),
     Column("is_managed", Boolean, nullable=False),
 )
 
@@ -210,7 +210,7 @@ inventory_provisioning_profiles = Table(
     metadata,
     Column("device_id", String(128), primary_key=True),
     Column("uuid", String(64), primary_key=True),
-    Column("name", String(255)),
+    Column("name", FittedString(255)),
     Column("expires_at", UtcDateTime()),
     Index("ix_inventory_provisioning_profiles_expires_at", "expires_at"),
 )
@@ -263,7 +263,7 @@ device_profiles = Table(
     Column("installed_version", Integer),
     Column("state", String(16), nullable=False),
     Column("command_uuid", String(64)),
-    Column("error", String(2000)),
+    Column("error", FittedString(2000)),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_device_profiles_identifier", "identifier"),
     Index("ix_device_profiles_command_uuid", "command_uuid"),

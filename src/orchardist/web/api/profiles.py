@@ -9,16 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from pydantic import BaseModel, Field, StringConstraints
 
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
 from orchardist.storage.profiles import StoredProfile, TargetKind
 from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.inputs import storable_text
 from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
-router = APIRouter(prefix="/api/v1", tags=["Profiles"])
+router = APIRouter(prefix="/api/v1", tags=["Profiles"], dependencies=[Depends(storable_text)])
 ServicesDep = Annotated[Services, Depends(services_of)]
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
 NONE = (404, "No profile with this identifier")
@@ -47,9 +48,13 @@ class ProfileDetail(ProfileSummary):
     assignments: dict[str, list[str]] = Field(description="device / group / all")
 
 
+# What storage keeps of a group's name: a longer one is refused, not cut (cut names collide).
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
 class Targets(BaseModel):
     devices: list[str] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=list)
+    groups: list[GroupName] = Field(default_factory=list)
     all: bool = False
 
 
@@ -223,7 +228,12 @@ async def list_groups(services: ServicesDep, _: Caller) -> dict[str, list[str]]:
 
 
 @router.put("/groups/{name}", response_model=ReconcileResult, responses=refusals(write=True))
-async def set_group(name: str, body: Group, services: ServicesDep, _: Writer) -> ReconcileResult:
+async def set_group(
+    name: Annotated[str, Path(min_length=1, max_length=255)],
+    body: Group,
+    services: ServicesDep,
+    _: Writer,
+) -> ReconcileResult:
     """Create or replace a static group; profiles assigned to it follow its members."""
     known = set(await services.storage.device_ids(body.devices))
     unknown = [d for d in body.devices if d not in known]

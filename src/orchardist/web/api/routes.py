@@ -21,6 +21,7 @@ from orchardist.schema.validate import mdm_schema
 from orchardist.storage import TargetState
 from orchardist.storage.inventory import DeviceInventory
 from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.inputs import storable_text
 from orchardist.web.api.models import (
     AllDevices,
     CommandDetail,
@@ -38,7 +39,7 @@ from orchardist.web.api.models import (
 from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
-router = APIRouter(prefix="/api/v1", tags=["MDM"])
+router = APIRouter(prefix="/api/v1", tags=["MDM"], dependencies=[Depends(storable_text)])
 NO_DEVICE = (404, "No device with this UDID")
 NO_MDM = (503, "MDM is not configured on this server")
 ServicesDep = Annotated[Services, Depends(services_of)]
