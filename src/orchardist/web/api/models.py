@@ -46,7 +46,12 @@ class Inventory(BaseModel):
     """What the device answered to queries; lists are its latest complete answer."""
 
     updated_at: datetime
-    facts: dict[str, Any]
+    facts: dict[str, Any] = Field(
+        description="DeviceInformation: every key the device ever reported, latest value"
+    )
+    facts_seen_at: dict[str, datetime] = Field(
+        default_factory=dict, description="when each key of facts was last reported"
+    )
     security: dict[str, Any]
     restrictions: dict[str, Any]
     apps: list[dict[str, Any]]

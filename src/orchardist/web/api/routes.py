@@ -257,6 +257,7 @@ def _inventory(known: DeviceInventory) -> Inventory:
     return Inventory(
         updated_at=known.updated_at,
         facts=dict(known.facts),
+        facts_seen_at=dict(known.facts_seen_at),
         security=dict(known.security),
         restrictions=dict(known.restrictions),
         apps=[asdict(app) for app in known.apps],
