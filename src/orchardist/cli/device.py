@@ -108,6 +108,59 @@ def erase(
     queue_and_report(ctx, *builders.erase_device(pin=pin), [udid], as_json=as_json, confirmed=True)
 
 
+@app.command("retire")
+def retire(
+    ctx: typer.Context,
+    udid: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the device leaves management")
+    ] = False,
+    forget: Annotated[
+        bool,
+        typer.Option(
+            "--forget",
+            help="The device is gone: end its enrollment now and revoke its certificate",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Take a device out of management: it removes its enrollment profile at its next
+    check-in (RemoveProfile), and its CheckOut ends the enrollment. With --forget, for a
+    device that is gone or must re-enroll with a new certificate: the enrollment ends now,
+    what is queued is cancelled and its certificate revoked. Needs --yes."""
+    if not yes:
+        fail(
+            f"retiring {udid} takes it out of management"
+            + (" and revokes its identity certificate" if forget else ""),
+            f"run again with --yes to retire {udid}",
+        )
+    from orchardist.mdm.retirement import Retired
+    from orchardist.mdm.retirement import retire as retire_device
+
+    async def work(services: Services) -> Retired | None:
+        assert services.enrollment is not None
+        return await retire_device(
+            services.storage, services.storage, udid, forget=forget,
+            profile_identifier=services.enrollment.identifier, now=datetime.now(UTC),
+        )  # fmt: skip
+
+    retired = with_services(ctx, work)
+    if retired is None:
+        fail(f"no device {udid}", "see `orchardist device list`")
+    state = retired.enrollment.state
+    if not forget and retired.command_uuid is None:
+        fail(f"{udid} is not enrolled any more ({state})", "use --forget to revoke its certificate")
+    if as_json:
+        print_json({"udid": udid, "state": state, "command_uuid": retired.command_uuid})
+    elif forget:
+        typer.echo(f"retired {udid}: its certificate is revoked; it may enroll again afresh")
+    else:
+        typer.echo(
+            f"RemoveProfile queued for {udid} ({retired.command_uuid}): it leaves management "
+            "at its next check-in. If it never comes back: --forget"
+        )
+
+
 @app.command("clear-passcode")
 def clear_passcode(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
     """Remove the passcode (ClearPasscode), with the UnlockToken the device gave at enrollment."""

@@ -64,6 +64,6 @@ def authenticate_refusal(
     return BindingRefusal(
         f"device {device_id} is enrolled with another certificate; it moves to a new one "
         "only after it checks out or an administrator retires it "
-        f"(orchardist device retire {device_id})",
+        f"(orchardist device retire {device_id} --yes --forget)",
         None,
     )

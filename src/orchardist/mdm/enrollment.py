@@ -126,6 +126,11 @@ class EnrollmentProfiles:
         self._link_ttl = link_ttl
         self._clock = clock
 
+    @property
+    def identifier(self) -> str:
+        """The enrollment profile's PayloadIdentifier: RemoveProfile with it unenrolls."""
+        return self._settings.identifier
+
     async def profile(self, *, signed: bool = True, challenge: str | None = None) -> bytes:
         """A profile with `challenge`, or a fresh one-time challenge; signed with the server
         certificate (what iOS shows as "Verified") unless `signed` is False."""

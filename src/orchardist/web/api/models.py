@@ -38,6 +38,11 @@ class Device(BaseModel):
     build_version: str | None
     device_name: str | None
     enrolled: bool
+    state: str = Field(
+        description="enrolled; authenticated (waiting for its first TokenUpdate); or how the "
+        "enrollment ended: checked_out (the device said so), retired (an administrator), "
+        "erased (EraseDevice acknowledged)"
+    )
     enrolled_at: datetime | None
     last_seen_at: datetime | None
 
@@ -58,6 +63,22 @@ class Inventory(BaseModel):
     certificates: list[dict[str, Any]]  # with not_after: certificates expiring show here
     profiles: list[dict[str, Any]]
     provisioning_profiles: list[dict[str, Any]]  # with expires_at
+
+
+class RetireRequest(BaseModel):
+    confirm: bool = Field(default=False, description="Required: the device leaves management")
+    forget: bool = Field(
+        default=False,
+        description="The device is gone: end the enrollment now and revoke its identity "
+        "certificate (it cannot check in again until it re-enrolls), instead of queueing "
+        "RemoveProfile for its enrollment profile",
+    )
+
+
+class Retirement(Device):
+    command_uuid: str | None = Field(
+        description="The RemoveProfile queued; null when the device was forgotten"
+    )
 
 
 class DeviceDetail(Device):

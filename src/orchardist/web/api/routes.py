@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from orchardist.mdm.commands import CommandError
 from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
 from orchardist.mdm.reports import result_as_json
+from orchardist.mdm.retirement import retire
 from orchardist.mdm.summary import device_fields, summarize
 from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import PushCertificateError
@@ -35,6 +36,8 @@ from orchardist.web.api.models import (
     InvitationSent,
     PushCertificateInfo,
     PushRequested,
+    Retirement,
+    RetireRequest,
 )
 from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
@@ -146,6 +149,47 @@ async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushReques
     _wake_pusher(services)
     has_certificate = PkiFiles.in_data_dir(services.settings.data_dir).has_push()
     return PushRequested(udid=udid, push_certificate=has_certificate)
+
+
+@router.post(
+    "/devices/{udid}/retire",
+    response_model=Retirement,
+    responses=refusals(
+        NO_DEVICE, (409, "Not enrolled any more: retire it with forget"), NO_MDM, write=True
+    ),
+)
+async def retire_device(
+    udid: str, body: RetireRequest, services: ServicesDep, _: Writer
+) -> Retirement:
+    """Take a device out of management: RemoveProfile for its enrollment profile is queued
+    and its CheckOut ends the enrollment. With `forget` (a device that is gone, or one to
+    re-enroll with a new certificate) the enrollment ends now, its queue is cancelled and
+    its identity certificate revoked."""
+    if not body.confirm:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["body", "confirm"],
+                    "type": "value_error",
+                    "msg": "retiring takes the device out of management: confirm it explicitly",
+                }
+            ]
+        )
+    if services.enrollment is None:
+        raise HTTPException(503, "MDM is not configured on this server")
+    retired = await retire(
+        services.storage, services.storage, udid, forget=body.forget,
+        profile_identifier=services.enrollment.identifier, now=datetime.now(UTC),
+    )  # fmt: skip
+    if retired is None:
+        raise HTTPException(404, f"no device {udid}")
+    if not body.forget and retired.command_uuid is None:
+        raise HTTPException(
+            409, f"{udid} is not enrolled any more ({retired.enrollment.state}): use forget"
+        )
+    if retired.command_uuid is not None:
+        _wake_pusher(services)
+    return Retirement(**device_fields(retired.enrollment), command_uuid=retired.command_uuid)
 
 
 @router.post(
