@@ -50,6 +50,20 @@ def running_server(
 ) -> Iterator[str]:
     """`orchardist serve` on `port` (default: a free loopback port) until the block ends;
     yields its base URL. Its output is in the data dir's serve-PORT.log."""
+    with serve_process(data_dir, http=http, env=env, extra=extra, port=port) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path,
+    *,
+    http: bool,
+    env: Mapping[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+    port: int | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As running_server, also yielding the process (to kill it mid-work)."""
     port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
     args.extend(extra)
@@ -64,9 +78,10 @@ def running_server(
         base = f"{'http' if http else 'https'}://127.0.0.1:{port}"
         try:
             _wait_until_healthy(base, proc, data_dir / "pki" / "ca.pem", log_path)
-            yield base
+            yield base, proc
         finally:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
             proc.wait(timeout=15)
 
 

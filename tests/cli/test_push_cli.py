@@ -1,5 +1,6 @@
-"""Pushing from the CLI through the local APNs peer: a queued command is pushed at once,
-`device push` wakes a device by hand, `command show` counts the pushed devices."""
+"""Pushes from the CLI's point of view: it queues, the running server pushes through the
+local APNs peer and the CLI reports what the server did; it never talks to APNs itself, so
+a CLI without the server's APNs settings cannot push to Apple's production service."""
 
 from __future__ import annotations
 
@@ -13,17 +14,12 @@ from tests.push.identity import push_identity
 from tests.server import orchardist, running_server
 
 
-def test_commands_are_pushed_and_devices_can_be_pushed_by_hand(tmp_path: Path) -> None:
+def test_the_server_pushes_what_the_cli_queues(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     orchardist(data_dir, "init", "--hostname", "localhost")
     no_cert = cli(data_dir, "device", "push", "UDID-NOPE")
-    assert (no_cert.returncode, "no device UDID-NOPE" in no_cert.stderr) == (1, True)
+    assert (no_cert.returncode, "no push certificate" in no_cert.stderr) == (1, True)
     identity = push_identity(tmp_path / "apple")
-    with running_server(data_dir, http=True) as base:
-        phone = enroll_phone(base, data_dir, "UDID-PUSH-1")
-    # The server is gone: only this CLI pushes, so what it reports is all there was.
-    refused = cli(data_dir, "device", "push", phone.udid)
-    assert (refused.returncode, "no push certificate" in refused.stderr) == (1, True)
     orchardist(
         data_dir, "pushcert", "import", "--cert", str(identity.cert_file),
         "--key", str(identity.key_file), "--force",
@@ -40,18 +36,35 @@ def test_commands_are_pushed_and_devices_can_be_pushed_by_hand(tmp_path: Path) -
     )  # fmt: skip
     try:
         assert peer.stdout is not None
+        # Only the server knows where APNs is; the CLI runs without these.
         env = {"ORCHARDIST_APNS_URL": peer.stdout.readline().strip(),
                "ORCHARDIST_APNS_CA_FILE": str(peer_ca)}  # fmt: skip
-        locked = json.loads(orchardist(data_dir, "device", "lock", phone.udid, "--json", env=env))
-        assert (locked["targets"], locked["pushed"]) == (1, 1)
-        shown = json.loads(
-            orchardist(data_dir, "command", "show", locked["command_uuid"], "--json", env=env)
+        with running_server(data_dir, http=True, env=env) as base:
+            phone = enroll_phone(base, data_dir, "UDID-PUSH-1")
+            missing = cli(data_dir, "device", "push", "UDID-NOPE")
+            assert (missing.returncode, "no device UDID-NOPE" in missing.stderr) == (1, True)
+            locked = json.loads(orchardist(data_dir, "device", "lock", phone.udid, "--json"))
+            assert (locked["targets"], locked["pushed"]) == (1, 1)
+            shown = json.loads(
+                orchardist(data_dir, "command", "show", locked["command_uuid"], "--json")
+            )
+            assert (shown["counts"]["pushed"], shown["counts"]["queued"]) == (1, 0)
+            by_hand = json.loads(orchardist(data_dir, "device", "push", phone.udid, "--json"))
+            assert by_hand == {"udid": phone.udid, "accepted": True}
+            said = orchardist(data_dir, "device", "push", phone.udid)
+            assert "APNs accepted it" in said
+            shown_device = json.loads(orchardist(data_dir, "device", "show", phone.udid, "--json"))
+            assert shown_device["pushed_at"] is not None
+            assert "last push" in orchardist(data_dir, "device", "show", phone.udid)
+        # No server: the command waits, durably, and the CLI says who will push it.
+        later = cli(data_dir, "device", "lock", phone.udid)
+        assert later.returncode == 0
+        assert "is `orchardist serve` running?" in later.stdout
+        refused = cli(data_dir, "device", "push", phone.udid)
+        assert (refused.returncode, "is `orchardist serve` running?" in refused.stderr) == (
+            1,
+            True,
         )
-        assert (shown["counts"]["pushed"], shown["counts"]["queued"]) == (1, 0)
-        by_hand = json.loads(orchardist(data_dir, "device", "push", phone.udid, "--json", env=env))
-        assert by_hand == {"udid": phone.udid, "accepted": True}
-        said = orchardist(data_dir, "device", "push", phone.udid, env=env)
-        assert "APNs accepted it" in said
     finally:
         peer.terminate()
         out, _ = peer.communicate(timeout=30)

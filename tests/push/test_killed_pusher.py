@@ -1,6 +1,6 @@
-"""A pusher process killed (SIGKILL) in the middle of a fan-out: the server started
-afterwards pushes the rest once the dead one's leases end, and no device is pushed more
-than twice (its lost batch once again, nothing else)."""
+"""A server killed (SIGKILL) in the middle of a fan-out: the server started afterwards
+pushes the rest once the dead one's leases end, and no device is pushed more than twice
+(its lost batch once again, nothing else)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from sqlalchemy import insert
 from orchardist.storage.sql.repositories import open_storage
 from orchardist.storage.sql.tables import enrollments
 from tests.push.identity import push_identity
-from tests.server import ORCHARDIST, orchardist, running_server
+from tests.server import ORCHARDIST, orchardist, running_server, serve_process
 
 DEVICES = 6000
 
@@ -81,20 +81,21 @@ def test_a_killed_pusher_is_resumed_by_another_process(tmp_path: Path) -> None:
             "ORCHARDIST_PUSH_LEASE_SECONDS": "3",
             "ORCHARDIST_PUSH_POLL_SECONDS": "0.2",
         }
-        sender = subprocess.Popen(
-            [*ORCHARDIST, "--data-dir", str(data_dir), "command", "send", "DeviceLock",
-             "--all", "--json"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while _pushed(database) < 1000:
-            assert sender.poll() is None, "the fan-out ended before it could be killed"
-            assert time.monotonic() < deadline, "no pushes from the CLI"
-            time.sleep(0.02)
-        sender.send_signal(signal.SIGKILL)
-        sender.wait(timeout=10)
+        with serve_process(data_dir, http=True, env=env) as (_, doomed):
+            sender = subprocess.Popen(
+                [*ORCHARDIST, "--data-dir", str(data_dir), "command", "send", "DeviceLock",
+                 "--all", "--json"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 60
+            while _pushed(database) < 1000:
+                assert doomed.poll() is None, "the server ended before it could be killed"
+                assert time.monotonic() < deadline, "no pushes from the server"
+                time.sleep(0.02)
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(timeout=10)
+        sender.wait(timeout=60)  # it watched the fan-out stall, and says so
         at_kill = _pushed(database)
         assert at_kill < DEVICES
         with running_server(data_dir, http=True, env=env):

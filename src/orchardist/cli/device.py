@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Column, Table
 
-from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
+from orchardist.cli.common import (
+    WideOption,
+    data_dir_of,
+    fail,
+    print_json,
+    table_console,
+    with_services,
+)
 from orchardist.cli.queueing import queue_and_report, queue_several_and_report
 from orchardist.mdm import builders
+from orchardist.pki.store import PkiFiles
 
 if TYPE_CHECKING:
     from orchardist.storage import Enrollment
@@ -67,6 +77,8 @@ def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             for t in recent
         ]
         device = {**device_fields(enrollment), "topic": enrollment.facts.topic,
+                  "pushed_at": enrollment.pushed_at,
+                  "push_token_invalid_at": enrollment.token_invalid_at,
                   "commands": commands}  # fmt: skip
         return device, None if inventory is None else summarize(inventory, now)
 
@@ -177,8 +189,8 @@ def clear_passcode(ctx: typer.Context, udid: str, as_json: JsonOption = False) -
 
 @app.command("push")
 def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
-    """Wake a device now through APNs, so that it checks in."""
-    from orchardist.cli.queueing import push_now
+    """Wake a device now through APNs, so that it checks in (the running server pushes)."""
+    from orchardist.cli.queueing import STALL_SECONDS
 
     async def request(services: Services) -> Enrollment | None:
         enrollment = await services.storage.get_enrollment(udid)
@@ -186,6 +198,8 @@ def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             await services.storage.request_push([udid], datetime.now(UTC))
         return enrollment
 
+    if not PkiFiles.in_data_dir(data_dir_of(ctx)).has_push():
+        fail("no push certificate yet", "see `orchardist pushcert csr`")
     enrollment = with_services(ctx, request)
     if enrollment is None:
         fail(f"no device {udid}", "see `orchardist device list`")
@@ -196,25 +210,31 @@ def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             f"APNs refused {udid}'s push token on {enrollment.token_invalid_at:%Y-%m-%d %H:%M}",
             "the device was probably wiped or unenrolled; it is pushable after its next check-in",
         )
-    if push_now(ctx, 1, quiet=True) is None:
-        fail("no push certificate yet", "see `orchardist pushcert csr`")
 
-    async def reload(services: Services) -> Enrollment | None:
-        return await services.storage.get_enrollment(udid)
+    async def watch(services: Services) -> bool:
+        """This device's push, not whatever else was due: its pushed_at moved."""
+        deadline = time.monotonic() + STALL_SECONDS
+        while time.monotonic() < deadline:
+            after = await services.storage.get_enrollment(udid)
+            pushed_at = after.pushed_at if after is not None else None
+            if pushed_at is not None and (
+                enrollment.pushed_at is None or pushed_at > enrollment.pushed_at
+            ):
+                return True
+            await asyncio.sleep(0.2)
+        return False
 
-    after = with_services(ctx, reload)
-    # This device's push, not whatever else was due: its pushed_at moved.
-    pushed = (
-        after is not None
-        and after.pushed_at is not None
-        and (enrollment.pushed_at is None or after.pushed_at > enrollment.pushed_at)
-    )
+    pushed = with_services(ctx, watch)
     if as_json:
         print_json({"udid": udid, "accepted": pushed})
     elif pushed:
         typer.echo(f"pushed {udid}: APNs accepted it; the device checks in when it is online")
     else:
-        fail(f"APNs did not accept the push for {udid}", "see the log, then try again")
+        fail(
+            f"the server did not push {udid} within {STALL_SECONDS:.0f} s",
+            "is `orchardist serve` running? It pushes it when it runs; its log says why APNs "
+            "refused one",
+        )
 
 
 _WHAT_HELP = (

@@ -51,7 +51,11 @@ def _identity(device: dict[str, Any]) -> list[tuple[str, str]]:
         ("state", enrolled),
         ("last seen", _when(device["last_seen_at"]) if device["last_seen_at"] else "never"),
         ("push topic", device["topic"]),
+        ("last push", _when(device["pushed_at"]) if device["pushed_at"] else "never"),
     ]
+    if device["push_token_invalid_at"]:
+        refused = _when(device["push_token_invalid_at"])
+        rows.append(("push token", f"refused by APNs {refused}: pushable after its next check-in"))
     # What the device reported is shown as text, never read as rich markup.
     return [(key, escape(value)) for key, value in rows]
 

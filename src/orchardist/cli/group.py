@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from orchardist.cli.common import fail, print_json, with_services
-from orchardist.cli.profile import JsonOption, library_of, pushed
+from orchardist.cli.profile import JsonOption, library_of
 
 if TYPE_CHECKING:
     from orchardist.profiles.library import Reconciled
@@ -35,7 +35,6 @@ def set_group(
     done = with_services(ctx, change)
     if isinstance(done, list):
         fail(f"unknown device {', '.join(done[:10])}", "see `orchardist device list`")
-    pushed(ctx, done)
     typer.echo(f"group {name}: {len(set(devices))} device(s)")
 
 

@@ -53,8 +53,6 @@ def upload(
     except ProfileRejectedError as exc:
         fail(f"{file}: {exc}", "nothing was stored")
     stored, installs = added.version, done.installs if done else 0
-    if done is not None:
-        pushed(ctx, done)
     if as_json:
         print_json({"identifier": stored.identifier, "version": stored.version,
                     "installs": installs, "unchanged": added.unchanged})  # fmt: skip
@@ -134,7 +132,6 @@ def _targets_command(assigned: bool) -> Any:
             done = with_services(ctx, change)
         except LookupError as exc:
             fail(str(exc), "see `orchardist profile list` and `orchardist device list`")
-        pushed(ctx, done)
         if as_json:
             print_json({"installs": done.installs, "removals": done.removals,
                         "skipped": done.skipped})  # fmt: skip
@@ -198,17 +195,9 @@ def delete(ctx: typer.Context, identifier: str) -> None:
         done = with_services(ctx, forget)
     except LookupError as exc:
         fail(str(exc))
-    pushed(ctx, done)
     typer.echo(f"deleted {identifier}; {done.removals} device(s) get RemoveProfile")
 
 
 def library_of(services: Services) -> ProfileLibrary:
     assert services.profiles is not None
     return services.profiles
-
-
-def pushed(ctx: typer.Context, done: Reconciled) -> None:
-    from orchardist.cli.queueing import push_now
-
-    if done.installs or done.removals:
-        push_now(ctx, done.installs + done.removals, quiet=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -10,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from orchardist.cli.common import fail, print_json, with_services
+from orchardist.cli.common import data_dir_of, fail, print_json, with_services
+from orchardist.pki.store import PkiFiles
 
 if TYPE_CHECKING:
     from orchardist.mdm.dispatch import Queued
@@ -47,7 +50,7 @@ def queue_several_and_report(
     *,
     as_json: bool,
 ) -> None:
-    """Queue several commands for the same devices, push once, list their UUIDs."""
+    """Queue several commands for the same devices (one push each), list their UUIDs."""
     queued, pushed = _queue(ctx, commands, targets, quiet=as_json)
     rows = [{"request_type": q.command.request_type, "command_uuid": q.command.command_uuid}
             for q in queued]  # fmt: skip
@@ -70,7 +73,8 @@ def _queue(
     quiet: bool,
     confirmed: bool = False,
 ) -> tuple[list[Queued], int | None]:
-    """Queue each command in turn, then push once (one wake-up runs them all)."""
+    """Queue each command in turn (one push per device is due: one wake-up runs them all),
+    then watch the server push them."""
     from orchardist.mdm.commands import CommandError
     from orchardist.mdm.dispatch import (
         ConfirmationRequiredError,
@@ -99,29 +103,50 @@ def _queue(
         fail(str(exc), "see `orchardist device list`")
     except ConfirmationRequiredError as exc:
         fail(str(exc), "add --yes")
-    return queued, push_now(ctx, queued[0].targets, quiet=quiet)
+    first = queued[0]
+    return queued, server_pushes(ctx, first.command.command_uuid, first.targets, quiet=quiet)
 
 
-def push_now(ctx: typer.Context, expected: int, *, quiet: bool) -> int | None:
-    """Push what is due now from this process, with a progress bar (a running server would
-    do the same within a second; pushing here makes the CLI's answer final). None when no
-    push certificate has been imported."""
+# How long the CLI watches for the server's pushes without seeing one more go out.
+STALL_SECONDS = 4.0
 
-    async def push(services: Services) -> int | None:
-        assert services.pusher is not None
-        assert services.senders is not None
-        if await services.senders.current() is None:
-            return None
-        with Progress(transient=True, disable=quiet or expected < 2) as bar:
-            task = bar.add_task("pushing", total=expected)
-            services.pusher.on_batch = lambda claimed: bar.advance(task, claimed)
-            await services.pusher.drain()
-        return services.pusher.pushed
 
-    return with_services(ctx, push)
+def server_pushes(
+    ctx: typer.Context, command_uuid: str, targets: int, *, quiet: bool
+) -> int | None:
+    """How many of the command's targets the running server has pushed, watched (with a
+    progress bar) until all are or none more goes out for STALL_SECONDS. The CLI never talks
+    to APNs itself: it may lack the server's APNs settings (ORCHARDIST_APNS_URL…) and would
+    push to Apple's production service; the server's pusher looks for queued work every
+    push_poll_seconds. None when no push certificate has been imported."""
+    if not PkiFiles.in_data_dir(data_dir_of(ctx)).has_push():
+        return None
+
+    async def watch(services: Services) -> int:
+        seen, since = -1, time.monotonic()
+        with Progress(transient=True, disable=quiet or targets < 2) as bar:
+            task = bar.add_task("the server is pushing", total=targets)
+            while True:
+                counts = await services.storage.command_counts(command_uuid, datetime.now(UTC))
+                pushed = targets - counts["queued"]
+                bar.update(task, completed=pushed)
+                if counts["queued"] == 0:
+                    return pushed
+                if pushed != seen:
+                    seen, since = pushed, time.monotonic()
+                elif time.monotonic() - since > STALL_SECONDS:
+                    return pushed
+                await asyncio.sleep(0.2)
+
+    return with_services(ctx, watch)
 
 
 def _pushed_text(pushed: int | None) -> str:
     if pushed is None:
         return "No push certificate yet (`orchardist pushcert csr`): devices are not woken."
-    return f"{pushed} push(es) accepted by APNs."
+    if pushed == 0:
+        return (
+            "The server pushed none yet: is `orchardist serve` running? It pushes them when "
+            "it runs."
+        )
+    return f"The server pushed {pushed} device(s)."
