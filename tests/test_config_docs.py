@@ -28,14 +28,14 @@ def test_every_setting_is_described_and_listed() -> None:
 
 
 def test_a_new_field_appears_in_the_generated_table() -> None:
-    """How a later setting (say, webhook URLs) reaches the docs without editing them."""
+    """How a later setting reaches the docs without editing them."""
 
     class Later(Settings):
-        webhook_urls: list[str] = Field(default=[], description="Where events are posted")
+        later_hooks: list[str] = Field(default=[], description="Where events are posted")
 
     row = render_table(Later).splitlines()[-2]
     assert row == (
-        "| `webhook_urls` | `ORCHARDIST_WEBHOOK_URLS` (JSON) | list of text | `[]` "
+        "| `later_hooks` | `ORCHARDIST_LATER_HOOKS` (JSON) | list of text | `[]` "
         "| Where events are posted | restart to apply |"
     )
 

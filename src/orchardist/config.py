@@ -165,6 +165,26 @@ class Settings(BaseSettings):
         ge=1,
         description="A crashed pusher's claimed pushes are retried after this (docs/push.md)",
     )
+    webhook_urls: list[str] = Field(
+        default=[],
+        description="Where device events, command results and profile states are POSTed as "
+        "JSON (MicroMDM's format; docs/webhooks.md). ORCHARDIST_WEBHOOK_URLS takes a JSON list",
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs each webhook body: X-Orchardist-Signature-256: sha256=<HMAC-SHA256>",
+    )
+    webhook_retry_schedule_seconds: list[int] = Field(
+        default=[10, 30, 60, 300, 900, 3600],
+        min_length=1,
+        description="Waits between attempts while a webhook receiver fails; the last repeats",
+    )
+    webhook_give_up_hours: float = Field(
+        default=72, gt=0, description="A webhook event still undelivered after this is dropped"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10, gt=0, description="How long a webhook receiver may take to answer"
+    )
     directory: DirectorySettings | None = Field(
         default=None, description="Directory login for enrollment; see docs/enrollment.md"
     )
@@ -224,6 +244,17 @@ class Settings(BaseSettings):
         if parts.query or parts.fragment:
             raise ValueError("a URL without ?query or #fragment")
         return value.rstrip("/")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError(
+                    f"http(s) URLs such as https://hooks.example.com/mdm ({url!r} is not one)"
+                )
+        return value
 
     @property
     def base_url(self) -> str:

@@ -32,6 +32,8 @@ from orchardist.scep.service import ScepService
 from orchardist.storage import AllStorage
 from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
+from orchardist.webhooks.events import WebhookEmitter, profile_event
+from orchardist.webhooks.sender import WebhookSender, WebhookSettings
 
 
 def utc_now() -> datetime:
@@ -53,10 +55,13 @@ class Services:
     profiles: ProfileLibrary | None = None
     inviter: Inviter | None = None
     ota: OtaEnrollment | None = None
+    webhooks: WebhookSender | None = None  # runs in `serve` while webhook_urls are set
 
     async def close(self) -> None:
         if self.senders is not None:
             await self.senders.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.storage.close()
 
 
@@ -90,6 +95,11 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
     server_cert, server_key = files.load_server()
     profiles = ProfileLibrary(storage, (server_cert, server_key, [ca.certificate]), clock=utc_now)
+    events = WebhookEmitter(storage, settings.webhook_urls, utc_now)
+    if events.enabled:
+        profiles.on_change = lambda rows: events.emit(
+            lambda at: [profile_event(row, at) for row in rows]
+        )
     mdm = MdmService(
         storage,
         storage,
@@ -97,6 +107,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         clock=utc_now,
         on_result=profiles.on_result,
         on_enrolled=profiles.on_enrolled,
+        events=events,
     )
     push = stored_push_certificate(files)
     enrollment_settings = EnrollmentSettings(
@@ -139,7 +150,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     senders = SenderSource(files, push_settings)
     pusher = Pusher(storage, senders.current, push_settings, clock=utc_now)
-    return Services(
+    services = Services(
         settings,
         storage,
         ca,
@@ -164,6 +175,21 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         ),
         ota,
     )
+    services.webhooks = _webhook_sender(settings, storage)
+    return services
+
+
+def _webhook_sender(settings: Settings, storage: AllStorage) -> WebhookSender | None:
+    if not settings.webhook_urls:
+        return None
+    secret = settings.webhook_secret
+    webhook_settings = WebhookSettings(
+        secret=secret.get_secret_value() if secret is not None else None,
+        schedule=tuple(settings.webhook_retry_schedule_seconds),
+        give_up_after=timedelta(hours=settings.webhook_give_up_hours),
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+    return WebhookSender(storage, webhook_settings, clock=utc_now)
 
 
 def _mailer(settings: Settings) -> SmtpMailer | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchardist.mdm.plist import device_id_of, enum_field
@@ -51,6 +51,7 @@ class Checkin:
     device_id: str  # the UDID, or the EnrollmentID of a User Enrollment
     user_id: str | None  # set on the user channel (macOS users, Shared iPad)
     fields: Mapping[str, Any]  # the whole message
+    raw: bytes = field(default=b"", repr=False)  # as the device sent it (for webhooks)
 
     def get(self, key: str) -> Any:
         return self.fields.get(key)
@@ -87,7 +88,7 @@ def parse_checkin(body: bytes) -> Checkin:
     missing = [key for key in _NEEDS[message_type] if key not in fields]
     if missing:
         raise CheckinError(f"{message_type} without {', '.join(missing)}")
-    return Checkin(message_type, device_id, _optional(fields, "UserID"), fields)
+    return Checkin(message_type, device_id, _optional(fields, "UserID"), fields, body)
 
 
 def _optional(fields: Mapping[str, Any], key: str) -> str | None:

@@ -28,13 +28,13 @@ from orchardist.storage import (
     CertificateStore,
     DeviceFacts,
     EndedBy,
-    Enrollment,
     IssuedCertificate,
     MdmStorage,
     ReportOutcome,
     TargetStatus,
 )
 from orchardist.storage.inventory import InventoryStore
+from orchardist.webhooks.events import WebhookEmitter, acknowledge_event, checkin_event
 
 PLIST = "application/xml"  # what Apple's examples answer commands with
 
@@ -71,6 +71,7 @@ class MdmService:
         clock: Callable[[], datetime],
         on_result: ResultHook | None = None,
         on_enrolled: Callable[[str], Awaitable[None]] | None = None,
+        events: WebhookEmitter | None = None,
     ) -> None:
         self._store = store
         self._certificates = certificates
@@ -78,6 +79,7 @@ class MdmService:
         self._clock = clock
         self.on_result = on_result  # told of every stored result (the profile library)
         self.on_enrolled = on_enrolled  # told of every TokenUpdate (the profile library)
+        self.events = events  # webhooks: device events and command results
 
     async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
         now = self._clock()
@@ -89,11 +91,15 @@ class MdmService:
             if refusal is not None:
                 return refusal
             await self._store.authenticate(_facts(message), record.sha256, now)
+            await self._emit_checkin(message)
             return MdmAnswer(200)
         refusal = await self._refuse_unbound(message.device_id, identity)
         if refusal is not None:
             return refusal
-        return await self._after_authenticate(message, now)
+        answer = await self._after_authenticate(message, now)
+        if answer.status == 200 and message.message_type in _EMITTED:
+            await self._emit_checkin(message)
+        return answer
 
     async def connect(self, report: Report, identity: x509.Certificate) -> MdmAnswer:
         refusal = await self._refuse_unbound(report.device_id, identity)
@@ -113,6 +119,12 @@ class MdmService:
                 # Apple: the device acknowledges, then erases itself; it comes back (if ever)
                 # as a new enrollment with a new certificate.
                 await self._store.check_out(report.device_id, now, EndedBy.ERASED)
+        if exchange.stored_request_type and self.events is not None:
+            assert report.command_uuid is not None
+            uuid, status = report.command_uuid, str(report.status)
+            await self.events.emit(
+                lambda at: [acknowledge_event(report.device_id, status, uuid, report.raw, at)]
+            )
         if self.on_result is not None and exchange.stored_request_type:
             assert report.command_uuid is not None
             await self.on_result(
@@ -184,19 +196,10 @@ class MdmService:
                     404, reason=f"{message.message_type} is not supported by this server"
                 )
 
-    async def retire(self, device_id: str) -> Enrollment | None:
-        """An administrator ends the enrollment of a device that is gone (or to be
-        re-enrolled with a new certificate): unenrolled, its queue cancelled, and its
-        certificate revoked so that it cannot come back with it. None when unknown."""
-        enrollment = await self._store.get_enrollment(device_id)
-        if enrollment is None:
-            return None
-        now = self._clock()
-        await self._store.check_out(device_id, now, EndedBy.RETIRED)
-        bound = await self._certificates.certificate_by_sha256(enrollment.identity_sha256)
-        if bound is not None:
-            await self._certificates.revoke_certificate(bound.serial, now)
-        return await self._store.get_enrollment(device_id)
+    async def _emit_checkin(self, message: Checkin) -> None:
+        if self.events is not None:
+            kind, device, raw = message.message_type.value, message.device_id, message.raw
+            await self.events.emit(lambda at: [checkin_event(kind, device, raw, at)])
 
     async def _issued(self, identity: x509.Certificate) -> IssuedCertificate | MdmAnswer:
         """Our record of the certificate, or the refusal when it is not ours or revoked."""
@@ -241,6 +244,9 @@ class MdmService:
         record = await self._issued(identity)
         return record if isinstance(record, MdmAnswer) else None
 
+
+# Check-ins besides Authenticate that webhooks hear of (MicroMDM sends the same).
+_EMITTED = {MessageType.TOKEN_UPDATE, MessageType.CHECK_OUT}
 
 # DeviceInformation query → DeviceFacts field
 _FACT_FIELDS = {

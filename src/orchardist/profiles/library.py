@@ -12,7 +12,7 @@ that lacks an installed profile marks it missing, and the next pass installs it 
 from __future__ import annotations
 
 import plistlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -75,6 +75,13 @@ class ProfileLibrary:
         self.store = store
         self.signer = signer
         self.clock = clock
+        # told of every profile state change on a device (webhooks)
+        self.on_change: Callable[[Sequence[DeviceProfile]], Awaitable[None]] | None = None
+
+    async def _save(self, rows: Sequence[DeviceProfile]) -> None:
+        await self.store.save_device_profiles(rows)
+        if rows and self.on_change is not None:
+            await self.on_change(rows)
 
     # -- versions
 
@@ -199,7 +206,7 @@ class ProfileLibrary:
                 changes.append(_moved(row, ProfileState.REMOVING, now, desired=None,
                                       command_uuid=command.command_uuid))  # fmt: skip
             done.removals += len(rows)
-        await self.store.save_device_profiles(changes)
+        await self._save(changes)
         return done
 
     async def repair(self) -> Reconciled:
@@ -289,7 +296,7 @@ class ProfileLibrary:
             change = _moved(row, ProfileState.REMOVED, now, installed=None)
         else:
             change = _moved(row, ProfileState.FAILED, now, error=_error_chain(result))
-        await self.store.save_device_profiles([change])
+        await self._save([change])
 
     async def _compare_with_device(
         self, device_id: str, result: Mapping[str, Any], now: datetime
@@ -307,7 +314,7 @@ class ProfileLibrary:
             for row in await self.store.device_profiles(device_id=device_id)
             if row.state == ProfileState.INSTALLED and row.identifier not in present
         ]
-        await self.store.save_device_profiles(changes)
+        await self._save(changes)
 
 
 def overdue(row: DeviceProfile, now: datetime) -> bool:

@@ -15,6 +15,7 @@ from typing import Protocol
 from orchardist.storage.inventory import InventoryStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.stats import StatsStore
+from orchardist.storage.webhooks import WebhookStore
 
 
 class CertificateStatus(enum.StrEnum):
@@ -433,6 +434,7 @@ class AllStorage(
     InvitationStore,
     OtaSessionStore,
     StatsStore,
+    WebhookStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -41,6 +41,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             asyncio.create_task(opened.pusher.run(), name="pusher"),
             asyncio.create_task(_repair_profiles(opened), name="profile repair"),
         ]
+        if opened.webhooks is not None:
+            workers.append(asyncio.create_task(opened.webhooks.run(), name="webhooks"))
         try:
             yield
         finally:

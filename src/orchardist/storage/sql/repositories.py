@@ -43,6 +43,7 @@ from orchardist.storage.sql.tables import (
     scep_challenges,
     scep_transactions,
 )
+from orchardist.storage.sql.webhooks import SqlWebhookStorage
 
 _certs = issued_certificates
 _challenges = scep_challenges
@@ -54,7 +55,12 @@ def serial_key(serial: int) -> str:
 
 
 class SqlStorage(
-    SqlMdmStorage, SqlPushStorage, SqlProfileStorage, SqlInventoryStorage, SqlStatsStorage
+    SqlMdmStorage,
+    SqlPushStorage,
+    SqlProfileStorage,
+    SqlInventoryStorage,
+    SqlStatsStorage,
+    SqlWebhookStorage,
 ):
     def __init__(self, database: Database) -> None:
         self.database = database

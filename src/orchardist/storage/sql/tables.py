@@ -296,3 +296,22 @@ ota_sessions = Table(
     Column("device_id", String(128)),
     Index("ix_ota_sessions_device_id", "device_id"),
 )
+
+# One row per (event, webhook URL) until the receiver takes it (see orchardist.webhooks).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", Integer, primary_key=True, autoincrement=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),  # failed attempts so far
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("claim", String(32)),
+    Column("claimed_until", UtcDateTime()),
+    Column("last_error", String(500)),
+    Column("given_up_at", UtcDateTime()),
+    Index("ix_webhook_deliveries_due_at", "due_at"),
+)
