@@ -30,7 +30,7 @@ from orchardist.logs import configure_logging
 
 app = typer.Typer(
     name="orchardist",
-    help="Self-hosted Apple MDM server: SCEP CA, device management, app catalog.",
+    help="Self-hosted Apple MDM server: SCEP CA, enrollment, commands, profiles, APNs push.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
