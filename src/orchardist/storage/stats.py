@@ -16,7 +16,7 @@ class PoolUsage:
 class StatsStore(Protocol):
     async def queue_depth(self, now: datetime) -> dict[str, int]:
         """Command targets still waiting for an answer and not expired, by status: every
-        one of queued, sent and not_now, zero included. One count."""
+        one of queued, sent and not_now, zero included. One indexed count."""
 
     def pool_usage(self) -> PoolUsage:
         """The database connection pool of this process, without touching the database."""

@@ -156,6 +156,8 @@ command_targets = Table(
     Column("answered_at", UtcDateTime()),
     Column("result", LargeBinary),
     Index("ix_command_targets_device_id", "device_id", "status", "priority", "created_at"),
+    # The queue depth /metrics reports: pending entries only, not the answered history.
+    Index("ix_command_targets_status", "status", "expires_at"),
 )
 
 # -- inventory (what devices answered to queries; see orchardist.mdm.inventory)
