@@ -38,3 +38,13 @@ def test_string_subkeys_become_allowed_values() -> None:
     (item,) = queries.subkeys
     assert item.values is not None
     assert {"UDID", "SerialNumber", "OSVersion", "ModelName"} <= set(item.values)
+
+
+def test_compiled_profile_forms_are_up_to_date() -> None:
+    from orchardist.schema import forms_generate
+
+    fresh = forms_generate.render(forms_generate.compile_forms(APPLE))
+    assert forms_generate.OUTPUT.read_text(encoding="utf-8") == fresh, (
+        "run: .venv/bin/python -m orchardist.schema.forms_generate "
+        "tests/vectors/apple-device-management"
+    )
