@@ -9,18 +9,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
+from playwright import sync_api as playwright
 
 from tests.server import orchardist, running_server
 
-playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
+# Never skipped: `make test` installs Debian's Chromium (Makefile DEBS) and Playwright.
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="no Chromium: `make test` installs Debian's"
-)
 
 
 def test_swagger_ui_renders_every_operation_from_this_server_alone(tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "no Chromium: `make test` installs Debian's"
     data_dir = tmp_path / "data"
     orchardist(data_dir, "init", "--hostname", "localhost")
     with running_server(data_dir, http=True) as base:
