@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
+from orchardist.audit import AuditLog
 from orchardist.config import Settings
 from orchardist.enroll.directory import Directory, config_from
 from orchardist.enroll.flow import OtaEnrollment
@@ -56,6 +57,11 @@ class Services:
     inviter: Inviter | None = None
     ota: OtaEnrollment | None = None
     webhooks: WebhookSender | None = None  # runs in `serve` while webhook_urls are set
+    # Who did what: the API, the CLI and the console record their actions here.
+    audit: AuditLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit = AuditLog(self.storage, utc_now)
 
     async def close(self) -> None:
         if self.senders is not None:

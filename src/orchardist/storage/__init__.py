@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from orchardist.storage.audit import AuditStore
 from orchardist.storage.inventory import InventoryStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.stats import StatsStore
@@ -435,6 +436,7 @@ class AllStorage(
     OtaSessionStore,
     StatsStore,
     WebhookStore,
+    AuditStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

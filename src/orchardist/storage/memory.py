@@ -14,6 +14,7 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
+from orchardist.storage.audit import AuditEntry, AuditQuery, AuditRecord
 
 
 class MemoryStorage:
@@ -99,3 +100,31 @@ class MemoryStorage:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+class MemoryAuditStore:
+    """The audit log in a list, held to the same contract as the SQL one."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def add_audit_entry(self, record: AuditRecord) -> int:
+        entry_id = len(self.entries) + 1
+        self.entries.append(AuditEntry(**dataclasses.asdict(record), entry_id=entry_id))
+        return entry_id
+
+    async def audit_entries(self, query: AuditQuery) -> list[AuditEntry]:
+        found = [e for e in reversed(self.entries) if _matches(e, query)]
+        return found[: query.limit]
+
+
+def _matches(entry: AuditEntry, query: AuditQuery) -> bool:
+    return (
+        query.actor in (None, entry.actor)
+        and query.action in (None, entry.action)
+        and query.outcome in (None, entry.outcome)
+        and (query.target is None or query.target in entry.targets)
+        and (query.since is None or entry.at >= query.since)
+        and (query.until is None or entry.at < query.until)
+        and (query.before is None or entry.entry_id < query.before)
+    )

@@ -27,6 +27,7 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
+from orchardist.storage.sql.audit import SqlAuditStorage
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.mdm import SqlMdmStorage
@@ -61,6 +62,7 @@ class SqlStorage(
     SqlInventoryStorage,
     SqlStatsStorage,
     SqlWebhookStorage,
+    SqlAuditStorage,
 ):
     def __init__(self, database: Database) -> None:
         self.database = database

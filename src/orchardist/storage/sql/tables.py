@@ -317,3 +317,30 @@ webhook_deliveries = Table(
     Column("given_up_at", UtcDateTime()),
     Index("ix_webhook_deliveries_due_at", "due_at"),
 )
+
+# The audit log (see orchardist.storage.audit): one row per action, its targets beside it so
+# that "everything done to this device" is an index lookup (ix_audit_targets_target).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("entry_id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", FittedString(255), nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("action", FittedString(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", FittedString(1000)),
+    Column("detail", JSON, nullable=False),
+    Index("ix_audit_log_at", "at"),
+    Index("ix_audit_log_actor", "actor"),
+    Index("ix_audit_log_action", "action"),
+)
+
+audit_targets = Table(
+    "audit_targets",
+    metadata,
+    Column("entry_id", Integer, primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("target", FittedString(255), nullable=False),
+    Index("ix_audit_targets_target", "target", "entry_id"),
+)
