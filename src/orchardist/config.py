@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from orchardist.config_check import SettingsError, check_environment, check_file, describe
+from orchardist.config_sections import ConsoleSettings as ConsoleSettings
 from orchardist.config_sections import DirectorySettings as DirectorySettings
 from orchardist.config_sections import SmsSettings as SmsSettings
 from orchardist.config_sections import SmtpSettings as SmtpSettings
@@ -187,6 +188,11 @@ class Settings(BaseSettings):
     )
     directory: DirectorySettings | None = Field(
         default=None, description="Directory login for enrollment; see docs/enrollment.md"
+    )
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings,
+        description="The console's directory groups, sessions and sign-in lockout; see "
+        "docs/console.md",
     )
     ota_device_anchor_files: list[Path] = Field(
         default=[],

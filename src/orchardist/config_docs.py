@@ -76,6 +76,8 @@ def _default(field: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, list | dict):
         return f"`{json.dumps(value)}`"
+    if isinstance(value, BaseModel):
+        return "each key's default"  # the rows below give them
     if isinstance(value, Enum):
         value = value.value
     return f"`{value}`"

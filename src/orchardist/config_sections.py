@@ -1,5 +1,5 @@
-"""The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`): each a model of its own,
-refusing keys it does not know, documented by its field descriptions."""
+"""The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`, `[console]`): each a
+model of its own, refusing keys it does not know, documented by its field descriptions."""
 
 from __future__ import annotations
 
@@ -56,3 +56,42 @@ class SmsSettings(BaseModel):
     account: str | None = Field(default=None, description="Basic-auth user (Twilio: SID)")
     token: SecretStr | None = Field(default=None, description="Basic-auth password")
     sender: str = Field(default="Orchardist", description="The From number or name")
+
+
+class ConsoleSettings(BaseModel):
+    """`[console]`: who may sign in to /console through the directory, and how long
+    sessions last and failed sign-ins lock (local accounts: `orchardist admin create`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    admin_groups: list[str] = Field(
+        default=[], description="Directory groups (by name) whose members sign in as admin"
+    )
+    operator_groups: list[str] = Field(
+        default=[], description="Directory groups whose members sign in as operator"
+    )
+    viewer_groups: list[str] = Field(
+        default=[],
+        description="Directory groups whose members sign in as viewer; a directory user in "
+        "none of the three groups lists cannot sign in",
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="A console session ends after this long unused"
+    )
+    session_absolute_hours: int = Field(
+        default=12, ge=1, le=24 * 30, description="A console session ends this long after sign-in"
+    )
+    lockout_account_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins for one name (console and /enroll) that lock it",
+    )
+    lockout_address_failures: int = Field(
+        default=20, ge=1, description="Failed sign-ins from one client address that lock it"
+    )
+    lockout_window_minutes: int = Field(
+        default=15, ge=1, description="Failures older than this are forgotten"
+    )
+    lockout_minutes: int = Field(
+        default=15, ge=1, description="How long a locked name or address must wait"
+    )

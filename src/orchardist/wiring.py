@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
+from orchardist.accounts.lockout import LockoutPolicy, SignInThrottle
+from orchardist.accounts.permissions import Gate
+from orchardist.accounts.service import Accounts, GroupRoles
+from orchardist.accounts.sessions import SessionPolicy, Sessions
 from orchardist.audit import AuditLog
 from orchardist.config import Settings
 from orchardist.enroll.directory import Directory, config_from
@@ -59,9 +63,14 @@ class Services:
     webhooks: WebhookSender | None = None  # runs in `serve` while webhook_urls are set
     # Who did what: the API, the CLI and the console record their actions here.
     audit: AuditLog = field(init=False)
+    # Who may do what (console and API ask it; on_denied is the audit's seam) and who may
+    # sign in.
+    gate: Gate = field(default_factory=Gate)
+    accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.storage, utc_now)
+        self.accounts = _accounts(self.settings, self.storage)
 
     async def close(self) -> None:
         if self.senders is not None:
@@ -183,6 +192,30 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     services.webhooks = _webhook_sender(settings, storage)
     return services
+
+
+def _accounts(settings: Settings, storage: AllStorage) -> Accounts:
+    console = settings.console
+    policy = LockoutPolicy(
+        account_failures=console.lockout_account_failures,
+        address_failures=console.lockout_address_failures,
+        window=timedelta(minutes=console.lockout_window_minutes),
+        lockout=timedelta(minutes=console.lockout_minutes),
+    )
+    sessions = SessionPolicy(
+        idle=timedelta(minutes=console.session_idle_minutes),
+        absolute=timedelta(hours=console.session_absolute_hours),
+    )
+    return Accounts(
+        storage,
+        Sessions(storage, sessions, utc_now),
+        SignInThrottle(storage, policy, utc_now),
+        directory=Directory(config_from(settings.directory)) if settings.directory else None,
+        group_roles=GroupRoles(
+            console.admin_groups, console.operator_groups, console.viewer_groups
+        ),
+        clock=utc_now,
+    )
 
 
 def _webhook_sender(settings: Settings, storage: AllStorage) -> WebhookSender | None:

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from orchardist.storage.accounts import AccountStorage
+from orchardist.storage.accounts import ApiToken as ApiToken
 from orchardist.storage.audit import AuditStore
+from orchardist.storage.compliance import ComplianceStore
 from orchardist.storage.inventory import InventoryStore
+from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.stats import StatsStore
 from orchardist.storage.webhooks import WebhookStore
@@ -65,14 +69,6 @@ class ScepTransaction:
     created_at: datetime
     certificate_serial: int | None = None
     device_id: str | None = None  # the device its challenge was issued for (held requests)
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    name: str
-    token_sha256: str  # tokens are stored hashed; the clear value is shown once
-    role: str
-    created_at: datetime
 
 
 class CertificateStore(Protocol):
@@ -427,6 +423,7 @@ class PushStore(Protocol):
 
 class AllStorage(
     Storage,
+    AccountStorage,
     MdmStorage,
     PushStore,
     ProfileStore,
@@ -436,6 +433,8 @@ class AllStorage(
     OtaSessionStore,
     StatsStore,
     WebhookStore,
+    ComplianceStore,
+    DeviceListStore,
     AuditStore,
     Protocol,
 ):

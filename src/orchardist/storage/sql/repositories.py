@@ -18,7 +18,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from orchardist.storage import (
-    ApiToken,
     CertificateStatus,
     ChallengeOutcome,
     Invitation,
@@ -27,16 +26,18 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
+from orchardist.storage.sql.accounts import SqlAccountStorage
 from orchardist.storage.sql.audit import SqlAuditStorage
+from orchardist.storage.sql.compliance import SqlComplianceStorage
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.inventory import SqlInventoryStorage
+from orchardist.storage.sql.listing import SqlDeviceListing
 from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.profiles import SqlProfileStorage
 from orchardist.storage.sql.push import SqlPushStorage
 from orchardist.storage.sql.stats import SqlStatsStorage
 from orchardist.storage.sql.tables import (
     SERIAL_HEX_DIGITS,
-    api_tokens,
     enrollment_tokens,
     invitations,
     issued_certificates,
@@ -56,12 +57,15 @@ def serial_key(serial: int) -> str:
 
 
 class SqlStorage(
+    SqlAccountStorage,
     SqlMdmStorage,
     SqlPushStorage,
     SqlProfileStorage,
     SqlInventoryStorage,
     SqlStatsStorage,
     SqlWebhookStorage,
+    SqlComplianceStorage,
+    SqlDeviceListing,
     SqlAuditStorage,
 ):
     def __init__(self, database: Database) -> None:
@@ -237,27 +241,6 @@ class SqlStorage(
         )
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_transaction(row) for row in rows]
-
-    # -- ApiTokenStore
-
-    async def add_api_token(self, token: ApiToken) -> None:
-        values = {
-            "name": token.name,
-            "token_sha256": token.token_sha256,
-            "role": token.role,
-            "created_at": token.created_at,
-        }
-        try:
-            await self.database.write(lambda conn: conn.execute(insert(api_tokens), values))
-        except IntegrityError as exc:
-            raise ValueError(f"a token named {token.name!r} exists already") from exc
-
-    async def find_api_token(self, token_sha256: str) -> ApiToken | None:
-        query = select(api_tokens).where(api_tokens.c.token_sha256 == token_sha256)
-        row = await self.database.read(lambda conn: conn.execute(query).first())
-        if row is None:
-            return None
-        return ApiToken(row.name, row.token_sha256, row.role, row.created_at)
 
     async def _insert_certificate(
         self, cert: IssuedCertificate, then: Callable[[Connection], object]

@@ -81,6 +81,45 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("role", String(32), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),  # 0013; None: never
+    Column("revoked_at", UtcDateTime()),  # 0013
+)
+
+# -- console accounts and sessions (0013; see orchardist.accounts)
+
+console_accounts = Table(
+    "console_accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(255), nullable=False),  # Argon2id, PHC format
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("password_changed_at", UtcDateTime(), nullable=False),
+    Column("disabled_at", UtcDateTime()),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_sha256", String(64), primary_key=True),  # never the id itself
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),  # account or directory
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Index("ix_console_sessions_name", "name"),
+)
+
+# Failed sign-ins per key ("account:NAME", "address:IP"), console and /enroll alike.
+sign_in_throttle = Table(
+    "sign_in_throttle",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_failure_at", UtcDateTime(), nullable=False),
+    Column("locked_until", UtcDateTime()),
 )
 
 # -- MDM
