@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orchardist.audit.safe import clean_detail, clean_targets, clean_text
 from orchardist.storage.audit import AuditEntry, AuditQuery, AuditRecord, AuditStore, Outcome, Via
@@ -47,6 +47,18 @@ class Actor:
         except (KeyError, OSError):  # a uid without a name, in some containers
             user = f"uid-{os.getuid()}"
         return cls(f"cli:{user}", Via.CLI)
+
+
+class Asker(Protocol):
+    """Who the permission gate refused (orchardist.accounts' Actor): a console account, a
+    directory user or an API token ("account", "directory", "token")."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
 
 
 class AuditLog:
@@ -86,3 +98,17 @@ class AuditLog:
     async def entries(self, query: AuditQuery) -> list[AuditEntry]:
         """Newest first; continue with `before` = the last entry's id."""
         return await self.store.audit_entries(query)
+
+    async def record_denial(self, asker: Asker, permission: str, target: str | None) -> None:
+        """The permission gate's `on_denied`: a denied entry, its action the permission that
+        was needed (e.g. `devices.erase`). API tokens are left out: their route records the
+        refusal with its own action and targets (web/api/audited.py), once."""
+        if asker.kind == "token":
+            return
+        await self.record(
+            Actor.account(asker.name),
+            str(permission),
+            [] if target is None else [target],
+            Outcome.DENIED,
+            reason=f"the {asker.role} role may not ({permission})",
+        )

@@ -76,3 +76,10 @@ def _value(value: Any, depth: int) -> Any:
             kept.append(f"(and {len(items) - MAX_ITEMS} more)")
         return kept
     return clean_text(str(value))
+
+
+def command_detail(request_type: object, params: object) -> dict[str, Any]:
+    """What an entry keeps of an MDM command: its RequestType and the names of its
+    parameters, never their values (a PIN, an UnlockToken, a whole profile)."""
+    names = sorted(str(key) for key in params) if isinstance(params, Mapping) else []
+    return {"request_type": request_type, "params": names}
