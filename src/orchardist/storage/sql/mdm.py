@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from orchardist.os_versions import sort_key
 from orchardist.storage import (
     ANSWERED,
     DeviceFacts,
@@ -42,6 +43,7 @@ class SqlMdmStorage:
     async def authenticate(self, facts: DeviceFacts, identity_sha256: str, now: datetime) -> None:
         values = {
             **asdict(facts),
+            "os_version_key": sort_key(facts.os_version),
             "identity_sha256": identity_sha256,
             "enrolled": False,
             "authenticated_at": now,
@@ -126,8 +128,12 @@ class SqlMdmStorage:
         return await self.database.read(lambda conn: conn.execute(query).scalar())
 
     async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
-        known = {k: v for k, v in facts.items() if k in DeviceFacts.__dataclass_fields__}
+        known: dict[str, str | None] = {
+            k: v for k, v in facts.items() if k in DeviceFacts.__dataclass_fields__
+        }
         known.pop("device_id", None)
+        if "os_version" in known:
+            known["os_version_key"] = sort_key(known["os_version"])
         if known:
             change = update(enrollments).where(enrollments.c.device_id == device_id).values(known)
             await self.database.write(lambda conn: conn.execute(change))
@@ -143,12 +149,12 @@ class SqlMdmStorage:
     async def get_enrollment(self, device_id: str) -> Enrollment | None:
         query = select(enrollments).where(enrollments.c.device_id == device_id)
         row = await self.database.read(lambda conn: conn.execute(query).first())
-        return None if row is None else _enrollment(row)
+        return None if row is None else enrollment_from_row(row)
 
     async def list_enrollments(self) -> list[Enrollment]:
         query = select(enrollments).order_by(enrollments.c.device_id)
         rows = await self.database.read(lambda conn: conn.execute(query).all())
-        return [_enrollment(row) for row in rows]
+        return [enrollment_from_row(row) for row in rows]
 
     async def device_ids(
         self, among: Sequence[str] | None = None, *, enrolled: bool = False
@@ -361,7 +367,7 @@ def _next_command(conn: Connection, device_id: str, now: datetime) -> tuple[str,
     return row.command_uuid, row.body
 
 
-def _enrollment(row: Row[Any]) -> Enrollment:
+def enrollment_from_row(row: Row[Any]) -> Enrollment:
     facts = DeviceFacts(
         **{field: getattr(row, field) for field in DeviceFacts.__dataclass_fields__}
     )

@@ -151,7 +151,15 @@ enrollments = Table(
     Column("pushed_at", UtcDateTime()),  # last push APNs accepted
     Column("token_invalid_at", UtcDateTime()),  # APNs said 410/BadDeviceToken; until TokenUpdate
     Column("ended_by", String(16)),  # checked_out, retired or erased; None while enrolled
+    # os_version as digits that sort numerically (orchardist.os_versions.sort_key; 0015)
+    Column("os_version_key", String(32)),
     Index("ix_enrollments_identity_sha256", "identity_sha256"),
+    # The device list's sorts (0015): each a keyset range on (value, device_id).
+    Index("ix_enrollments_device_name", "device_name", "device_id"),
+    Index("ix_enrollments_serial_number", "serial_number", "device_id"),
+    Index("ix_enrollments_os_version_key", "os_version_key", "device_id"),
+    Index("ix_enrollments_last_seen_at", "last_seen_at", "device_id"),
+    Index("ix_enrollments_enrolled_at", "enrolled_at", "device_id"),
 )
 
 # One row per device that owes a push: the durable job table of the pusher. Enqueueing a
@@ -336,6 +344,7 @@ ota_sessions = Table(
     Column("challenge_sha256", String(64), unique=True),
     Column("device_id", String(128)),
     Index("ix_ota_sessions_device_id", "device_id"),
+    Index("ix_ota_sessions_user", "user"),  # the device list's enrolled_by filter (0015)
 )
 
 # One row per (event, webhook URL) until the receiver takes it (see orchardist.webhooks).
@@ -382,4 +391,20 @@ audit_targets = Table(
     Column("position", Integer, primary_key=True),
     Column("target", FittedString(255), nullable=False),
     Index("ix_audit_targets_target", "target", "entry_id"),
+)
+
+# Each device's compliance verdict (0015; see orchardist.mdm.compliance), kept so that the
+# device list filters on it; re-evaluated when its inputs change and by a periodic pass.
+device_compliance = Table(
+    "device_compliance",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("rules", String(16), nullable=False),  # fingerprint of the rules applied
+    Column("evaluated_at", UtcDateTime(), nullable=False),
+    Column("recheck_at", UtcDateTime()),
+    Column("stale", Boolean, nullable=False),
+    Index("ix_device_compliance_status", "status", "device_id"),
+    Index("ix_device_compliance_recheck_at", "recheck_at"),
 )
