@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from orchardist.config_check import SettingsError, check_environment, check_file, describe
+from orchardist.config_sections import ComplianceSettings as ComplianceSettings
 from orchardist.config_sections import ConsoleSettings as ConsoleSettings
 from orchardist.config_sections import DirectorySettings as DirectorySettings
 from orchardist.config_sections import SmsSettings as SmsSettings
@@ -193,6 +194,11 @@ class Settings(BaseSettings):
         default_factory=ConsoleSettings,
         description="The console's directory groups, sessions and sign-in lockout; see "
         "docs/console.md",
+    )
+    compliance: ComplianceSettings = Field(
+        default_factory=ComplianceSettings,
+        description="The rules devices must meet, each unset one not checked; see "
+        "docs/compliance.md",
     )
     ota_device_anchor_files: list[Path] = Field(
         default=[],

@@ -1,10 +1,11 @@
-"""The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`, `[console]`): each a
-model of its own, refusing keys it does not know, documented by its field descriptions."""
+"""The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`, `[console]`,
+`[compliance]`): each a model of its own, refusing keys it does not know, documented by its
+field descriptions."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -94,4 +95,73 @@ class ConsoleSettings(BaseModel):
     )
     lockout_minutes: int = Field(
         default=15, ge=1, description="How long a locked name or address must wait"
+    )
+
+
+# An OS version as Apple writes it: "17", "17.0", "14.2.1".
+VERSION_PATTERN = r"^\d{1,6}(\.\d{1,6}){0,3}$"
+
+
+def _minimum(platform: str, example: str) -> Any:
+    return Field(
+        default=None,
+        pattern=VERSION_PATTERN,
+        description=f'The oldest {platform} version allowed, e.g. "{example}"; unset: not checked',
+    )
+
+
+class MinimumOsVersions(BaseModel):
+    """`[compliance.min_os_version]`: per platform (read from the device's product name),
+    compared as numbers (17.10 is after 17.9)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Apple's spelling of each platform is the TOML key (and the platform named in reasons).
+    iOS: str | None = _minimum("iOS (iPhone, iPod touch)", "17.0")  # noqa: N815
+    iPadOS: str | None = _minimum("iPadOS (iPad)", "17.0")  # noqa: N815
+    macOS: str | None = _minimum("macOS", "14.0")  # noqa: N815
+    tvOS: str | None = _minimum("tvOS", "17.0")  # noqa: N815
+
+
+class ComplianceSettings(BaseModel):
+    """`[compliance]`: the rules a device must meet (docs/compliance.md); a rule left unset
+    is not checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passcode: bool = Field(
+        default=False,
+        description="A passcode that meets the device's passcode policy (SecurityInfo; macOS "
+        "does not report one)",
+    )
+    data_protection: bool = Field(
+        default=False, description="Data protection on (iOS, iPadOS), FileVault on (macOS)"
+    )
+    min_os_version: MinimumOsVersions = Field(
+        default_factory=MinimumOsVersions, description="The oldest OS version per platform"
+    )
+    required_profiles: list[str] = Field(
+        default=[],
+        description="Profile identifiers every device must have installed (the profile "
+        "library's state, or the device's ProfileList)",
+    )
+    identity_certificate_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Non-compliant when the device's identity certificate expires within "
+        "this many days",
+    )
+    checked_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Non-compliant when the device has not checked in for this many days",
+    )
+    recheck_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=24 * 60,
+        description="How often `serve` re-evaluates what time changes (certificates nearing "
+        "expiry, devices not checking in) and verdicts gone out of date",
     )

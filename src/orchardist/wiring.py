@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ParamSpec
 
 from cryptography import x509
 
@@ -23,6 +25,8 @@ from orchardist.enroll.invitations import (
     SmtpConfig,
     SmtpMailer,
 )
+from orchardist.mdm.compliance import ComplianceRules
+from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
@@ -39,6 +43,8 @@ from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
 from orchardist.webhooks.events import WebhookEmitter, profile_event
 from orchardist.webhooks.sender import WebhookSender, WebhookSettings
+
+P = ParamSpec("P")
 
 
 def utc_now() -> datetime:
@@ -61,6 +67,7 @@ class Services:
     inviter: Inviter | None = None
     ota: OtaEnrollment | None = None
     webhooks: WebhookSender | None = None  # runs in `serve` while webhook_urls are set
+    compliance: ComplianceEvaluator | None = None  # `serve` runs its periodic pass
     # Who did what: the API, the CLI and the console record their actions here.
     audit: AuditLog = field(init=False)
     # Who may do what (console and API ask it; on_denied is the audit's seam) and who may
@@ -115,13 +122,15 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         profiles.on_change = lambda rows: events.emit(
             lambda at: [profile_event(row, at) for row in rows]
         )
+    compliance = ComplianceEvaluator(storage, compliance_rules(settings), clock=utc_now)
     mdm = MdmService(
         storage,
         storage,
         storage,
         clock=utc_now,
-        on_result=profiles.on_result,
-        on_enrolled=profiles.on_enrolled,
+        # The library first: a profile's new state is what compliance then reads.
+        on_result=_in_turn(profiles.on_result, compliance.on_result),
+        on_enrolled=_in_turn(profiles.on_enrolled, compliance.on_enrolled),
         events=events,
     )
     push = stored_push_certificate(files)
@@ -191,6 +200,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         ota,
     )
     services.webhooks = _webhook_sender(settings, storage)
+    services.compliance = compliance
     return services
 
 
@@ -216,6 +226,30 @@ def _accounts(settings: Settings, storage: AllStorage) -> Accounts:
         ),
         clock=utc_now,
     )
+
+
+def compliance_rules(settings: Settings) -> ComplianceRules:
+    """`[compliance]` as the rules the evaluator applies."""
+    rules = settings.compliance
+    minimums = rules.min_os_version.model_dump(exclude_none=True)
+    return ComplianceRules(
+        passcode=rules.passcode,
+        data_protection=rules.data_protection,
+        min_os_version=minimums,
+        required_profiles=tuple(rules.required_profiles),
+        identity_certificate_days=rules.identity_certificate_days,
+        checked_in_days=rules.checked_in_days,
+    )
+
+
+def _in_turn(*hooks: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+    """One hook that awaits each of `hooks` in order."""
+
+    async def all_of(*args: P.args, **kwargs: P.kwargs) -> None:
+        for hook in hooks:
+            await hook(*args, **kwargs)
+
+    return all_of
 
 
 def _webhook_sender(settings: Settings, storage: AllStorage) -> WebhookSender | None:

@@ -69,7 +69,7 @@ def summarize(inventory: DeviceInventory, now: datetime) -> DeviceSummary:
         storage_available_gb=_number(facts.get("AvailableDeviceCapacity")),
         passcode_present=_flag(security.get("PasscodePresent")),
         passcode_compliant=_flag(security.get("PasscodeCompliant")),
-        encryption=_encryption(security),
+        encryption=encryption(security),
         app_count=len(inventory.apps),
         expiring_certificates=_expiring(inventory, now),
     )
@@ -81,7 +81,9 @@ def _battery(level: Any) -> int | None:
     return None if number is None or not 0 <= number <= 1 else round(number * 100)
 
 
-def _encryption(security: Any) -> str | None:
+def encryption(security: Any) -> str | None:
+    """How SecurityInfo says the device's data is protected (see DeviceSummary.encryption);
+    None when it does not say. Compliance's data protection rule reads it too."""
     if "FDE_Enabled" in security:  # macOS
         return "FileVault" if security["FDE_Enabled"] is True else "FileVault off"
     caps = security.get("HardwareEncryptionCaps")

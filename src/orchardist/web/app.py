@@ -43,6 +43,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         ]
         if opened.webhooks is not None:
             workers.append(asyncio.create_task(opened.webhooks.run(), name="webhooks"))
+        if opened.compliance is not None:
+            every = opened.settings.compliance.recheck_minutes * 60
+            workers.append(asyncio.create_task(opened.compliance.run(every), name="compliance"))
         try:
             yield
         finally:
