@@ -15,7 +15,9 @@ from typing import Protocol
 from orchardist.storage.accounts import AccountStorage
 from orchardist.storage.accounts import ApiToken as ApiToken
 from orchardist.storage.audit import AuditStore
+from orchardist.storage.compliance import ComplianceStore
 from orchardist.storage.inventory import InventoryStore
+from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.stats import StatsStore
 from orchardist.storage.webhooks import WebhookStore
@@ -431,6 +433,8 @@ class AllStorage(
     OtaSessionStore,
     StatsStore,
     WebhookStore,
+    ComplianceStore,
+    DeviceListStore,
     AuditStore,
     Protocol,
 ):
