@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
+from orchardist.accounts.permissions import RULES, Role
 from orchardist.config import load_settings
 from orchardist.tokens import create_api_token
-from orchardist.web.api.auth import writer
+from orchardist.web.api.auth import Requires
 from orchardist.web.api.docs import ASSETS, DOCS, OPENAPI
 from orchardist.web.app import create_app
 from tests.web.mdm_server import Server, running
@@ -66,7 +67,9 @@ def test_every_api_route_is_documented_with_its_errors(tmp_path: Path) -> None:
         assert operation["description"].strip(), where
         responses = operation["responses"]
         assert "401" in responses, where  # every /api/v1 route needs a token
-        assert ("403" in responses) == (writer in _calls(route.dependant)), where
+        rules = [RULES[c.permission] for c in _calls(route.dependant) if isinstance(c, Requires)]
+        assert len(rules) == 1, f"{where} names no permission (web/api/auth.requires)"
+        assert ("403" in responses) == (rules[0].role != Role.VIEWER), where
         if "{" in path and method != "put":  # PUT creates what it names
             assert "404" in responses, where
         for status, answer in responses.items():

@@ -4,8 +4,8 @@ Three roles, each with everything the one below has: a viewer reads (never secre
 operator also acts on devices (queries, locks, pushes, commands, profile assignments,
 groups, invitations), an admin also does what cannot be undone or reveals secrets (erase,
 clear passcodes, retire, the profile library and its contents, SCEP approvals, the push
-certificate, API tokens, accounts, settings). docs/console.md's "Who may do what" is this
-table in prose; a test keeps the two in step.
+certificate, API tokens, accounts, settings, the audit log). docs/console.md's "Who may
+do what" is this table; a test keeps the two in step.
 
 `Gate.require` is the single check: console handlers and API routes call it (through
 `orchardist.web.console.require` and `orchardist.web.api.auth.requires`), and it tells its
@@ -70,11 +70,10 @@ RULES: Mapping[Permission, Rule] = {
         "see devices, inventory, compliance, commands and their results, profiles (names, "
         "versions, assignments, status), groups, enrollment and the push certificate",
     ),
-    Permission.AUDIT_READ: Rule(Role.VIEWER, "read the audit log"),
     Permission.QUERY: Rule(Role.OPERATOR, "query devices (inventory, security, apps, lists)"),
     Permission.PUSH: Rule(Role.OPERATOR, "push devices to check in now"),
     Permission.LOCK: Rule(Role.OPERATOR, "lock devices, Lost Mode, locate"),
-    Permission.COMMAND: Rule(Role.OPERATOR, "send other MDM commands (restart, apps, settings…)"),
+    Permission.COMMAND: Rule(Role.OPERATOR, "send MDM commands (restart, apps, settings…)"),
     Permission.CANCEL: Rule(Role.OPERATOR, "cancel pending commands"),
     Permission.PROFILE_ASSIGN: Rule(Role.OPERATOR, "assign and unassign profiles"),
     Permission.GROUPS_EDIT: Rule(Role.OPERATOR, "create and change static groups"),
@@ -93,6 +92,8 @@ RULES: Mapping[Permission, Rule] = {
     Permission.PUSHCERT: Rule(Role.ADMIN, "manage the push certificate"),
     Permission.TOKENS: Rule(Role.ADMIN, "create, list and revoke API tokens"),
     Permission.ACCOUNTS: Rule(Role.ADMIN, "manage console accounts"),
+    # Who did what, refusals included: knowledge that goes with tokens and accounts.
+    Permission.AUDIT_READ: Rule(Role.ADMIN, "read the audit log"),
     Permission.SETTINGS: Rule(Role.ADMIN, "change settings"),
 }
 

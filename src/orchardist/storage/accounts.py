@@ -31,6 +31,12 @@ class ApiToken:
             return f"API token {self.name!r} expired on {self.expires_at:%Y-%m-%d %H:%M} UTC"
         return None
 
+    def state(self, now: datetime) -> str:
+        """active, expired or revoked."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "active" if self.refusal(now) is None else "expired"
+
 
 @dataclass(frozen=True)
 class Account:

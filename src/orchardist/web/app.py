@@ -19,6 +19,7 @@ from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
+from orchardist.web.console import mount as console
 from orchardist.wiring import Services, open_services
 
 log = structlog.get_logger("orchardist.profiles")
@@ -74,6 +75,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.router.routes.extend(enroll.routes)
     app.router.routes.extend(metrics.routes)
     app.router.routes.extend(api_docs.routes)
+    console.install(app)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_middleware(AccessLogMiddleware)

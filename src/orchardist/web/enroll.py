@@ -10,7 +10,12 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.routing import Route
 
-from orchardist.enroll.directory import DirectoryError, DirectoryUnavailableError
+from orchardist.accounts.lockout import LockedOutError
+from orchardist.enroll.directory import (
+    DirectoryError,
+    DirectoryUnavailableError,
+    InvalidCredentialsError,
+)
 from orchardist.enroll.flow import OtaEnrollment
 from orchardist.enroll.ota import OtaError
 from orchardist.web import enroll_pages as pages
@@ -39,18 +44,34 @@ async def sign_in_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
+    """The directory sign-in, behind the same throttle as the console's: failures count per
+    name and per address, and a locked name or address is refused before the directory
+    is asked."""
     form = await _form(request)
     user, password = form.get("user", "").strip(), form.get("password", "")
     organization = _organization(request)
+    throttle = _services(request).accounts.throttle
+    address = request.client.host if request.client else "unknown"
     try:
+        await throttle.check(user, address)
         signed_in = await _flow(request).sign_in(user, password)
+    except LockedOutError as exc:
+        log.warning("enroll_sign_in_locked", user=user, address=address, until=exc.until)
+        return HTMLResponse(pages.sign_in(organization, str(exc), user), status_code=429)
     except DirectoryUnavailableError as exc:
         log.error("enroll_directory_unavailable", error=str(exc))
         message = "The sign-in service is unavailable; try again later or ask IT."
         return HTMLResponse(pages.sign_in(organization, message, user), status_code=503)
     except (DirectoryError, OtaError) as exc:
         log.warning("enroll_sign_in_refused", user=user, reason=str(exc))
-        return HTMLResponse(pages.sign_in(organization, str(exc), user), status_code=401)
+        status, message = 401, str(exc)
+        if isinstance(exc, InvalidCredentialsError):
+            try:
+                await throttle.failed(user, address)
+            except LockedOutError as locked:
+                status, message = 429, str(locked)
+        return HTMLResponse(pages.sign_in(organization, message, user), status_code=status)
+    await throttle.succeeded(user)
     log.info("enroll_signed_in", user=signed_in.user.login, groups=list(signed_in.user.groups))
     name = signed_in.user.display_name or signed_in.user.login
     return HTMLResponse(pages.confirm(organization, name, signed_in.token, signed_in.profiles))
@@ -96,15 +117,19 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: values[0] for key, values in parsed.items()}
 
 
-def _flow(request: Request) -> OtaEnrollment:
+def _services(request: Request) -> Services:
     services: Services = request.app.state.services
-    assert services.ota is not None
-    return services.ota
+    return services
+
+
+def _flow(request: Request) -> OtaEnrollment:
+    ota = _services(request).ota
+    assert ota is not None
+    return ota
 
 
 def _organization(request: Request) -> str:
-    services: Services = request.app.state.services
-    return services.settings.organization
+    return _services(request).settings.organization
 
 
 routes = [

@@ -6,21 +6,31 @@ identifiers, versions, payload types, assignments and per-device state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
+from orchardist.accounts.permissions import Actor, Permission
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
 from orchardist.storage.profiles import StoredProfile, TargetKind
-from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
+from orchardist.web.api.auth import Reader, requires, services_of
 from orchardist.web.api.inputs import storable_text
 from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
-router = APIRouter(prefix="/api/v1", tags=["Profiles"], dependencies=[Depends(storable_text)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["Profiles"],
+    dependencies=[Depends(storable_text)],
+    route_class=AuditedRoute,
+)
 ServicesDep = Annotated[Services, Depends(services_of)]
+Editor = Annotated[Actor, requires(Permission.PROFILE_EDIT)]
+Assigner = Annotated[Actor, requires(Permission.PROFILE_ASSIGN)]
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
 NONE = (404, "No profile with this identifier")
 # The upload's body is read raw (a plist, perhaps CMS-signed): FastAPI cannot see it, so the
@@ -87,8 +97,15 @@ class ProfileStored(BaseModel):
     )
 
 
+def _targets(path: Mapping[str, str], body: Any) -> tuple[list[str], dict[str, Any]]:
+    """The profile, then the devices, `group:NAME`s and `all` it is (un)assigned."""
+    groups = [f"group:{name}" for name in strings(field_of(body, "groups"))]
+    everyone = ["all"] if field_of(body, "all") is True else []
+    return [path["identifier"], *strings(field_of(body, "devices")), *groups, *everyone], {}
+
+
 @router.get("/profiles", response_model=list[ProfileSummary], responses=refusals())
-async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary]:
+async def list_profiles(services: ServicesDep, _: Reader) -> list[ProfileSummary]:
     """Every profile in the library, its latest version's payload types (never contents)."""
     store = services.storage
     found = []
@@ -113,8 +130,9 @@ async def list_profiles(services: ServicesDep, _: Caller) -> list[ProfileSummary
     },
     openapi_extra={"requestBody": PROFILE_BODY},
 )
+@audited("profile.upload")
 async def upload_profile(
-    request: Request, response: Response, services: ServicesDep, _: Writer
+    request: Request, response: Response, services: ServicesDep, _: Editor
 ) -> dict[str, object]:
     """A .mobileconfig (signed or not) as the body: stored as the next version of its
     identifier, and sent to the devices it is assigned to; 422 with every problem when it
@@ -134,12 +152,16 @@ async def upload_profile(
     else:
         done = _result(await library.reconcile(), services)
     stored = added.version
+    # Never the contents: a profile holds Wi-Fi passwords and keys.
+    note(request).targets.append(stored.identifier)
+    note(request).detail.update(version=stored.version, unchanged=added.unchanged,
+                                payload_types=list(stored.payload_types))  # fmt: skip
     return {"identifier": stored.identifier, "version": stored.version, "installs": done.installs,
             "unchanged": added.unchanged}  # fmt: skip
 
 
 @router.get("/profiles/{identifier}", response_model=ProfileDetail, responses=refusals(NONE))
-async def show_profile(identifier: str, services: ServicesDep, _: Caller) -> ProfileDetail:
+async def show_profile(identifier: str, services: ServicesDep, _: Reader) -> ProfileDetail:
     """A profile's versions and assignments (never its contents)."""
     store = services.storage
     profile = await store.get_profile(identifier)
@@ -160,10 +182,33 @@ async def show_profile(identifier: str, services: ServicesDep, _: Caller) -> Pro
     )
 
 
+@router.get(
+    "/profiles/{identifier}/content",
+    response_class=Response,
+    responses={
+        200: {"description": "The latest version's .mobileconfig (unsigned, secrets included)",
+              "content": {"application/x-apple-aspen-config": {}}},
+        **refusals(NONE, write=True),
+    },
+)  # fmt: skip
+async def profile_content(
+    identifier: str,
+    services: ServicesDep,
+    _: Annotated[Actor, requires(Permission.PROFILE_CONTENTS)],
+) -> Response:
+    """The latest version's profile as stored, Wi-Fi passwords and keys included: for
+    admins only (a viewer or operator token gets 403)."""
+    version = await services.storage.profile_version(identifier)
+    if version is None or await services.storage.get_profile(identifier) is None:
+        raise HTTPException(404, f"no profile {identifier}")
+    return Response(version.body, media_type="application/x-apple-aspen-config")
+
+
 @router.delete(
     "/profiles/{identifier}", response_model=ReconcileResult, responses=refusals(NONE, write=True)
 )
-async def delete_profile(identifier: str, services: ServicesDep, _: Writer) -> ReconcileResult:
+@audited("profile.delete")
+async def delete_profile(identifier: str, services: ServicesDep, _: Editor) -> ReconcileResult:
     """Forget it; devices that have it get RemoveProfile."""
     try:
         done = await _library(services).delete(identifier)
@@ -177,8 +222,9 @@ async def delete_profile(identifier: str, services: ServicesDep, _: Writer) -> R
     response_model=ReconcileResult,
     responses=refusals(NONE, write=True),
 )
+@audited("profile.assign", _targets)
 async def assign(
-    identifier: str, body: Targets, services: ServicesDep, _: Writer
+    identifier: str, body: Targets, services: ServicesDep, _: Assigner
 ) -> ReconcileResult:
     """Assign the profile to devices, static groups and/or every device; it is installed
     where it is missing. 422 names an unknown device or group."""
@@ -190,8 +236,9 @@ async def assign(
     response_model=ReconcileResult,
     responses=refusals(NONE, write=True),
 )
+@audited("profile.unassign", _targets)
 async def unassign(
-    identifier: str, body: Targets, services: ServicesDep, _: Writer
+    identifier: str, body: Targets, services: ServicesDep, _: Assigner
 ) -> ReconcileResult:
     """Take assignments away; devices no longer assigned the profile get RemoveProfile."""
     return await _assign(identifier, body, services, assigned=False)
@@ -200,7 +247,7 @@ async def unassign(
 @router.get(
     "/profiles/{identifier}/status", response_model=list[DeviceState], responses=refusals(NONE)
 )
-async def profile_status(identifier: str, services: ServicesDep, _: Caller) -> list[DeviceState]:
+async def profile_status(identifier: str, services: ServicesDep, _: Reader) -> list[DeviceState]:
     """Per device: pending, installed, failed (with the error), removing or removed."""
     if await services.storage.get_profile(identifier) is None:
         rows = await services.storage.device_profiles(identifier=identifier)
@@ -222,17 +269,21 @@ async def profile_status(identifier: str, services: ServicesDep, _: Caller) -> l
 
 
 @router.get("/groups", response_model=dict[str, list[str]], responses=refusals())
-async def list_groups(services: ServicesDep, _: Caller) -> dict[str, list[str]]:
+async def list_groups(services: ServicesDep, _: Reader) -> dict[str, list[str]]:
     """Static groups and their members' UDIDs."""
     return dict(await services.storage.groups())
 
 
 @router.put("/groups/{name}", response_model=ReconcileResult, responses=refusals(write=True))
+@audited(
+    "group.set",
+    lambda path, body: ([f"group:{path['name']}", *strings(field_of(body, "devices"))], {}),
+)
 async def set_group(
     name: Annotated[str, Path(min_length=1, max_length=255)],
     body: Group,
     services: ServicesDep,
-    _: Writer,
+    _: Annotated[Actor, requires(Permission.GROUPS_EDIT)],
 ) -> ReconcileResult:
     """Create or replace a static group; profiles assigned to it follow its members."""
     known = set(await services.storage.device_ids(body.devices))

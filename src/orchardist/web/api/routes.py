@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 
+from orchardist.accounts.permissions import Actor, Permission, command_permission, without_secrets
+from orchardist.audit.safe import command_detail
 from orchardist.mdm.commands import CommandError
 from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
 from orchardist.mdm.reports import result_as_json
@@ -21,7 +24,8 @@ from orchardist.schema.jsonvalues import from_json
 from orchardist.schema.validate import mdm_schema
 from orchardist.storage import TargetState
 from orchardist.storage.inventory import DeviceInventory
-from orchardist.web.api.auth import Caller, Writer, services_of
+from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
+from orchardist.web.api.auth import Reader, check, requires, services_of
 from orchardist.web.api.inputs import storable_text
 from orchardist.web.api.models import (
     AllDevices,
@@ -42,20 +46,25 @@ from orchardist.web.api.models import (
 from orchardist.web.api.refusals import refusals
 from orchardist.wiring import Services
 
-router = APIRouter(prefix="/api/v1", tags=["MDM"], dependencies=[Depends(storable_text)])
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["MDM"],
+    dependencies=[Depends(storable_text)],
+    route_class=AuditedRoute,
+)
 NO_DEVICE = (404, "No device with this UDID")
 NO_MDM = (503, "MDM is not configured on this server")
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
 @router.get("/devices", response_model=list[Device], responses=refusals())
-async def list_devices(services: ServicesDep, _: Caller) -> list[Device]:
+async def list_devices(services: ServicesDep, _: Reader) -> list[Device]:
     """Every device that ever authenticated, enrolled or not, by UDID."""
     return [Device(**device_fields(e)) for e in await services.storage.list_enrollments()]
 
 
 @router.get("/devices/{udid}", response_model=DeviceDetail, responses=refusals(NO_DEVICE))
-async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDetail:
+async def show_device(udid: str, services: ServicesDep, _: Reader) -> DeviceDetail:
     """One device: its enrollment, push state, who enrolled it, and its inventory (what it
     answered to queries) with a summary."""
     enrollment = await services.storage.get_enrollment(udid)
@@ -80,21 +89,35 @@ async def show_device(udid: str, services: ServicesDep, _: Caller) -> DeviceDeta
 @router.get(
     "/devices/{udid}/commands", response_model=list[CommandState], responses=refusals(NO_DEVICE)
 )
-async def device_commands(udid: str, services: ServicesDep, _: Caller) -> list[CommandState]:
+async def device_commands(udid: str, services: ServicesDep, actor: Reader) -> list[CommandState]:
     """The device's commands, newest first (the last 100), with its answers."""
     store = services.storage
     if await store.get_enrollment(udid) is None:
         raise HTTPException(404, f"no device {udid}")
-    return [_state(t) for t in await store.device_commands(udid, datetime.now(UTC))]
+    return [_state(t, actor) for t in await store.device_commands(udid, datetime.now(UTC))]
+
+
+def _command(path: Mapping[str, str], body: Any) -> tuple[list[str], dict[str, Any]]:
+    targets = field_of(body, "targets")
+    detail = command_detail(field_of(body, "request_type"), field_of(body, "params"))
+    return (["all"] if isinstance(targets, dict) else strings(targets)), detail
 
 
 @router.post(
     "/commands", response_model=CommandQueued, status_code=201, responses=refusals(write=True)
 )
-async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -> CommandQueued:
+@audited("command.queue", _command)
+async def send_command(
+    request: Request,
+    body: CommandRequest,
+    services: ServicesDep,
+    actor: Annotated[Actor, requires(Permission.COMMAND)],
+) -> CommandQueued:
     """Queue an MDM command for devices (or all) and push them. `params` are checked against
     Apple's schema for the RequestType: 422 names each bad key, an unknown device, or a
-    destructive command sent without `confirm`."""
+    destructive command sent without `confirm`. The command's own rule applies besides
+    the route's: EraseDevice needs admin, DeviceLock operator (docs/console.md)."""
+    await check(request, actor, command_permission(body.request_type))
     schema = mdm_schema().commands.get(body.request_type, ())
     now = datetime.now(UTC)
     expires = now + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
@@ -120,6 +143,7 @@ async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -
             [{"loc": ["body", "confirm"], "msg": str(exc), "type": "value_error"}]
         ) from exc
     _wake_pusher(services)
+    note(request).detail.update(command_uuid=queued.command.command_uuid, devices=queued.targets)
     return CommandQueued(command_uuid=queued.command.command_uuid, targets=queued.targets)
 
 
@@ -131,7 +155,10 @@ async def send_command(body: CommandRequest, services: ServicesDep, _: Writer) -
         NO_DEVICE, (409, "Not enrolled (no push token), or APNs refused its token"), write=True
     ),
 )
-async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushRequested:
+@audited("device.push")
+async def push_device(
+    udid: str, services: ServicesDep, _: Annotated[Actor, requires(Permission.PUSH)]
+) -> PushRequested:
     """Wake the device now (it checks in), whether or not commands are waiting."""
     enrollment = await services.storage.get_enrollment(udid)
     if enrollment is None:
@@ -158,8 +185,13 @@ async def push_device(udid: str, services: ServicesDep, _: Writer) -> PushReques
         NO_DEVICE, (409, "Not enrolled any more: retire it with forget"), NO_MDM, write=True
     ),
 )
+@audited("device.retire", lambda path, body: ([path["udid"]], {"forget": field_of(body, "forget")}))
 async def retire_device(
-    udid: str, body: RetireRequest, services: ServicesDep, _: Writer
+    request: Request,
+    udid: str,
+    body: RetireRequest,
+    services: ServicesDep,
+    _: Annotated[Actor, requires(Permission.RETIRE)],
 ) -> Retirement:
     """Take a device out of management: RemoveProfile for its enrollment profile is queued
     and its CheckOut ends the enrollment. With `forget` (a device that is gone, or one to
@@ -189,19 +221,32 @@ async def retire_device(
         )
     if retired.command_uuid is not None:
         _wake_pusher(services)
+        note(request).detail["command_uuid"] = retired.command_uuid
     return Retirement(**device_fields(retired.enrollment), command_uuid=retired.command_uuid)
 
 
 @router.post(
     "/invitations", response_model=InvitationSent, status_code=201, responses=refusals(write=True)
 )
-async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> InvitationSent:
+@audited("invitation.send", lambda path, body: (
+    strings([field_of(body, "user")]), {k: field_of(body, k) for k in ("email", "sms")}
+))  # fmt: skip
+async def invite(
+    request: Request,
+    body: InvitationRequest,
+    services: ServicesDep,
+    _: Annotated[Actor, requires(Permission.INVITE)],
+) -> InvitationSent:
     """A one-time enrollment link for a user, sent by e-mail and/or SMS; `deliveries` say
     how each went (the link is in the answer either way, to pass on by hand)."""
     if not body.email and not body.sms:
         raise HTTPException(422, "give an email address and/or an sms number")
     assert services.inviter is not None
     invited = await services.inviter.invite(body.user, email=body.email, phone=body.sms)
+    note(request).detail.update(
+        invitation_id=invited.invitation.invitation_id,  # never the link: it is the secret
+        delivered={d.channel: d.ok for d in invited.deliveries},
+    )
     return InvitationSent(
         invitation_id=invited.invitation.invitation_id,
         link=invited.link,
@@ -211,7 +256,7 @@ async def invite(body: InvitationRequest, services: ServicesDep, _: Writer) -> I
 
 
 @router.get("/invitations", responses=refusals())
-async def list_invitations(services: ServicesDep, _: Caller) -> list[dict[str, Any]]:
+async def list_invitations(services: ServicesDep, _: Reader) -> list[dict[str, Any]]:
     """The latest 100 invitations, newest first, with how each delivery went."""
     return [asdict(i) for i in await services.storage.list_invitations()]
 
@@ -236,7 +281,7 @@ def _wake_pusher(services: Services) -> None:
         (503, "The stored push certificate cannot be read"),
     ),
 )
-async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateInfo:
+async def push_certificate(services: ServicesDep, _: Reader) -> PushCertificateInfo:
     """The APNs certificate: its topic and expiry, with a warning from 30 days before."""
     try:
         pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
@@ -261,7 +306,7 @@ async def push_certificate(services: ServicesDep, _: Caller) -> PushCertificateI
 async def show_command(
     command_uuid: str,
     services: ServicesDep,
-    _: Caller,
+    actor: Reader,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Targets per page")] = 1000,
     # Bounded so the value always binds (SQLite and PostgreSQL stop at 2^63 - 1).
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
@@ -278,7 +323,7 @@ async def show_command(
         command_uuid=command_uuid,
         request_type=first[0].request_type,
         counts=counts,
-        targets=[_state(t) for t in targets],
+        targets=[_state(t, actor) for t in targets],
     )
 
 
@@ -311,11 +356,14 @@ def _inventory(known: DeviceInventory) -> Inventory:
     )
 
 
-def _state(target: TargetState) -> CommandState:
+def _state(target: TargetState, reader: Actor) -> CommandState:
     result = None
     if target.result is not None:
         readable = result_as_json(target.result)
-        result = {"unreadable": True} if readable is None else readable
+        # An unlock token, a bypass code: only for those who may see device secrets.
+        result = (
+            {"unreadable": True} if readable is None else without_secrets(readable, reader.role)
+        )
     return CommandState(
         command_uuid=target.command_uuid,
         udid=target.device_id,

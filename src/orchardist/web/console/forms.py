@@ -1,0 +1,46 @@
+"""Console form bodies: read once per request with a size limit, URL-encoded or multipart
+(a file upload), and kept for the handler after `guard` has read its CSRF field."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from urllib.parse import parse_qsl
+
+from fastapi import HTTPException, Request
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from orchardist.web.bodies import read_limited_body
+
+MAX_FORM_BYTES = 8 * 1024 * 1024  # a push certificate or a profile with its payloads
+MAX_FIELDS = 5000  # the profile builder's forms have many
+MAX_FILES = 4
+
+
+async def form_of(request: Request) -> FormData:
+    """The request's form fields (files as UploadFile); 413 when too large, 400 when the
+    multipart body does not parse."""
+    cached = getattr(request.state, "console_form", None)
+    if isinstance(cached, FormData):
+        return cached
+    body = await read_limited_body(request, MAX_FORM_BYTES)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        parser = MultiPartParser(
+            request.headers, _once(body), max_files=MAX_FILES, max_fields=MAX_FIELDS
+        )
+        try:
+            form = await parser.parse()
+        except MultiPartException as exc:
+            raise HTTPException(400, f"the form did not arrive whole: {exc.message}") from exc
+    else:
+        text = body.decode("utf-8", "replace")
+        pairs: list[tuple[str, str | UploadFile]] = [
+            *parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        ]
+        form = FormData(pairs)
+    request.state.console_form = form
+    return form
+
+
+async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body

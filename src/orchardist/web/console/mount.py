@@ -1,0 +1,42 @@
+"""`install(app)`: the console's routes, headers and refusal pages on the app. A new page
+module adds its `router` (from `page_router()`) to PAGES."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import RedirectResponse
+
+from orchardist.web.console import accounts, dashboard, login, static
+from orchardist.web.console.headers import ConsoleHeadersMiddleware
+from orchardist.web.console.session import ConsoleRefusalError, SignInRequiredError
+from orchardist.web.console.templating import render
+
+log = structlog.get_logger("orchardist.console")
+PAGES = (dashboard.router, accounts.router)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(login.router)
+    app.include_router(static.router)
+    for router in PAGES:
+        app.include_router(router)
+    app.add_exception_handler(SignInRequiredError, _sign_in_first)
+    app.add_exception_handler(ConsoleRefusalError, _refused)
+    app.add_middleware(ConsoleHeadersMiddleware)
+
+
+async def _sign_in_first(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequiredError)
+    if request.method not in ("GET", "HEAD"):
+        log.warning("console_session_needed", path=request.url.path, expired=exc.expired)
+    if "hx-request" in request.headers:  # htmx would swap the sign-in page into a fragment
+        return Response(status_code=401, headers={"HX-Redirect": exc.location})
+    return RedirectResponse(exc.location, 303)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleRefusalError)
+    log.warning("console_refused", path=request.url.path, status=exc.status, reason=exc.message)
+    context = {"title": exc.title, "message": exc.message}
+    return render(request, "refused.html", context, status_code=exc.status)
