@@ -13,6 +13,7 @@ from orchardist.os_versions import sort_key
 from orchardist.storage import EndedBy, OtaSession
 from orchardist.storage.compliance import ComplianceStatus, DeviceCompliance
 from orchardist.storage.listing import DeviceFilters, DeviceSort, Position
+from orchardist.storage.sql import listing as sql_listing
 from orchardist.storage.sql.repositories import SqlStorage
 from tests.storage.devices import NOW, Spec, add_device
 
@@ -106,7 +107,9 @@ async def _ids(storage: SqlStorage, **filters: Any) -> list[str]:
     return [d.enrollment.device_id for d in page.devices]
 
 
-async def test_search_by_name_serial_udid_and_enrolling_user(storage: SqlStorage) -> None:
+async def test_search_by_name_serial_udid_and_enrolling_user(
+    storage: SqlStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     specs = [
         Spec("00008030-AAAA", name="Alice's iPhone", serial="C02ABC"),
         Spec("00008030-BBBB", name="Kiosk 3", serial="F17XYZ"),
@@ -126,6 +129,11 @@ async def test_search_by_name_serial_udid_and_enrolling_user(storage: SqlStorage
     assert await _ids(storage, search="%") == ["00008101-CCCC"]  # a character, not a wildcard
     assert await _ids(storage, search="Bo_") == []  # as a wildcard it would match "Bob"
     assert await _ids(storage, search="Bob_1") == ["00008101-CCCC"]
+    # A search finding many devices is not narrowed to them first: the same answers.
+    monkeypatch.setattr(sql_listing, "CANDIDATES", 1)
+    assert await _ids(storage, search="bob") == ["00008030-BBBB", "00008101-CCCC"]
+    paged = await _all_pages(storage, DeviceSort.NAME, True, 1, DeviceFilters(search="0000"))
+    assert paged == ["00008030-BBBB", "00008030-AAAA", "00008101-CCCC"]  # Kiosk, Alice, 100%
 
 
 async def test_each_filter(storage: SqlStorage) -> None:

@@ -1,16 +1,17 @@
-"""The device list on SQL (see `orchardist.storage.listing`): one query per page.
+"""The device list on SQL (see `orchardist.storage.listing`): a page is one or two index
+ranges.
 
 Each sort orders by (value, device_id) with devices lacking the value after the rest, and
-descending is the exact reverse; an index on (value, device_id) serves both directions on
-PostgreSQL (migration 0015). A page starts after the previous page's last (value, UDID):
-a range on that index, not an OFFSET that reads every row before it.
+descending is the exact reverse; an index on (value, device_id) serves both directions
+(migration 0015). A page starts after the previous page's last (value, UDID): a range on
+that index, not an OFFSET that reads every row before it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, or_, select
+from sqlalchemy import ColumnElement, Row, String, and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from orchardist.os_versions import key_range
@@ -21,7 +22,6 @@ from orchardist.storage.listing import (
     DeviceSort,
     ListedDevice,
     Position,
-    SortValue,
 )
 from orchardist.storage.sql.compliance import compliance_from_row
 from orchardist.storage.sql.database import Database
@@ -44,6 +44,8 @@ _SORTS: dict[DeviceSort, Any] = {
 }
 # The verdict's columns, labelled apart from the enrollment's (both have device_id).
 _VERDICT = [column.label(f"verdict_{column.name}") for column in device_compliance.c]
+# A search that finds at most this many devices is paged from them (see _narrowed).
+CANDIDATES = 5000
 
 
 class SqlDeviceListing:
@@ -59,27 +61,43 @@ class SqlDeviceListing:
         limit: int = 100,
     ) -> DevicePage:
         column = _SORTS[sort]
-        query = (
-            select(enrollments, *_VERDICT)
-            .select_from(enrollments.outerjoin(device_compliance, _v.device_id == _e.device_id))
-            .where(*matching(filters))
-            .order_by(*_order(column, descending))
-            .limit(limit + 1)  # one more: is there a next page?
-        )
-        if after is not None:
-            query = query.where(_after(column, descending, after))
 
         def work(conn: Connection) -> list[Row[Any]]:
-            return list(conn.execute(query).all())
+            conditions = matching(filters)
+            if filters.search:
+                conditions = _narrowed(conn, conditions)
+            rows: list[Row[Any]] = []
+            # One more than a page: is there a next one?
+            for where, order in _segments(column, descending, after):
+                query = _listed().where(*conditions, where).order_by(*order)
+                rows += conn.execute(query.limit(limit + 1 - len(rows))).all()
+                if len(rows) > limit:
+                    break
+            return rows
 
         rows = await self.database.read(work)
         page = rows[:limit]
-        more = len(rows) > limit and bool(page)
-        last = page[-1] if more else None
+        last = page[-1] if len(rows) > limit and page else None
         return DevicePage(
             devices=tuple(ListedDevice(enrollment_from_row(r), _verdict(r)) for r in page),
             next=None if last is None else Position(last._mapping[column], last.device_id),
         )
+
+
+def _listed() -> Any:
+    """Enrollments with their verdicts (labelled apart: both have device_id)."""
+    joined = enrollments.outerjoin(device_compliance, _v.device_id == _e.device_id)
+    return select(enrollments, *_VERDICT).select_from(joined)
+
+
+def _narrowed(conn: Connection, conditions: list[ColumnElement[bool]]) -> list[Any]:
+    """A search reads every name (a substring has no index), so it is done first, alone:
+    when it finds few devices the page is cut from those, by primary key, instead of walking
+    the sort's index past every device that does not match. Many found: they are dense
+    enough for the walk to meet a page of them soon."""
+    query = _listed().with_only_columns(_e.device_id).where(*conditions).limit(CANDIDATES + 1)
+    found = list(conn.execute(query).scalars())
+    return conditions if len(found) > CANDIDATES else [_e.device_id.in_(found)]
 
 
 def matching(filters: DeviceFilters) -> list[ColumnElement[bool]]:
@@ -109,13 +127,20 @@ def matching(filters: DeviceFilters) -> list[ColumnElement[bool]]:
 
 
 def _search(text: str) -> ColumnElement[bool]:
-    """Name contains it; serial, UDID or the enrolling user's name start with it; any case."""
+    """Name contains it; serial, UDID or the enrolling user's name start with it; any case.
+    lower() LIKE rather than ILIKE: PostgreSQL runs it about twice as fast."""
     return or_(
-        _e.device_name.icontains(text, autoescape=True),
-        _e.serial_number.istartswith(text, autoescape=True),
-        _e.device_id.istartswith(text, autoescape=True),
-        _e.device_id.in_(_enrolled_by(ota_sessions.c.user.istartswith(text, autoescape=True))),
+        _lower(_e.device_name).contains(text.lower(), autoescape=True),
+        _lower(_e.serial_number).startswith(text.lower(), autoescape=True),
+        _lower(_e.device_id).startswith(text.lower(), autoescape=True),
+        _e.device_id.in_(
+            _enrolled_by(_lower(ota_sessions.c.user).startswith(text.lower(), autoescape=True))
+        ),
     )
+
+
+def _lower(column: Any) -> Any:
+    return func.lower(column, type_=String)
 
 
 def _enrolled_by(user: ColumnElement[bool]) -> Any:
@@ -137,28 +162,31 @@ def _state(state: str) -> ColumnElement[bool]:
     return _e.ended_by == state
 
 
-def _order(column: Any, descending: bool) -> list[Any]:
-    if column is _e.device_id:
-        return [column.desc() if descending else column.asc()]
-    if descending:
-        return [column.desc().nulls_first(), _e.device_id.desc()]
-    return [column.asc().nulls_last(), _e.device_id.asc()]
-
-
-def _after(column: Any, descending: bool, position: Position) -> ColumnElement[bool]:
-    """Rows after `position` in the order `_order` gives."""
-    value: SortValue = position.value
-    last = position.device_id
-    if column is _e.device_id:
-        return column < last if descending else column > last
+def _segments(column: Any, descending: bool, after: Position | None) -> list[tuple[Any, list[Any]]]:
+    """The rest of the order after `after`, as (condition, ORDER BY) ranges read one after
+    the other: devices with a value, then those without (reversed when descending). Each is
+    one range of the (value, device_id) index, so page 500 starts where page 499 ended."""
+    udid = _e.device_id
+    if column is udid:
+        if after is None:
+            return [(true(), [udid.desc() if descending else udid.asc()])]
+        beyond = udid < after.device_id if descending else udid > after.device_id
+        return [(beyond, [udid.desc() if descending else udid.asc()])]
+    valued, missing = column.is_not(None), column.is_(None)
+    up, down = [column.asc(), udid.asc()], [column.desc(), udid.desc()]
+    if after is None:
+        if descending:
+            return [(missing, [udid.desc()]), (valued, down)]
+        return [(valued, up), (missing, [udid.asc()])]
+    value, last = after.value, after.device_id
     if not descending:
-        if value is None:  # in the devices without a value, which come last
-            return and_(column.is_(None), _e.device_id > last)
-        beyond = or_(column > value, and_(column == value, _e.device_id > last))
-        return or_(beyond, column.is_(None))
-    if value is None:  # the devices without a value came first
-        return or_(column.is_not(None), and_(column.is_(None), _e.device_id < last))
-    return or_(column < value, and_(column == value, _e.device_id < last))
+        if value is None:
+            return [(and_(missing, udid > last), [udid.asc()])]
+        return [(and_(column >= value, or_(column > value, udid > last)), up),
+                (missing, [udid.asc()])]  # fmt: skip
+    if value is None:
+        return [(and_(missing, udid < last), [udid.desc()]), (valued, down)]
+    return [(and_(column <= value, or_(column < value, udid < last)), down)]
 
 
 def _verdict(row: Row[Any]) -> DeviceCompliance | None:
