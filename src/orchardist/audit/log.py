@@ -112,3 +112,18 @@ class AuditLog:
             Outcome.DENIED,
             reason=f"the {asker.role} role may not ({permission})",
         )
+
+
+def entry_fields(entry: AuditEntry) -> dict[str, Any]:
+    """One entry as the API, the CLI's --json and the console show it."""
+    return {
+        "id": entry.entry_id,
+        "at": entry.at,
+        "actor": entry.actor,
+        "via": entry.via.value,
+        "action": entry.action,
+        "targets": list(entry.targets),
+        "outcome": entry.outcome.value,
+        "reason": entry.reason,
+        "detail": dict(entry.detail),
+    }

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from orchardist.cli.auditing import audited
 from orchardist.cli.common import data_dir_of, fail
 from orchardist.pki.store import KeyMaterialError, PkiFiles
 
@@ -14,6 +15,7 @@ app = typer.Typer(help="The certificate authority that issues device identities.
 
 
 @app.command("create-ra")
+@audited("ca.create_ra", lambda args: ([], {"force": args["force"]}))
 def create_ra(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing RA")] = False,

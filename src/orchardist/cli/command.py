@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
+from orchardist.cli.auditing import audited
 from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
 from orchardist.cli.queueing import queue_and_report
 from orchardist.mdm import builders
@@ -22,6 +23,7 @@ app = typer.Typer(help="Send any MDM command; follow its results.")
 
 
 @app.command("send")
+@audited("command.queue", lambda args: (["all"] if args["send_all"] else args["target"] or [], {}))
 def send(
     ctx: typer.Context,
     request_type: str,

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from orchardist.cli.auditing import failed
 from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings
 from orchardist.config_check import SettingsError
 
@@ -29,6 +30,7 @@ WideOption = Annotated[
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:
+    failed(message)  # the audit entry's reason, when the command is audited
     err_console.print(f"[bold red]error:[/] {message}")
     if hint:
         err_console.print(f"[dim]→ {hint}[/]")

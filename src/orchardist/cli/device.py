@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Column, Table
 
+from orchardist.cli.auditing import audited, named
 from orchardist.cli.common import (
     WideOption,
     data_dir_of,
@@ -93,6 +94,7 @@ def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
 
 
 @app.command("lock")
+@audited("command.queue", named("udid"))
 def lock(
     ctx: typer.Context,
     udid: str,
@@ -107,6 +109,7 @@ def lock(
 
 
 @app.command("erase")
+@audited("command.queue", named("udid"))
 def erase(
     ctx: typer.Context,
     udid: str,
@@ -121,6 +124,7 @@ def erase(
 
 
 @app.command("retire")
+@audited("device.retire", lambda args: ([args["udid"]], {"forget": args["forget"]}))
 def retire(
     ctx: typer.Context,
     udid: str,
@@ -174,6 +178,7 @@ def retire(
 
 
 @app.command("clear-passcode")
+@audited("command.queue", named("udid"))
 def clear_passcode(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
     """Remove the passcode (ClearPasscode), with the UnlockToken the device gave at enrollment."""
 
@@ -188,6 +193,7 @@ def clear_passcode(ctx: typer.Context, udid: str, as_json: JsonOption = False) -
 
 
 @app.command("push")
+@audited("device.push", named("udid"))
 def push(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
     """Wake a device now through APNs, so that it checks in (the running server pushes)."""
     from orchardist.cli.queueing import STALL_SECONDS
@@ -244,6 +250,7 @@ _WHAT_HELP = (
 
 
 @app.command("query")
+@audited("command.queue", lambda args: (["all"] if args["send_all"] else [args["udid"]], {}))
 def query(
     ctx: typer.Context,
     udid: Annotated[str | None, typer.Argument(help="The device (or, with --all, WHAT)")] = None,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from orchardist.cli.auditing import audited, failed, note
 from orchardist.cli.common import err_console, fail, print_json, with_services
 from orchardist.config import Settings
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 enroll_app = typer.Typer(help="Enrollment links for users and devices.")
 
 
+@audited("enrollment.profile", lambda args: ([], {"signed": not args["unsigned"],
+                                                 "static_challenge": args["static"]}))  # fmt: skip
 def enrollment_profile(
     ctx: typer.Context,
     output: Annotated[
@@ -51,6 +54,7 @@ def enrollment_profile(
 
 
 @enroll_app.command("token")
+@audited("enrollment.link")
 def enroll_token(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -63,6 +67,7 @@ def enroll_token(
         return url, expires_at.isoformat(timespec="seconds")
 
     url, expires_at = with_services(ctx, make)
+    note().detail["expires_at"] = expires_at  # never the link: it enrolls a device
     if as_json:
         print_json({"url": url, "expires_at": expires_at})
     else:
@@ -86,6 +91,8 @@ def _warn_about_topic(ctx: typer.Context) -> None:
 
 
 @enroll_app.command("invite")
+@audited("invitation.send", lambda args: ([args["user"]], {"email": args["email"],
+                                                           "sms": args["sms"]}))  # fmt: skip
 def enroll_invite(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="Who is invited (their directory name)")],
@@ -105,7 +112,9 @@ def enroll_invite(
         return await services.inviter.invite(user, email=email, phone=sms)
 
     invited = with_services(ctx, invite)
-    failed = [d for d in invited.deliveries if not d.ok]
+    undelivered = [d for d in invited.deliveries if not d.ok]
+    note().detail.update(invitation_id=invited.invitation.invitation_id,
+                         delivered={d.channel: d.ok for d in invited.deliveries})  # fmt: skip
     if as_json:
         print_json(
             {
@@ -124,5 +133,6 @@ def enroll_invite(
             typer.echo(f"{delivery.channel} to {delivery.address}: {outcome}")
         typer.echo(f"link (one use, until {invited.invitation.expires_at:%Y-%m-%d %H:%M} UTC): "
                    f"{invited.link}")  # fmt: skip
-    if failed:
+    if undelivered:
+        failed(f"not delivered by {', '.join(d.channel for d in undelivered)}")
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from orchardist.cli.auditing import audited
 from orchardist.cli.common import fail, print_json, with_services
 from orchardist.cli.profile import JsonOption, library_of
 
@@ -17,6 +18,7 @@ app = typer.Typer(help="Static device groups, to assign profiles to.")
 
 
 @app.command("set")
+@audited("group.set", lambda args: ([f"group:{args['name']}", *args["devices"]], {}))
 def set_group(
     ctx: typer.Context,
     name: str,

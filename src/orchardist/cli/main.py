@@ -11,6 +11,7 @@ import typer.main
 from rich.markup import escape
 
 from orchardist.cli import (
+    audit,
     admin,
     ca,
     command,
@@ -44,6 +45,7 @@ app.add_typer(pushcert.app, name="pushcert")
 app.add_typer(ca.app, name="ca")
 app.add_typer(scep.app, name="scep")
 app.add_typer(token.app, name="token")
+app.command("audit")(audit.audit)
 app.add_typer(admin.app, name="admin")
 app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")

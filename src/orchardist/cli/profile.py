@@ -11,6 +11,7 @@ import typer
 from rich.table import Column, Table
 
 from orchardist.cli import profile_files
+from orchardist.cli.auditing import audited, named, note
 from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 @app.command("upload")
+@audited("profile.upload", lambda args: ([], {"file": args["file"].name}))
 def upload(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A .mobileconfig (signed or not) or a spec (.toml)")],
@@ -53,6 +55,9 @@ def upload(
     except ProfileRejectedError as exc:
         fail(f"{file}: {exc}", "nothing was stored")
     stored, installs = added.version, done.installs if done else 0
+    note().targets.append(stored.identifier)  # never the contents: they hold secrets
+    note().detail.update(version=stored.version, unchanged=added.unchanged,
+                         payload_types=list(stored.payload_types))  # fmt: skip
     if as_json:
         print_json({"identifier": stored.identifier, "version": stored.version,
                     "installs": installs, "unchanged": added.unchanged})  # fmt: skip
@@ -139,12 +144,20 @@ def _targets_command(assigned: bool) -> Any:
             typer.echo(f"{done.installs} InstallProfile and {done.removals} RemoveProfile "
                        "queued; see `orchardist profile status`")  # fmt: skip
 
+    command = audited("profile.assign" if assigned else "profile.unassign", _assigned)(command)
     command.__doc__ = (
         "Assign a profile to devices, groups or all; devices get it at once."
         if assigned
         else "Unassign a profile; devices that no longer have it assigned get RemoveProfile."
     )
     return command
+
+
+def _assigned(args: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The profile, then the devices, `group:NAME`s and `all` (as the API names them)."""
+    groups = [f"group:{name}" for name in args["group"] or []]
+    return [args["identifier"], *(args["device"] or []), *groups,
+            *(["all"] if args["everyone"] else [])], {}  # fmt: skip
 
 
 app.command("assign")(_targets_command(True))
@@ -185,6 +198,7 @@ def status(
 
 
 @app.command("delete")
+@audited("profile.delete", named("identifier"))
 def delete(ctx: typer.Context, identifier: str) -> None:
     """Forget a profile; devices that have it get RemoveProfile."""
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from cryptography.hazmat.primitives import serialization
 
+from orchardist.cli.auditing import audited, note
 from orchardist.cli.common import data_dir_of, fail, print_json, with_services
 from orchardist.config import Settings
 from orchardist.pki.store import PkiFiles
@@ -103,6 +104,7 @@ def vendor_sign(
 
 
 @app.command("import")
+@audited("pushcert.import", lambda args: ([], {"force": args["force"]}))
 def import_(
     ctx: typer.Context,
     cert: Annotated[Path | None, typer.Option("--cert", help="The certificate (PEM)")] = None,
@@ -166,6 +168,8 @@ def _save_push(ctx: typer.Context, pushed: PushCertificate, *, force: bool) -> N
             err=True,
         )
     files.save_push(pushed.certificate, pushed.key)
+    note().targets.append(pushed.topic)
+    note().detail["not_after"] = pushed.not_after
 
 
 def _is_stand_in(pushed: PushCertificate) -> bool:
@@ -173,6 +177,7 @@ def _is_stand_in(pushed: PushCertificate) -> bool:
 
 
 @app.command("test-cert")
+@audited("pushcert.test_cert", lambda args: ([], {"force": args["force"]}))
 def stand_in_cert(
     ctx: typer.Context,
     out_dir: Annotated[

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from orchardist.audit.safe import command_detail
+from orchardist.cli.auditing import note
 from orchardist.cli.common import data_dir_of, fail, print_json, with_services
 from orchardist.pki.store import PkiFiles
 
@@ -104,7 +106,22 @@ def _queue(
     except ConfirmationRequiredError as exc:
         fail(str(exc), "add --yes")
     first = queued[0]
+    note().detail.update(_detail(commands, queued))
     return queued, server_pushes(ctx, first.command.command_uuid, first.targets, quiet=quiet)
+
+
+def _detail(
+    commands: Sequence[tuple[str, Mapping[str, Any]]], queued: Sequence[Queued]
+) -> dict[str, Any]:
+    """The audit entry's: each RequestType with its parameter names, never their values."""
+    if len(commands) == 1:
+        request_type, params = commands[0]
+        uuid = queued[0].command.command_uuid
+        return {**command_detail(request_type, params), "command_uuid": uuid,
+                "devices": queued[0].targets}  # fmt: skip
+    return {"request_types": [name for name, _ in commands],
+            "command_uuids": [q.command.command_uuid for q in queued],
+            "devices": queued[0].targets}  # fmt: skip
 
 
 # How long the CLI watches for the server's pushes without seeing one more go out.

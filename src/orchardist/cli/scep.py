@@ -9,6 +9,7 @@ from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
+from orchardist.cli.auditing import audited, named, note
 from orchardist.cli.common import fail, print_json, with_services
 from orchardist.scep.approvals import NotPendingError
 from orchardist.storage import ScepTransaction
@@ -20,6 +21,7 @@ app = typer.Typer(help="The SCEP service at /scep.")
 
 
 @app.command("challenge")
+@audited("scep.challenge")
 def challenge(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -31,6 +33,7 @@ def challenge(
         return value, expires_at.isoformat()
 
     value, expires_at = with_services(ctx, issue)
+    note().detail["expires_at"] = expires_at  # never the challenge: it enrolls a device
     if as_json:
         print_json({"challenge": value, "expires_at": expires_at})
     else:
@@ -64,6 +67,7 @@ def pending(
 
 
 @app.command("approve")
+@audited("scep.approve", named("transaction_id"))
 def approve(ctx: typer.Context, transaction_id: str) -> None:
     """Issue the certificate of a pending request; the device gets it at its next poll."""
 
@@ -77,10 +81,12 @@ def approve(ctx: typer.Context, transaction_id: str) -> None:
         fail(str(exc), "see `orchardist scep pending`")
     except ValueError as exc:
         fail(f"the CA refused the CSR, so the request was rejected: {exc}")
+    note().detail["serial"] = serial
     typer.echo(f"Approved: certificate {serial} issued.")
 
 
 @app.command("reject")
+@audited("scep.reject", named("transaction_id"))
 def reject(ctx: typer.Context, transaction_id: str) -> None:
     """Refuse a pending request; the device gets a failure at its next poll."""
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from orchardist.cli.auditing import audited
 from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
 from orchardist.tokens import create_api_token
 
@@ -20,6 +21,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 @app.command("create")
+@audited("token.create", lambda args: ([args["name"]], {"role": args["role"]}))
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="A name saying who uses the token")],
