@@ -77,6 +77,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.audit = AuditLog(self.storage, utc_now)
+        self.gate.on_denied = self.audit.record_denial
         self.accounts = _accounts(self.settings, self.storage)
 
     async def close(self) -> None:

@@ -11,8 +11,8 @@ import typer.main
 from rich.markup import escape
 
 from orchardist.cli import (
-    audit,
     admin,
+    audit,
     ca,
     command,
     device,

@@ -72,6 +72,7 @@ def list_tokens(ctx: typer.Context, as_json: JsonOption = False, wide: WideOptio
 
 
 @app.command("revoke")
+@audited("token.revoke", lambda args: ([args["name"]], {}))
 def revoke(ctx: typer.Context, name: str) -> None:
     """Revoke a token now: requests with it get 401 from then on. It stays listed."""
 

@@ -16,6 +16,7 @@ from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.web.api import audit as api_audit
 from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
@@ -70,6 +71,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
+    app.include_router(api_audit.router)
     app.router.routes.extend(scep.routes)
     app.router.routes.extend(mdm.routes)
     app.router.routes.extend(enroll.routes)
