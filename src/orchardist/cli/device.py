@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Column, Table
 
 from orchardist.cli.auditing import audited, named
 from orchardist.cli.common import (
@@ -32,32 +31,44 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 
 
 @app.command("list")
-def list_devices(ctx: typer.Context, as_json: JsonOption = False, wide: WideOption = False) -> None:
-    """Every device that ever enrolled."""
+def list_devices(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    wide: WideOption = False,
+    non_compliant: Annotated[
+        bool,
+        typer.Option("--non-compliant", help="Only devices breaking a compliance rule, and why"),
+    ] = False,
+) -> None:
+    """Every device that ever enrolled, with its compliance (docs/compliance.md)."""
+    from orchardist.cli.device_view import device_table
+    from orchardist.mdm.device_list import every_device
     from orchardist.mdm.summary import device_fields
+    from orchardist.storage.compliance import ComplianceStatus
+    from orchardist.storage.listing import DeviceFilters
+
+    status = ComplianceStatus.NON_COMPLIANT if non_compliant else None
 
     async def load(services: Services) -> list[dict[str, Any]]:
-        return [device_fields(e) for e in await services.storage.list_enrollments()]
+        found = every_device(services.storage, DeviceFilters(compliance=status))
+        return [device_fields(d.enrollment, d.compliance) async for d in found]
 
     rows = with_services(ctx, load)
     if as_json:
         print_json(rows)
         return
-    table = Table("serial", "model", "OS", "enrolled", "last seen")
-    table.columns.insert(0, Column("UDID", no_wrap=True))
-    for row in rows:
-        model = row["product_name"] or row["model"] or ""
-        enrolled = "yes" if row["enrolled"] else "no"
-        seen = row["last_seen_at"].isoformat(timespec="seconds") if row["last_seen_at"] else ""
-        cells = (row["serial_number"], model, row["os_version"], enrolled, seen)
-        table.add_row(row["udid"], *(cell or "" for cell in cells))
-    table_console(wide).print(table if rows else "No devices have enrolled yet.")
+    empty = (
+        "No device breaks a compliance rule." if non_compliant else "No devices have enrolled yet."
+    )
+    table = device_table(rows, reasons=non_compliant)
+    table_console(wide).print(table if rows else empty)
 
 
 @app.command("show")
 def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
-    """One device: what it is, what its inventory says (battery, storage, passcode,
-    encryption, apps, certificates expiring within 30 days), its latest commands."""
+    """One device: what it is, its compliance and why, what its inventory says (battery,
+    storage, passcode, encryption, apps, certificates expiring within 30 days), its latest
+    commands."""
     from orchardist.cli import device_view
     from orchardist.mdm.summary import DeviceSummary, device_fields, summarize
 
@@ -77,7 +88,8 @@ def show(ctx: typer.Context, udid: str, as_json: JsonOption = False) -> None:
             }
             for t in recent
         ]
-        device = {**device_fields(enrollment), "topic": enrollment.facts.topic,
+        verdict = await services.storage.get_compliance(udid)
+        device = {**device_fields(enrollment, verdict), "topic": enrollment.facts.topic,
                   "pushed_at": enrollment.pushed_at,
                   "push_token_invalid_at": enrollment.token_invalid_at,
                   "commands": commands}  # fmt: skip

@@ -8,15 +8,36 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from orchardist.mdm.summary import DeviceSummary
+
+
+def device_table(rows: list[dict[str, Any]], *, reasons: bool = False) -> Table:
+    """`device list`: one line per device (rows of `device_fields`), with why each breaks
+    the compliance rules when `reasons`."""
+    table = Table("serial", "model", "OS", "enrolled", "last seen", "compliance")
+    table.columns.insert(0, Column("UDID", no_wrap=True))
+    if reasons:
+        table.add_column("reasons")
+    for row in rows:
+        model = row["product_name"] or row["model"] or ""
+        enrolled = "yes" if row["enrolled"] else "no"
+        seen = row["last_seen_at"].isoformat(timespec="seconds") if row["last_seen_at"] else ""
+        compliance = row["compliance"]
+        cells = [row["serial_number"], model, row["os_version"], enrolled, seen,
+                 compliance["status"].replace("_", "-")]  # fmt: skip
+        if reasons:
+            cells.append("; ".join(compliance["reasons"]))
+        # What devices report is shown as text, never read as rich markup.
+        table.add_row(escape(row["udid"]), *(escape(cell or "") for cell in cells))
+    return table
 
 
 def render(device: dict[str, Any], summary: DeviceSummary | None, now: datetime) -> Group:
     parts: list[RenderableType] = [
         f"[bold]{escape(device['udid'])}[/]",
-        _pairs(_identity(device)),
+        _pairs([*_identity(device), _compliance(device["compliance"])]),
         "",
     ]
     if summary is None:
@@ -58,6 +79,14 @@ def _identity(device: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("push token", f"refused by APNs {refused}: pushable after its next check-in"))
     # What the device reported is shown as text, never read as rich markup.
     return [(key, escape(value)) for key, value in rows]
+
+
+def _compliance(compliance: dict[str, Any]) -> tuple[str, str]:
+    status = compliance["status"].replace("_", "-")
+    if status == "non-compliant":
+        status = f"[yellow]{status}[/]"
+    lines = [status, *(f"  {escape(reason)}" for reason in compliance["reasons"])]
+    return "compliance", "\n".join(lines)
 
 
 def _inventory(summary: DeviceSummary, now: datetime) -> list[tuple[str, str]]:

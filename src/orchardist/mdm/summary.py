@@ -13,10 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchardist.storage import Enrollment
+from orchardist.storage.compliance import ComplianceStatus, DeviceCompliance
 from orchardist.storage.inventory import DeviceInventory
 
 # Certificates expiring this soon are listed (expired ones too): time to renew them.
 EXPIRY_WARNING = timedelta(days=30)
+# A device's reason before its first evaluation (it enrolled a moment ago).
+NOT_EVALUATED = "not evaluated yet"
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,11 @@ class DeviceSummary:
     expiring_certificates: tuple[ExpiringCertificate, ...]
 
 
-def device_fields(enrollment: Enrollment) -> dict[str, Any]:
-    """One device as a row: what `device list` and GET /api/v1/devices show."""
+def device_fields(
+    enrollment: Enrollment, compliance: DeviceCompliance | None = None
+) -> dict[str, Any]:
+    """One device as a row: what `device list`, GET /api/v1/devices, its CSV export and the
+    console show. `compliance` is its stored verdict (None: not evaluated yet)."""
     facts = enrollment.facts
     return {
         "udid": facts.device_id,
@@ -57,7 +63,17 @@ def device_fields(enrollment: Enrollment) -> dict[str, Any]:
         "state": enrollment.state,
         "enrolled_at": enrollment.enrolled_at,
         "last_seen_at": enrollment.last_seen_at,
+        "compliance": compliance_fields(compliance),
     }
+
+
+def compliance_fields(verdict: DeviceCompliance | None) -> dict[str, Any]:
+    """status (compliant, non_compliant, unknown), reasons, evaluated_at."""
+    if verdict is None:
+        return {"status": ComplianceStatus.UNKNOWN.value, "reasons": [NOT_EVALUATED],
+                "evaluated_at": None}  # fmt: skip
+    return {"status": verdict.status.value, "reasons": list(verdict.reasons),
+            "evaluated_at": verdict.evaluated_at}  # fmt: skip
 
 
 def summarize(inventory: DeviceInventory, now: datetime) -> DeviceSummary:

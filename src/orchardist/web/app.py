@@ -17,6 +17,7 @@ from orchardist.logs import configure_logging
 from orchardist.web import enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import audit as api_audit
+from orchardist.web.api import device_list as api_device_list
 from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import routes as api_routes
@@ -69,6 +70,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     if services is not None:
         app.state.services = services
     app.include_router(health.router)
+    app.include_router(api_device_list.router)
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
     app.include_router(api_audit.router)

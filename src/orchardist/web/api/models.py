@@ -28,6 +28,17 @@ class CommandQueued(BaseModel):
     targets: int
 
 
+class Compliance(BaseModel):
+    """The device's stored verdict under the `[compliance]` rules (docs/compliance.md)."""
+
+    status: Literal["compliant", "non_compliant", "unknown"]
+    reasons: list[str] = Field(
+        description="Why it is non_compliant (each broken rule), or what could not be "
+        "checked when unknown; plain sentences, empty when compliant"
+    )
+    evaluated_at: datetime | None = Field(description="null: not evaluated yet")
+
+
 class Device(BaseModel):
     udid: str
     serial_number: str | None
@@ -45,6 +56,7 @@ class Device(BaseModel):
     )
     enrolled_at: datetime | None
     last_seen_at: datetime | None
+    compliance: Compliance
 
 
 class Inventory(BaseModel):

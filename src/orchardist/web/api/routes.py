@@ -33,7 +33,6 @@ from orchardist.web.api.models import (
     CommandQueued,
     CommandRequest,
     CommandState,
-    Device,
     DeviceDetail,
     Inventory,
     InvitationRequest,
@@ -57,12 +56,6 @@ NO_MDM = (503, "MDM is not configured on this server")
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-@router.get("/devices", response_model=list[Device], responses=refusals())
-async def list_devices(services: ServicesDep, _: Reader) -> list[Device]:
-    """Every device that ever authenticated, enrolled or not, by UDID."""
-    return [Device(**device_fields(e)) for e in await services.storage.list_enrollments()]
-
-
 @router.get("/devices/{udid}", response_model=DeviceDetail, responses=refusals(NO_DEVICE))
 async def show_device(udid: str, services: ServicesDep, _: Reader) -> DeviceDetail:
     """One device: its enrollment, push state, who enrolled it, and its inventory (what it
@@ -73,7 +66,7 @@ async def show_device(udid: str, services: ServicesDep, _: Reader) -> DeviceDeta
     facts = enrollment.facts
     known = await services.storage.get_inventory(udid)
     return DeviceDetail(
-        **device_fields(enrollment),
+        **device_fields(enrollment, await services.storage.get_compliance(udid)),
         topic=facts.topic,
         imei=facts.imei,
         meid=facts.meid,
