@@ -13,13 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import checkin, profiles, push, scep
+from bench import checkin, console, profiles, push, scep
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
     "checkin": checkin.run,
     "push": push.run,
     "profiles": profiles.run,
+    "console": console.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -39,6 +40,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile-devices", type=int, default=1000, help="profiles: one profile per device"
+    )
+    parser.add_argument(
+        "--console-devices", type=int, default=100_000, help="console: devices in PostgreSQL"
     )
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
