@@ -235,3 +235,23 @@ async def test_pages_carry_security_headers_and_only_own_assets(server: Server) 
     assert len(script.content) > 10_000
     assert style.headers["content-type"].startswith("text/css")
     assert missing.status_code == 404
+
+
+async def test_refusals_are_pages(server: Server) -> None:
+    await add_account(server, "ann", "admin")
+    async with browser(server) as client:
+        token = await signed_in(client, "ann")
+        missing = await client.get("/console/nowhere")
+        too_big = await client.post(
+            "/console/tokens/revoke", data={"csrf_token": token, "name": "x" * (9 * 1024 * 1024)}
+        )
+        api = await client.get("/api/v1/nowhere")
+    assert (missing.status_code, missing.headers["content-type"]) == (
+        404,
+        "text/html; charset=utf-8",
+    )
+    assert "/console/nowhere" in missing.text
+    assert "default-src 'none'" in missing.headers["content-security-policy"]
+    assert too_big.status_code == 413
+    assert "The form was refused" in too_big.text
+    assert api.json() == {"detail": "Not Found"}  # the API keeps its JSON

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from orchardist.web.bodies import read_limited_body
+from orchardist.web.console.refusal import ConsoleRefusalError
 
 MAX_FORM_BYTES = 8 * 1024 * 1024  # a push certificate or a profile with its payloads
 MAX_FIELDS = 5000  # the profile builder's forms have many
@@ -18,12 +19,15 @@ MAX_FILES = 4
 
 
 async def form_of(request: Request) -> FormData:
-    """The request's form fields (files as UploadFile); 413 when too large, 400 when the
-    multipart body does not parse."""
+    """The request's form fields (files as UploadFile); a refusal page when too large (413)
+    or when a multipart body does not parse (400)."""
     cached = getattr(request.state, "console_form", None)
     if isinstance(cached, FormData):
         return cached
-    body = await read_limited_body(request, MAX_FORM_BYTES)
+    try:
+        body = await read_limited_body(request, MAX_FORM_BYTES)
+    except HTTPException as exc:  # a page to read, not the API's text
+        raise ConsoleRefusalError(exc.status_code, "The form was refused", str(exc.detail)) from exc
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         parser = MultiPartParser(
             request.headers, _once(body), max_files=MAX_FILES, max_fields=MAX_FIELDS
@@ -31,7 +35,8 @@ async def form_of(request: Request) -> FormData:
         try:
             form = await parser.parse()
         except MultiPartException as exc:
-            raise HTTPException(400, f"the form did not arrive whole: {exc.message}") from exc
+            message = f"The form did not arrive whole ({exc.message}): nothing was changed."
+            raise ConsoleRefusalError(400, "The form was refused", message) from exc
     else:
         text = body.decode("utf-8", "replace")
         pairs: list[tuple[str, str | UploadFile]] = [

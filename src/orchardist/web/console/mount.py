@@ -3,12 +3,15 @@ module adds its `router` (from `page_router()`) to PAGES."""
 
 from __future__ import annotations
 
+import inspect
+
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchardist.web.console import accounts, dashboard, login, static
-from orchardist.web.console.headers import ConsoleHeadersMiddleware
+from orchardist.web.console.headers import PREFIX, ConsoleHeadersMiddleware
 from orchardist.web.console.session import ConsoleRefusalError, SignInRequiredError
 from orchardist.web.console.templating import render
 
@@ -23,6 +26,18 @@ def install(app: FastAPI) -> None:
         app.include_router(router)
     app.add_exception_handler(SignInRequiredError, _sign_in_first)
     app.add_exception_handler(ConsoleRefusalError, _refused)
+    fallback = app.exception_handlers[StarletteHTTPException]
+
+    async def not_here(request: Request, exc: Exception) -> Response:
+        """Unknown console paths and methods get a page too; elsewhere FastAPI's answer."""
+        path = request.url.path
+        if isinstance(exc, StarletteHTTPException) and path.startswith(PREFIX + "/"):
+            refusal = ConsoleRefusalError(exc.status_code, "Not here", f"{exc.detail}: {path}")
+            return await _refused(request, refusal)
+        answer = fallback(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, not_here)
     app.add_middleware(ConsoleHeadersMiddleware)
 
 

@@ -13,7 +13,7 @@ permission check, as FastAPI dependencies.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -22,35 +22,16 @@ from starlette.datastructures import FormData
 from orchardist.accounts.permissions import Actor, Permission, PermissionDeniedError
 from orchardist.accounts.sessions import Session
 from orchardist.web.console.forms import form_of
+from orchardist.web.console.refusal import LOGIN as LOGIN
+from orchardist.web.console.refusal import ConsoleRefusalError as ConsoleRefusalError
+from orchardist.web.console.refusal import SignInRequiredError as SignInRequiredError
 from orchardist.wiring import Services
 
 SESSION_COOKIE = "orchardist_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 HOME = "/console"
-LOGIN = "/console/login"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class SignInRequiredError(Exception):
-    """Answered with a redirect to the sign-in page (then back to `next`)."""
-
-    def __init__(self, next_path: str, *, expired: bool) -> None:
-        super().__init__("sign in first")
-        self.next_path, self.expired = next_path, expired
-
-    @property
-    def location(self) -> str:
-        query = f"next={quote(self.next_path, safe='/')}"
-        return f"{LOGIN}?{query}&expired=1" if self.expired else f"{LOGIN}?{query}"
-
-
-class ConsoleRefusalError(Exception):
-    """Answered with the refusal page: `title` and `message` for the person, nothing done."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
 
 
 def services_of(request: Request) -> Services:

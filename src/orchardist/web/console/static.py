@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 from importlib.resources import files
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
+
+from orchardist.web.console.refusal import ConsoleRefusalError
 
 TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 router = APIRouter(prefix="/console/static", include_in_schema=False)
@@ -29,5 +31,5 @@ async def static_file(name: str) -> Response:
     body = _files().get(name)
     kind = TYPES.get(name[name.rfind(".") :]) if "." in name else None
     if body is None or kind is None:
-        raise HTTPException(404, f"no file {name}")
+        raise ConsoleRefusalError(404, "Not here", f"There is no file {name}.")
     return Response(body, media_type=kind)
