@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import pytest
 
 from tests.cli.test_device_cli import cli
 from tests.cli.test_profile_cli import WIFI
-from tests.server import orchardist
+from tests.server import ORCHARDIST, orchardist
 
 WIFI_SECRET = "wifi-secret-in-the-audit-test"
+ACCOUNT_PASSWORD = "console-password-in-the-audit-test"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     challenge = json.loads(orchardist(data, "scep", "challenge", "--json"))["challenge"]
     link = orchardist(data, "enroll", "token").strip()
     secrets.write_text(json.dumps([created["token"], challenge, link.rsplit("/", 1)[-1]]))
+    account = [*ORCHARDIST, "--data-dir", str(data), "admin", "create", "alice", "--role",
+               "operator", "--password-stdin"]  # fmt: skip
+    created_account = subprocess.run(account, input=ACCOUNT_PASSWORD + "\n", text=True,
+                                     capture_output=True, check=False)  # fmt: skip
+    assert created_account.returncode == 0, created_account.stderr
     assert cli(data, "group", "set", "lab", "NOPE").returncode == 1
     assert cli(data, "device", "erase", "UDID-GONE").returncode == 1
     sent = cli(data, "command", "send", "DeviceLock", "Message=hi", "--target", "NOPE")
@@ -51,13 +58,15 @@ def test_cli_changes_are_recorded_as_the_os_user(data_dir: Path) -> None:
         ("command.queue", ["NOPE"], "failed"),
         ("command.queue", ["UDID-GONE"], "failed"),
         ("group.set", ["group:lab", "NOPE"], "failed"),
+        ("account.create", ["alice"], "ok"),
         ("enrollment.link", [], "ok"),
         ("scep.challenge", [], "ok"),
         ("token.create", ["ci-bot"], "ok"),
         ("profile.upload", ["com.example.office"], "ok"),
     ]
     assert {(e["actor"], e["via"]) for e in entries} == {(f"cli:{getpass.getuser()}", "cli")}
-    send, erase, group, link, challenge, token, upload = entries
+    send, erase, group, account, link, challenge, token, upload = entries
+    assert account["detail"] == {"role": "operator"}
     assert "unknown device" in send["reason"]
     assert erase["reason"] == "erasing a device cannot be undone"
     assert group["reason"] == "unknown device NOPE"
@@ -70,7 +79,7 @@ def test_cli_changes_are_recorded_as_the_os_user(data_dir: Path) -> None:
 def test_no_secret_reaches_the_log(data_dir: Path) -> None:
     token, challenge, link_token = json.loads((data_dir.parent / "secrets.json").read_text())
     written = orchardist(data_dir, "audit", "--json") + orchardist(data_dir, "audit", "--wide")
-    for secret in (WIFI_SECRET, token, challenge, link_token):
+    for secret in (WIFI_SECRET, ACCOUNT_PASSWORD, token, challenge, link_token):
         assert secret not in written
 
 
@@ -84,7 +93,7 @@ def test_filters_and_pages(data_dir: Path) -> None:
         ["group:lab", "NOPE"]
     ]  # fmt: skip
     assert len(_audit(data_dir, "--action", "token.create", "--actor", "nobody")) == 0
-    assert len(_audit(data_dir, "--since", "1h", "--until", "2999-01-01")) == 7
+    assert len(_audit(data_dir, "--since", "1h", "--until", "2999-01-01")) == 8
     assert _audit(data_dir, "--until", "2000-01-01T00:00:00+02:00") == []
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
+from orchardist.cli.auditing import audited, named
 from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ PasswordStdin = Annotated[
 
 
 @app.command("create")
+@audited("account.create", lambda args: ([args["name"]], {"role": args["role"]}))
 def create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Lower-case letters, digits, . _ @ -")],
@@ -69,6 +71,7 @@ def list_accounts(
 
 
 @app.command("disable")
+@audited("account.disable", named("name"))
 def disable(ctx: typer.Context, name: str) -> None:
     """Disable an account: it cannot sign in, and its open sessions end now."""
     _run(ctx, lambda services: services.accounts.disable(name))
@@ -76,6 +79,7 @@ def disable(ctx: typer.Context, name: str) -> None:
 
 
 @app.command("passwd")
+@audited("account.passwd", named("name"))
 def passwd(ctx: typer.Context, name: str, password_stdin: PasswordStdin = False) -> None:
     """Set a new password; the account's open sessions end."""
     password = _password(password_stdin)
