@@ -94,9 +94,9 @@ async def test_an_operator_locks_and_may_not_erase(server: Server) -> None:
     await server.report(device, "Acknowledged", CommandUUID=sent["CommandUUID"])
     assert (await server.report(device, "Idle")).content == b""  # the lock only: nothing else
     entries = await server.services.storage.audit_entries(AuditQuery())
-    seen = {(e.actor, e.action, e.outcome.value) for e in entries}
-    assert ("olga", "device.lock", "ok") in seen
-    assert ("olga", "devices.erase", "denied") in seen
+    seen = {(e.actor, e.action, e.outcome.value, e.detail.get("request_type")) for e in entries}
+    assert ("olga", "command.queue", "ok", "DeviceLock") in seen
+    assert ("olga", "devices.erase", "denied", None) in seen
 
 
 async def test_erase_needs_the_device_name_typed(server: Server) -> None:

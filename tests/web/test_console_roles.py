@@ -8,6 +8,7 @@ import re
 import pytest
 
 from orchardist.accounts.permissions import Actor, Permission
+from orchardist.storage.audit import AuditQuery
 from orchardist.tokens import create_api_token
 from tests.web.console import add_account, browser, signed_in
 from tests.web.mdm_server import Server
@@ -68,6 +69,11 @@ async def test_an_admin_manages_tokens_and_accounts(server: Server) -> None:
     vic = await server.services.storage.get_account("vic")
     assert vic is not None
     assert vic.disabled_at is not None
+    entries = await server.services.storage.audit_entries(AuditQuery())
+    recorded = {(e.actor, e.via.value, e.action, tuple(e.targets)) for e in entries}
+    assert {("ann", "console", "token.create", ("ci",)),
+            ("ann", "console", "account.disable", ("vic",))} <= recorded  # fmt: skip
+    assert value not in repr(entries)  # the token's value is never recorded
 
 
 async def test_names_are_escaped(server: Server) -> None:

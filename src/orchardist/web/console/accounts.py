@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from orchardist.accounts.permissions import ROLES, Actor, Permission
 from orchardist.accounts.service import AccountError
+from orchardist.audit import Actor as AuditActor
 from orchardist.tokens import create_api_token
 from orchardist.web.console.forms import form_of
 from orchardist.web.console.session import ConsoleRefusalError, page_router, require, services_of
@@ -48,6 +49,7 @@ async def disable_account(request: Request, actor: AccountsAdmin) -> Response:
         await services_of(request).accounts.disable(name)
     except AccountError as exc:
         raise ConsoleRefusalError(404, "No such account", str(exc)) from exc
+    await _audit(request, actor, "account.disable", name)
     log.info("console_account_disabled", account=name, by=actor.name)
     return RedirectResponse(f"{PAGE}?done=disabled", 303)
 
@@ -66,6 +68,7 @@ async def create_token(request: Request, actor: TokensAdmin) -> Response:
         value = await create_api_token(services_of(request).storage, name, role, expires_at=expires)
     except ValueError as exc:
         raise ConsoleRefusalError(409, "Token not created", str(exc)) from exc
+    await _audit(request, actor, "token.create", name, {"role": role})
     log.info("console_token_created", token=name, role=role, by=actor.name)
     context = {"title": "Token created", "name": name, "role": role, "token": value,
                "expires_at": expires}  # fmt: skip
@@ -77,8 +80,18 @@ async def revoke_token(request: Request, actor: TokensAdmin) -> Response:
     name = await _name(request)
     if not await services_of(request).storage.revoke_api_token(name, datetime.now(UTC)):
         raise ConsoleRefusalError(404, "No such token", f"There is no API token named {name!r}.")
+    await _audit(request, actor, "token.revoke", name)
     log.info("console_token_revoked", token=name, by=actor.name)
     return RedirectResponse(f"{PAGE}?done=revoked", 303)
+
+
+async def _audit(
+    request: Request, actor: Actor, action: str, target: str, detail: dict[str, str] | None = None
+) -> None:
+    """Recorded as the CLI records `admin disable` and `token create|revoke`."""
+    await services_of(request).audit.record(
+        AuditActor.account(actor.name), action, [target], detail=detail
+    )
 
 
 async def _name(request: Request) -> str:

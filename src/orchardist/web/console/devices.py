@@ -163,7 +163,7 @@ async def lock(request: Request, udid: str, actor: Locker) -> Response:
     message = str(form.get("message") or "").strip()[:200] or None
     phone = str(form.get("phone") or "").strip()[:40] or None
     request_type, params = builders.device_lock(message, phone)
-    return await _queue(request, udid, actor, request_type, params, "device.lock")
+    return await _queue(request, udid, actor, request_type, params)
 
 
 @router.post("/devices/{udid}/erase")
@@ -174,7 +174,8 @@ async def erase(request: Request, udid: str, actor: Eraser) -> Response:
     typed = str(form.get("confirm_name") or "").strip()
     expected = enrollment.facts.device_name or udid
     if typed != expected:
-        await services.audit.record(_audit(actor), "device.erase", [udid], Outcome.FAILED,
+        await services.audit.record(_audit(actor), "command.queue", [udid], Outcome.FAILED,
+                                    {"request_type": "EraseDevice"},
                                     reason="the device name was not typed to confirm")  # fmt: skip
         raise ConsoleRefusalError(
             422,
@@ -182,7 +183,7 @@ async def erase(request: Request, udid: str, actor: Eraser) -> Response:
             f"To erase this device, type its name exactly: {expected}. Nothing was sent.",
         )
     request_type, params = builders.erase_device()
-    return await _queue(request, udid, actor, request_type, params, "device.erase", confirmed=True)
+    return await _queue(request, udid, actor, request_type, params, confirmed=True)
 
 
 @router.post("/devices/{udid}/clear-passcode")
@@ -193,7 +194,7 @@ async def clear_passcode(request: Request, udid: str, actor: Clearer) -> Respons
             409, "No unlock token", "The device never sent an UnlockToken: it cannot be cleared."
         )
     request_type, params = builders.clear_passcode(enrollment.unlock_token)
-    return await _queue(request, udid, actor, request_type, params, "device.clear_passcode")
+    return await _queue(request, udid, actor, request_type, params)
 
 
 @router.post("/devices/{udid}/query")
@@ -203,8 +204,9 @@ async def query(request: Request, udid: str, actor: Querier) -> Response:
     now = datetime.now(UTC)
     for what in builders.INVENTORY:
         request_type, params = builders.QUERIES[what]
-        await queue_command(services.storage, request_type, params, [udid], now=now)
-    await services.audit.record(_audit(actor), "device.query", [udid])
+        queued = await queue_command(services.storage, request_type, params, [udid], now=now)
+        detail = {"request_type": request_type, "command_uuid": queued.command.command_uuid}
+        await services.audit.record(_audit(actor), "command.queue", [udid], detail=detail)
     _wake(services)
     return RedirectResponse(f"/console/devices/{udid}?done=queried", 303)
 
@@ -227,18 +229,17 @@ async def _queue(
     actor: Actor,
     request_type: str,
     params: dict[str, Any],
-    action: str,
     *,
     confirmed: bool = False,
 ) -> Response:
+    """Queue the command as POST /api/v1/commands does, recorded as the API records it."""
     services = services_of(request)
     await _enrollment(services, udid)
     queued = await queue_command(
         services.storage, request_type, params, [udid], now=datetime.now(UTC), confirmed=confirmed
     )
-    await services.audit.record(
-        _audit(actor), action, [udid], detail={"command_uuid": queued.command.command_uuid}
-    )
+    detail = {"request_type": request_type, "command_uuid": queued.command.command_uuid}
+    await services.audit.record(_audit(actor), "command.queue", [udid], detail=detail)
     log.info("console_command", request_type=request_type, udid=udid, by=actor.name)
     _wake(services)
     return RedirectResponse(f"/console/devices/{udid}?done={request_type}", 303)
