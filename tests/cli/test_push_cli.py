@@ -5,12 +5,10 @@ a CLI without the server's APNs settings cannot push to Apple's production servi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.cli.test_device_cli import cli, enroll_phone
-from tests.push.identity import push_identity
+from tests.push.identity import apns_peer, push_identity
 from tests.server import orchardist, running_server
 
 
@@ -24,22 +22,11 @@ def test_the_server_pushes_what_the_cli_queues(tmp_path: Path) -> None:
         data_dir, "pushcert", "import", "--cert", str(identity.cert_file),
         "--key", str(identity.key_file), "--force",
     )  # fmt: skip
-    client_ca, peer_ca = tmp_path / "apple-ca.pem", tmp_path / "peer-ca.pem"
+    client_ca = tmp_path / "apple-ca.pem"
     client_ca.write_bytes(identity.ca_pem)
-    peer = subprocess.Popen(
-        [
-            sys.executable, "-m", "orchardist.simulator.apns_peer",
-            "--client-ca", str(client_ca), "--ca-out", str(peer_ca),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert peer.stdout is not None
-        # Only the server knows where APNs is; the CLI runs without these.
-        env = {"ORCHARDIST_APNS_URL": peer.stdout.readline().strip(),
-               "ORCHARDIST_APNS_CA_FILE": str(peer_ca)}  # fmt: skip
-        with running_server(data_dir, http=True, env=env) as base:
+    # Only the server knows where APNs is; the CLI runs without the peer's settings.
+    with apns_peer(client_ca, tmp_path) as peer:
+        with running_server(data_dir, http=True, env=peer.env) as base:
             phone = enroll_phone(base, data_dir, "UDID-PUSH-1")
             missing = cli(data_dir, "device", "push", "UDID-NOPE")
             assert (missing.returncode, "no device UDID-NOPE" in missing.stderr) == (1, True)
@@ -65,8 +52,5 @@ def test_the_server_pushes_what_the_cli_queues(tmp_path: Path) -> None:
             1,
             True,
         )
-    finally:
-        peer.terminate()
-        out, _ = peer.communicate(timeout=30)
-    tally = json.loads(out.strip().splitlines()[-1])
+    tally = peer.tally
     assert (tally["accepted"], tally["tokens"], tally["refused"]) == (3, 1, {})

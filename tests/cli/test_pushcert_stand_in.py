@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from orchardist.storage import DeviceFacts
 from orchardist.wiring import open_services
 from tests.cli.test_device_cli import cli, enroll_phone
 from tests.cli.test_pushcert import _files
+from tests.push.identity import apns_peer
 from tests.push.test_certificate import TOPIC
 from tests.server import orchardist, running_server
 
@@ -47,31 +46,20 @@ def test_a_stand_in_certificate_wakes_a_device_through_the_local_peer(tmp_path: 
     again = cli(data_dir, "pushcert", "test-cert", "--dir", str(tmp_path))
     assert (again.returncode, "--force" in again.stderr) == (1, True)
 
-    peer_ca = tmp_path / "apns-peer-ca.pem"
-    peer = subprocess.Popen(
-        [sys.executable, "-m", "orchardist.simulator.apns_peer",
-         "--client-ca", str(tmp_path / "apns-test-ca.pem"), "--ca-out", str(peer_ca)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert peer.stdout is not None
-        env = {"ORCHARDIST_APNS_URL": peer.stdout.readline().strip(),
-               "ORCHARDIST_APNS_CA_FILE": str(peer_ca)}  # fmt: skip
-        with running_server(data_dir, http=True, env=env) as base:
-            phone = enroll_phone(base, data_dir, "UDID-STAND-IN")
-            locked = json.loads(orchardist(data_dir, "device", "lock", phone.udid, "--json"))
-            deadline = time.monotonic() + 30
-            while True:
-                shown = orchardist(data_dir, "command", "show", locked["command_uuid"], "--json")
-                if json.loads(shown)["counts"]["pushed"] == 1:
-                    break
-                assert time.monotonic() < deadline, shown
-                time.sleep(0.2)
-    finally:
-        peer.terminate()
-        out, _ = peer.communicate(timeout=30)
-    tally = json.loads(out.strip().splitlines()[-1])
+    with (
+        apns_peer(tmp_path / "apns-test-ca.pem", tmp_path) as peer,
+        running_server(data_dir, http=True, env=peer.env) as base,
+    ):
+        phone = enroll_phone(base, data_dir, "UDID-STAND-IN")
+        locked = json.loads(orchardist(data_dir, "device", "lock", phone.udid, "--json"))
+        deadline = time.monotonic() + 30
+        while True:
+            shown = orchardist(data_dir, "command", "show", locked["command_uuid"], "--json")
+            if json.loads(shown)["counts"]["pushed"] == 1:
+                break
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.2)
+    tally = peer.tally
     assert (tally["tokens"], tally["refused"]) == (1, {})
 
 

@@ -3,9 +3,15 @@ cached keys, written as PEM files: the CA the local APNs peer trusts, the certif
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -40,3 +46,34 @@ def push_identity(directory: Path, *, topic: str = TOPIC, days: int = 365) -> Pu
     return PushIdentity(
         made.ca.public_bytes(serialization.Encoding.PEM), cert_file, key_file, topic
     )
+
+
+@dataclass
+class PeerRun:
+    """A local APNs peer in its own process: `env` points a server at it; `tally` is its
+    closing report (accepted, tokens, most_per_token, refused), once the block has ended."""
+
+    env: dict[str, str]
+    tally: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def apns_peer(client_ca: Path, directory: Path) -> Iterator[PeerRun]:
+    """`python -m orchardist.simulator.apns_peer` trusting `client_ca` for push
+    certificates, until the block ends."""
+    peer_ca = directory / "apns-peer-ca.pem"
+    peer = subprocess.Popen(
+        [sys.executable, "-m", "orchardist.simulator.apns_peer",
+         "--client-ca", str(client_ca), "--ca-out", str(peer_ca)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert peer.stdout is not None
+    url = peer.stdout.readline().strip()
+    run = PeerRun({"ORCHARDIST_APNS_URL": url, "ORCHARDIST_APNS_CA_FILE": str(peer_ca)})
+    try:
+        yield run
+    finally:
+        peer.terminate()
+        out, _ = peer.communicate(timeout=30)
+        run.tally.update(json.loads(out.strip().splitlines()[-1]))

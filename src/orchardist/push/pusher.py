@@ -17,7 +17,6 @@ and retried at the slowest step.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -26,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from orchardist.pki.store import PkiFiles
+from orchardist.polling import drain_all, poll_forever
 from orchardist.push.certificate import stored
 from orchardist.push.sender import (
     ApnsSender,
@@ -162,22 +162,11 @@ class Pusher:
         return sum(totals)
 
     async def _drain_one(self) -> int:
-        total = 0
-        while claimed := await self.run_once():
-            total += claimed
-        return total
+        return await drain_all(self.run_once)
 
     async def run(self) -> None:
         """Until cancelled: drain, then wait for a wake-up or the next poll."""
-        while True:
-            try:
-                await self.drain()
-            except Exception as exc:  # the worker must outlive any one failing round
-                self._report_failure(str(exc) or type(exc).__name__)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wake.wait()
+        await poll_forever(self.drain, self._wake, self.settings.poll_seconds, self._report_failure)
 
     def _report_failure(self, error: str) -> None:
         """Log a failing round, but the same failure once a minute, not every poll."""

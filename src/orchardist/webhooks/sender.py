@@ -17,7 +17,6 @@ again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import random
@@ -28,6 +27,7 @@ from datetime import datetime, timedelta
 import httpx
 import structlog
 
+from orchardist.polling import drain_all, poll_forever
 from orchardist.storage.webhooks import WebhookDelivery, WebhookOutcome, WebhookStore
 
 log = structlog.get_logger("orchardist.webhooks")
@@ -45,6 +45,10 @@ class WebhookSettings:
     lease: timedelta = timedelta(seconds=120)
     poll_seconds: float = 1.0
     batch: int = 50
+
+
+def _round_failed(error: str) -> None:
+    log.error("webhook_round_failed", error=error)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -86,22 +90,11 @@ class WebhookSender:
         return len(claimed)
 
     async def drain(self) -> int:
-        total = 0
-        while claimed := await self.run_once():
-            total += claimed
-        return total
+        return await drain_all(self.run_once)
 
     async def run(self) -> None:
         """Until cancelled: drain, then wait for a wake-up or the next poll."""
-        while True:
-            try:
-                await self.drain()
-            except Exception as exc:  # the worker must outlive any one failing round
-                log.error("webhook_round_failed", error=str(exc) or type(exc).__name__)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.poll_seconds):
-                    await self._wake.wait()
+        await poll_forever(self.drain, self._wake, self.settings.poll_seconds, _round_failed)
 
     async def close(self) -> None:
         await self._client.aclose()
