@@ -43,6 +43,7 @@ EXPECTED = {
     ("GET", "/api/v1/groups"): P.READ,
     ("PUT", "/api/v1/groups/{name}"): P.GROUPS_EDIT,
     ("GET", "/api/v1/audit"): P.AUDIT_READ,
+    ("GET", "/api/v1/dashboard"): P.READ,
 }
 
 

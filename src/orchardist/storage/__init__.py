@@ -16,6 +16,7 @@ from orchardist.storage.accounts import AccountStorage
 from orchardist.storage.accounts import ApiToken as ApiToken
 from orchardist.storage.audit import AuditStore
 from orchardist.storage.compliance import ComplianceStore
+from orchardist.storage.dashboard import DashboardStore
 from orchardist.storage.inventory import InventoryStore
 from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
@@ -436,6 +437,7 @@ class AllStorage(
     ComplianceStore,
     DeviceListStore,
     AuditStore,
+    DashboardStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

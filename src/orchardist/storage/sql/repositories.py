@@ -29,6 +29,7 @@ from orchardist.storage import (
 from orchardist.storage.sql.accounts import SqlAccountStorage
 from orchardist.storage.sql.audit import SqlAuditStorage
 from orchardist.storage.sql.compliance import SqlComplianceStorage
+from orchardist.storage.sql.dashboard import SqlDashboardStorage
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.listing import SqlDeviceListing
@@ -67,6 +68,7 @@ class SqlStorage(
     SqlComplianceStorage,
     SqlDeviceListing,
     SqlAuditStorage,
+    SqlDashboardStorage,
 ):
     def __init__(self, database: Database) -> None:
         self.database = database
