@@ -60,3 +60,11 @@ def set_clock(server: Server, at: datetime) -> None:
     """Move the sessions' and the throttle's clock (the rest of the server keeps its own)."""
     accounts = server.services.accounts
     accounts.clock = accounts.sessions.clock = accounts.throttle.clock = lambda: at
+
+
+async def page_as(server: Server, name: str, role: str, path: str) -> httpx.Response:
+    """The page `path` as a new account of this role sees it."""
+    await add_account(server, name, role)
+    async with browser(server) as client:
+        await signed_in(client, name)
+        return await client.get(path)

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from orchardist.tokens import create_api_token
-from tests.web.console import add_account, browser, signed_in
+from tests.web.console import page_as
 from tests.web.mdm_server import Server
 
 pytestmark = pytest.mark.anyio
@@ -36,10 +36,7 @@ async def test_the_dashboard_shows_the_apis_figures(server: Server) -> None:
     assert (api["commands_pending"], api["commands_failed_24h"]) == (2, 1)
     assert api["os_versions"] == {"17.9": 1, "18.1": 2}
     assert api["push_certificate_days_left"] is None  # none imported in the tests' server
-    await add_account(server, "vera", "viewer")
-    async with browser(server) as client:
-        await signed_in(client, "vera")
-        page = (await client.get("/console")).text
+    page = (await page_as(server, "vera", "viewer", "/console")).text
     for name in FIGURES:
         shown = re.search(rf'<dd id="{name}">([^<]*)</dd>', page)
         assert shown is not None, name
@@ -57,10 +54,7 @@ async def test_os_versions_are_escaped(server: Server) -> None:
     await server.enroll(device)
     hostile = '<script>alert("x")</script>'
     await server.services.storage.refresh_facts(device.udid, {"os_version": hostile})  # type: ignore[attr-defined]
-    await add_account(server, "vera", "viewer")
-    async with browser(server) as client:
-        await signed_in(client, "vera")
-        page = (await client.get("/console")).text
+    page = (await page_as(server, "vera", "viewer", "/console")).text
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert" in page
 
