@@ -15,6 +15,7 @@ from typing import Protocol
 from orchardist.storage.accounts import AccountStorage
 from orchardist.storage.accounts import ApiToken as ApiToken
 from orchardist.storage.audit import AuditStore
+from orchardist.storage.command_log import CommandLogStore
 from orchardist.storage.compliance import ComplianceStore
 from orchardist.storage.dashboard import DashboardStore
 from orchardist.storage.inventory import InventoryStore
@@ -438,6 +439,7 @@ class AllStorage(
     DeviceListStore,
     AuditStore,
     DashboardStore,
+    CommandLogStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -183,34 +183,44 @@ class SqlPushStorage:
         return int(count)
 
     async def command_counts(self, command_uuid: str, now: datetime) -> dict[str, int]:
-        unanswered = _targets.c.status.in_(UNANSWERED)
-        expired = and_(unanswered, _targets.c.expires_at.is_not(None), _targets.c.expires_at <= now)
-        pushed = and_(
-            _targets.c.status == TargetStatus.QUEUED.value,
-            enrollments.c.pushed_at.is_not(None),
-            enrollments.c.pushed_at >= _targets.c.created_at,
+        found = await self.database.read(lambda conn: tally(conn, [command_uuid], now))
+        return found.get(command_uuid, dict.fromkeys(COUNTS, 0))
+
+
+def tally(
+    conn: Connection, command_uuids: Sequence[str], now: datetime
+) -> dict[str, dict[str, int]]:
+    """Per-status target counts of each command (one grouped query), queued split into
+    queued / pushed; commands without targets are left out."""
+    unanswered = _targets.c.status.in_(UNANSWERED)
+    expired = and_(unanswered, _targets.c.expires_at.is_not(None), _targets.c.expires_at <= now)
+    pushed = and_(
+        _targets.c.status == TargetStatus.QUEUED.value,
+        enrollments.c.pushed_at.is_not(None),
+        enrollments.c.pushed_at >= _targets.c.created_at,
+    )
+    uuid = _targets.c.command_uuid
+    query = (
+        select(
+            uuid, _targets.c.status, expired.label("expired"), pushed.label("pushed"), func.count()
         )
-        query = (
-            select(
-                _targets.c.status, expired.label("expired"), pushed.label("pushed"), func.count()
-            )
-            .select_from(
-                _targets.outerjoin(enrollments, enrollments.c.device_id == _targets.c.device_id)
-            )
-            .where(_targets.c.command_uuid == command_uuid)
-            .group_by(_targets.c.status, expired, pushed)
+        .select_from(
+            _targets.outerjoin(enrollments, enrollments.c.device_id == _targets.c.device_id)
         )
-        rows = await self.database.read(lambda conn: list(conn.execute(query).all()))
-        counts = dict.fromkeys(COUNTS, 0)
-        for status, is_expired, is_pushed, count in rows:
-            if is_expired:
-                key = "expired"
-            elif status == TargetStatus.QUEUED.value:
-                key = "pushed" if is_pushed else "queued"
-            else:
-                key = _COUNT_OF.get(status, status)
-            counts[key] = counts.get(key, 0) + count
-        return counts
+        .where(uuid.in_(command_uuids))
+        .group_by(uuid, _targets.c.status, expired, pushed)
+    )
+    tallies: dict[str, dict[str, int]] = {}
+    for command_uuid, status, is_expired, is_pushed, count in conn.execute(query).all():
+        if is_expired:
+            key = "expired"
+        elif status == TargetStatus.QUEUED.value:
+            key = "pushed" if is_pushed else "queued"
+        else:
+            key = _COUNT_OF.get(status, status)
+        counts = tallies.setdefault(command_uuid, dict.fromkeys(COUNTS, 0))
+        counts[key] = counts.get(key, 0) + count
+    return tallies
 
 
 COUNTS = ("queued", "pushed", "sent", "acknowledged", "error", "not_now", "expired", "cancelled")

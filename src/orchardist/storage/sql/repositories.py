@@ -28,6 +28,7 @@ from orchardist.storage import (
 )
 from orchardist.storage.sql.accounts import SqlAccountStorage
 from orchardist.storage.sql.audit import SqlAuditStorage
+from orchardist.storage.sql.command_log import SqlCommandLog
 from orchardist.storage.sql.compliance import SqlComplianceStorage
 from orchardist.storage.sql.dashboard import SqlDashboardStorage
 from orchardist.storage.sql.database import Database, open_database
@@ -69,6 +70,7 @@ class SqlStorage(
     SqlDeviceListing,
     SqlAuditStorage,
     SqlDashboardStorage,
+    SqlCommandLog,
 ):
     def __init__(self, database: Database) -> None:
         self.database = database

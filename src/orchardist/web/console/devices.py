@@ -120,7 +120,7 @@ async def device_page(request: Request, udid: str, user: CurrentAccount) -> Resp
             "status": t.status.value,
             "created_at": t.created_at,
             "answered_at": t.answered_at,
-            "result": _readable(t.result),
+            "result": readable_result(t.result),
         }
         for t in commands
     ]
@@ -137,7 +137,7 @@ async def device_page(request: Request, udid: str, user: CurrentAccount) -> Resp
     return render(request, "device.html", context)
 
 
-def _readable(result: bytes | None) -> str | None:
+def readable_result(result: bytes | None) -> str | None:
     """The device's answer as the plist it sent (XML), for a <details> on the page."""
     if result is None:
         return None
