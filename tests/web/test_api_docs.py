@@ -23,7 +23,10 @@ from tests.web.mdm_server import Server, running
 
 pytestmark = pytest.mark.anyio
 # Actions named by their URL alone: nothing to send.
-BODILESS = {("post", "/api/v1/devices/{udid}/push")}
+BODILESS = {
+    ("post", "/api/v1/devices/{udid}/push"),
+    ("post", "/api/v1/commands/{command_uuid}/cancel"),
+}
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ EXPECTED = {
     ("PUT", "/api/v1/groups/{name}"): P.GROUPS_EDIT,
     ("GET", "/api/v1/audit"): P.AUDIT_READ,
     ("GET", "/api/v1/dashboard"): P.READ,
+    ("POST", "/api/v1/commands/{command_uuid}/cancel"): P.CANCEL,
 }
 
 

@@ -17,6 +17,7 @@ from orchardist.logs import configure_logging
 from orchardist.web import enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import audit as api_audit
+from orchardist.web.api import commands as api_commands
 from orchardist.web.api import dashboard as api_dashboard
 from orchardist.web.api import device_list as api_device_list
 from orchardist.web.api import docs as api_docs
@@ -76,6 +77,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api_profiles.router)
     app.include_router(api_audit.router)
     app.include_router(api_dashboard.router)
+    app.include_router(api_commands.router)
     app.router.routes.extend(scep.routes)
     app.router.routes.extend(mdm.routes)
     app.router.routes.extend(enroll.routes)
