@@ -41,14 +41,16 @@ async def test_a_viewer_reads_and_may_not_cancel(server: Server) -> None:
     async with browser(server) as client:
         token = await signed_in(client, "vera")
         listed = await client.get("/console/commands")
+        device = await client.get("/console/devices/UDID-CMD-0")
         page = await client.get(f"/console/commands/{command_uuid}")
         forged = await client.post(
             f"/console/commands/{command_uuid}/cancel", data={"csrf_token": token}
         )
     assert f'href="/console/commands/{command_uuid}"' in listed.text
+    assert f'href="/console/commands/{command_uuid}"' in device.text  # the device's history
     row = listed.text.split(f'id="command-{command_uuid}"')[1].split("</tr>")[0]
-    assert '<td class="waiting">2</td>' in row
-    assert '<td class="error">1</td>' in row
+    assert '<td class="count-waiting">2</td>' in row
+    assert '<td class="count-error">1</td>' in row
     counts = await server.services.storage.command_counts(command_uuid, datetime.now(UTC))
     for status, count in counts.items():
         assert _count(page.text, status) == count
