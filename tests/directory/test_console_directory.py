@@ -3,7 +3,7 @@ mapped group cannot sign in, and failures count against the same lock as /enroll
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +15,11 @@ from tests.directory.slapd import (
     SERVICE_DN,
     SERVICE_PASSWORD,
     Slapd,
-    running_slapd,
 )
 from tests.web.console import add_account, browser, sign_in
 from tests.web.mdm_server import Server, running
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
-        yield server
 
 
 @pytest.fixture

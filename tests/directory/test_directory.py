@@ -26,17 +26,10 @@ from tests.directory.slapd import (
     SERVICE_DN,
     SERVICE_PASSWORD,
     Slapd,
-    running_slapd,
 )
 from tests.server import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def slapd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
-    with running_slapd(tmp_path_factory.mktemp("slapd")) as server:
-        yield server
 
 
 def _directory(slapd: Slapd, **changes: object) -> Directory:
