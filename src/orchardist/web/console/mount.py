@@ -10,13 +10,35 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchardist.web.console import accounts, audit, commands, dashboard, devices, login, static
+from orchardist.web.console import (
+    accounts,
+    audit,
+    commands,
+    dashboard,
+    devices,
+    enrollment,
+    groups,
+    login,
+    profiles,
+    pushcert,
+    static,
+)
 from orchardist.web.console.headers import PREFIX, ConsoleHeadersMiddleware
 from orchardist.web.console.session import ConsoleRefusalError, SignInRequiredError
 from orchardist.web.console.templating import render
 
 log = structlog.get_logger("orchardist.console")
-PAGES = (dashboard.router, devices.router, commands.router, accounts.router, audit.router)
+PAGES = (
+    dashboard.router,
+    devices.router,
+    commands.router,
+    profiles.router,
+    groups.router,
+    enrollment.router,
+    pushcert.router,
+    accounts.router,
+    audit.router,
+)
 
 
 def install(app: FastAPI) -> None:
