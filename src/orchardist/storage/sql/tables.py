@@ -187,6 +187,8 @@ commands = Table(
     Column("priority", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime()),
+    # The commands page: newest first, a keyset range on (created_at, command_uuid) (0016).
+    Index("ix_commands_created_at", "created_at", "command_uuid"),
 )
 
 command_targets = Table(
