@@ -49,7 +49,7 @@ def sign_in(base: str, user: str, password: str) -> httpx.Response:
         return client.post("/console/login", data=form)
 
 
-def test_accounts_are_created_listed_changed_and_disabled(data_dir: Path, base: str) -> None:
+def test_accounts_are_created_changed_disabled_and_enabled(data_dir: Path, base: str) -> None:
     made = run(data_dir, "admin", "create", "ann", "--role", "admin", "--password-stdin",
                stdin=PASSWORD + "\n")  # fmt: skip
     assert (made.returncode, made.stdout.strip()) == (0, "created ann (admin)"), made.stderr
@@ -83,6 +83,16 @@ def test_accounts_are_created_listed_changed_and_disabled(data_dir: Path, base: 
     assert "This account is disabled" in disabled.text
     assert run(data_dir, "admin", "disable", "nobody").returncode == 1
     assert "disabled" in orchardist(data_dir, "admin", "list")
+
+    assert orchardist(data_dir, "admin", "enable", "ann").strip() == "enabled ann"
+    assert sign_in(base, "ann", new).status_code == 303  # the password it had
+    unknown = run(data_dir, "admin", "enable", "nobody")
+    assert (unknown.returncode, "no account named 'nobody'" in unknown.stderr) == (1, True)
+    listed = json.loads(orchardist(data_dir, "admin", "list", "--json"))
+    assert [(a["name"], a["disabled_at"]) for a in listed] == [("ann", None)]
+    entries = json.loads(orchardist(data_dir, "audit", "--action", "account.enable", "--json"))
+    assert [(e["targets"], e["outcome"]) for e in entries] == [(["nobody"], "failed"),
+                                                               (["ann"], "ok")]  # fmt: skip
 
 
 def test_create_asks_twice_in_a_terminal(data_dir: Path) -> None:

@@ -30,6 +30,11 @@ async def test_accounts_round_trip_and_change(storage: SqlStorage) -> None:
     assert zoe is not None
     assert zoe.disabled_at == later
     assert await storage.get_account("nobody") is None
+    assert await storage.enable_account("zoe")
+    assert not await storage.enable_account("nobody")
+    zoe = await storage.get_account("zoe")
+    assert zoe is not None
+    assert zoe.disabled_at is None
 
 
 def _session(digest: str, name: str, *, seen: datetime = NOW) -> ConsoleSession:

@@ -100,6 +100,11 @@ class Accounts:
             raise AccountError(f"no account named {name!r}")
         await self.sessions.end_all(name)
 
+    async def enable(self, name: str) -> None:
+        """Let a disabled account sign in again (with the password it had)."""
+        if not await self.store.enable_account(name):
+            raise AccountError(f"no account named {name!r}")
+
     async def set_password(self, name: str, password: str) -> None:
         """A new password; the account's sessions end (whoever had the old one is out)."""
         changed = await self.store.update_account(

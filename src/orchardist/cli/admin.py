@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from orchardist.wiring import Services
 
 T = TypeVar("T")
-app = typer.Typer(help="Console accounts: create, list, disable, passwd.")
+app = typer.Typer(help="Console accounts: create, list, disable, enable, passwd.")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 PasswordStdin = Annotated[
     bool,
@@ -76,6 +76,14 @@ def disable(ctx: typer.Context, name: str) -> None:
     """Disable an account: it cannot sign in, and its open sessions end now."""
     _run(ctx, lambda services: services.accounts.disable(name))
     typer.echo(f"disabled {name}")
+
+
+@app.command("enable")
+@audited("account.enable", named("name"))
+def enable(ctx: typer.Context, name: str) -> None:
+    """Enable a disabled account again: it signs in with the password it had."""
+    _run(ctx, lambda services: services.accounts.enable(name))
+    typer.echo(f"enabled {name}")
 
 
 @app.command("passwd")

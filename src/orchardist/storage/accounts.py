@@ -86,6 +86,10 @@ class AccountStore(Protocol):
         """Set the given fields (a new hash with the time it changed; a disabling time);
         False when there is no such account."""
 
+    async def enable_account(self, name: str) -> bool:
+        """Clear the disabling time (a no-op for an active account); False when there is
+        no such account."""
+
 
 class ConsoleSessionStore(Protocol):
     async def add_console_session(self, session: ConsoleSession) -> None: ...

@@ -61,6 +61,11 @@ class SqlAccountStorage:
 
         return await self.database.write(work)
 
+    async def enable_account(self, name: str) -> bool:
+        change = update(console_accounts).where(console_accounts.c.name == name)
+        statement = change.values(disabled_at=None)
+        return await self.database.write(lambda conn: conn.execute(statement).rowcount == 1)
+
     # -- ConsoleSessionStore
 
     async def add_console_session(self, session: ConsoleSession) -> None:
