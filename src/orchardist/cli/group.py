@@ -26,17 +26,13 @@ def set_group(
 ) -> None:
     """Create or replace a group; profiles assigned to it follow its members."""
 
-    async def change(services: Services) -> Reconciled | list[str]:
-        known = set(await services.storage.device_ids(devices))
-        unknown = [d for d in devices if d not in known]
-        if unknown:
-            return unknown
-        await services.storage.set_group(name, devices)
-        return await library_of(services).reconcile()
+    async def change(services: Services) -> Reconciled:
+        return await library_of(services).set_group(name, devices)
 
-    done = with_services(ctx, change)
-    if isinstance(done, list):
-        fail(f"unknown device {', '.join(done[:10])}", "see `orchardist device list`")
+    try:
+        with_services(ctx, change)
+    except LookupError as exc:
+        fail(str(exc), "see `orchardist device list`")
     typer.echo(f"group {name}: {len(set(devices))} device(s)")
 
 

@@ -142,6 +142,17 @@ class ProfileLibrary:
             await self.store.set_assignments(identifier, kind, targets, assigned=assigned)
         return await self.reconcile()
 
+    async def set_group(self, name: str, devices: Sequence[str]) -> Reconciled:
+        """Create or replace a static group (with no devices it is gone); the profiles
+        assigned to it follow its members. LookupError names unknown devices: then
+        nothing changes. The API, the CLI and the console all set groups through here."""
+        known = set(await self.store.device_ids(devices)) if devices else set()
+        unknown = [d for d in devices if d not in known]
+        if unknown:
+            raise LookupError(f"unknown device {', '.join(unknown[:10])}")
+        await self.store.set_group(name, devices)
+        return await self.reconcile()
+
     async def delete(self, identifier: str) -> Reconciled:
         if not await self.store.delete_profile(identifier):
             raise LookupError(f"no profile {identifier}")

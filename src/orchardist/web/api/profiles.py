@@ -285,13 +285,13 @@ async def set_group(
     services: ServicesDep,
     _: Annotated[Actor, requires(Permission.GROUPS_EDIT)],
 ) -> ReconcileResult:
-    """Create or replace a static group; profiles assigned to it follow its members."""
-    known = set(await services.storage.device_ids(body.devices))
-    unknown = [d for d in body.devices if d not in known]
-    if unknown:
-        raise HTTPException(422, f"unknown device {', '.join(unknown[:10])}")
-    await services.storage.set_group(name, body.devices)
-    return _result(await _library(services).reconcile(), services)
+    """Create or replace a static group; profiles assigned to it follow its members. No
+    devices: the group is gone. 422 names an unknown device (nothing changes then)."""
+    try:
+        done = await _library(services).set_group(name, body.devices)
+    except LookupError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return _result(done, services)
 
 
 async def _assign(
