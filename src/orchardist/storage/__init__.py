@@ -380,6 +380,10 @@ class OtaSessionStore(Protocol):
     async def enrolled_by(self, device_id: str) -> OtaSession | None:
         """The completed session that enrolled this device (who, with which groups)."""
 
+    async def list_ota_sessions(self, limit: int = 100) -> list[OtaSession]:
+        """The latest sessions, newest first, whatever their phase (expired ones too, until
+        they are deleted): what the console's Enrollment page lists."""
+
 
 # -- push jobs (see orchardist.push.pusher)
 

@@ -5,6 +5,7 @@ page 1 does."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -82,3 +83,9 @@ class DeviceListStore(Protocol):
         """One page of the devices matching `filters`, in `sort` order, starting after
         `after` (from the start with None). The value of a Position is a str for name,
         serial, OS version (its sort key) and UDID, a datetime for the times."""
+
+    async def device_ids_by_serial(self, serials: Sequence[str]) -> Mapping[str, list[str]]:
+        """Each serial number given → the UDIDs of the devices that reported it, sorted
+        (more than one: a device enrolled twice, e.g. a User Enrollment beside its device
+        enrollment). Matched as given or in capitals, as devices send them; a serial no
+        device reported is left out."""

@@ -9,6 +9,7 @@ that index, not an OFFSET that reads every row before it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, String, and_, func, or_, select, true
@@ -82,6 +83,21 @@ class SqlDeviceListing:
             devices=tuple(ListedDevice(enrollment_from_row(r), _verdict(r)) for r in page),
             next=None if last is None else Position(last._mapping[column], last.device_id),
         )
+
+    async def device_ids_by_serial(self, serials: Sequence[str]) -> Mapping[str, list[str]]:
+        wanted = {form: serial for serial in serials for form in (serial, serial.upper())}
+        query = (
+            select(_e.serial_number, _e.device_id)
+            .where(_e.serial_number.in_(list(wanted)))  # ix_enrollments_serial_number
+            .order_by(_e.device_id)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all()) if wanted else []
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            udids = found.setdefault(wanted[row.serial_number], [])
+            if row.device_id not in udids:
+                udids.append(row.device_id)
+        return found
 
 
 def _listed() -> Any:

@@ -134,6 +134,12 @@ class SqlStorage(
         row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _ota_session(row)
 
+    async def list_ota_sessions(self, limit: int = 100) -> list[OtaSession]:
+        newest = (ota_sessions.c.created_at.desc(), ota_sessions.c.token_sha256)
+        query = select(ota_sessions).order_by(*newest).limit(limit)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_ota_session(row) for row in rows]
+
     async def certificate_by_sha256(self, sha256: str) -> IssuedCertificate | None:
         query = select(_certs).where(_certs.c.sha256 == sha256)
         row = await self.database.read(lambda conn: conn.execute(query).first())
