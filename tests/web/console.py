@@ -68,3 +68,17 @@ async def page_as(server: Server, name: str, role: str, path: str) -> httpx.Resp
     async with browser(server) as client:
         await signed_in(client, name)
         return await client.get(path)
+
+
+async def enrolled_fleet(server: Server, count: int, prefix: str = "UDID-CON") -> list[str]:
+    """`count` enrolled devices PREFIX-000…, named "Phone 000"… with serials SER000…; their
+    UDIDs in the list's order."""
+    udids = []
+    for n in range(count):
+        device = await server.device(f"{prefix}-{n:03}", 300 + n)
+        await server.enroll(device)
+        await server.services.storage.refresh_facts(  # type: ignore[attr-defined]
+            device.udid, {"device_name": f"Phone {n:03}", "serial_number": f"SER{n:03}"}
+        )
+        udids.append(device.udid)
+    return udids

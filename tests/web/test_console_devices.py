@@ -9,24 +9,15 @@ import plistlib
 import pytest
 
 from orchardist.storage.audit import AuditQuery
-from tests.web.console import add_account, browser, signed_in
+from tests.web.console import add_account, browser, enrolled_fleet, signed_in
 from tests.web.mdm_server import Server
 
 pytestmark = pytest.mark.anyio
 HOSTILE = '<script>alert("x")</script> & "Kim\'s"'
 
 
-async def _fleet(server: Server, count: int) -> None:
-    for n in range(count):
-        device = await server.device(f"UDID-CON-{n:03}", 300 + n)
-        await server.enroll(device)
-        await server.services.storage.refresh_facts(  # type: ignore[attr-defined]
-            device.udid, {"device_name": f"Phone {n:03}", "serial_number": f"SER{n:03}"}
-        )
-
-
 async def test_the_list_pages_and_searches(server: Server) -> None:
-    await _fleet(server, 60)
+    await enrolled_fleet(server, 60)
     await add_account(server, "vera", "viewer")
     async with browser(server) as client:
         await signed_in(client, "vera")

@@ -15,6 +15,7 @@ from orchardist.web.console import (
     audit,
     commands,
     dashboard,
+    device_actions,
     devices,
     enrollment,
     groups,
@@ -31,6 +32,7 @@ log = structlog.get_logger("orchardist.console")
 PAGES = (
     dashboard.router,
     devices.router,
+    device_actions.router,
     commands.router,
     profiles.router,
     groups.router,

@@ -7,7 +7,8 @@ permission check, as FastAPI dependencies.
   header htmx sends), else a 403 page. GET and HEAD change nothing and pass.
 - `CurrentAccount` (`current_account`): the signed-in Actor, or a redirect to sign-in.
 - `require(permission)`: the signed-in Actor when its role has the permission (asked
-  through Services.gate, as the API does), else a 403 page naming the role needed.
+  through Services.gate, as the API does), else a 403 page naming the role needed;
+  `check(request, actor, permission)` is the same check inside a handler.
 """
 
 from __future__ import annotations
@@ -115,18 +116,23 @@ async def current_account(request: Request) -> Actor:
 CurrentAccount = Annotated[Actor, Depends(current_account)]
 
 
+async def check(request: Request, actor: Actor, permission: Permission) -> None:
+    """A 403 page naming the role needed unless `actor` has `permission` (asked through
+    Services.gate, which records the refusal). For rules that depend on the form, such as
+    the command chosen for a selection of devices."""
+    try:
+        await services_of(request).gate.require(actor, permission, request.url.path)
+    except PermissionDeniedError as exc:
+        reason = str(exc)
+        raise ConsoleRefusalError(403, "Not allowed", f"{reason[:1].upper()}{reason[1:]}.") from exc
+
+
 class Require:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
     async def __call__(self, request: Request, actor: CurrentAccount) -> Actor:
-        try:
-            await services_of(request).gate.require(actor, self.permission, request.url.path)
-        except PermissionDeniedError as exc:
-            reason = str(exc)
-            raise ConsoleRefusalError(
-                403, "Not allowed", f"{reason[:1].upper()}{reason[1:]}."
-            ) from exc
+        await check(request, actor, self.permission)
         return actor
 
 
