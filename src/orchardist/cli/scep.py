@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
 from orchardist.cli.auditing import audited, named, note
 from orchardist.cli.common import fail, print_json, with_services
-from orchardist.scep.approvals import NotPendingError
-from orchardist.storage import ScepTransaction
+from orchardist.scep.approvals import NotPendingError, describe
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
@@ -48,7 +46,7 @@ def pending(
     """List requests waiting for approval (with `scep_manual_approval = true`)."""
 
     async def load(services: Services) -> list[dict[str, str]]:
-        return [_describe(tx) for tx in await services.approvals.pending()]
+        return [describe(tx) for tx in await services.approvals.pending()]
 
     rows = with_services(ctx, load)
     if as_json:
@@ -98,15 +96,3 @@ def reject(ctx: typer.Context, transaction_id: str) -> None:
     except NotPendingError as exc:
         fail(str(exc), "see `orchardist scep pending`")
     typer.echo("Rejected.")
-
-
-def _describe(tx: ScepTransaction) -> dict[str, str]:
-    try:
-        subject = x509.load_der_x509_csr(tx.csr_der).subject.rfc4514_string()
-    except ValueError:
-        subject = "(unreadable CSR)"
-    return {
-        "transaction_id": tx.transaction_id,
-        "subject": subject,
-        "received": tx.created_at.isoformat(timespec="seconds"),
-    }

@@ -47,3 +47,18 @@ class ScepApprovals:
         if tx.status != ScepTransactionStatus.PENDING:
             raise NotPendingError(f"request {transaction_id!r} is {tx.status.value}, not pending")
         return tx
+
+
+def describe(tx: ScepTransaction) -> dict[str, str]:
+    """A held request as `orchardist scep pending` and the console list it: its
+    transactionID (copied whole into approve), the subject its CSR asks for, and when it
+    arrived."""
+    try:
+        subject = x509.load_der_x509_csr(tx.csr_der).subject.rfc4514_string()
+    except ValueError:
+        subject = "(unreadable CSR)"
+    return {
+        "transaction_id": tx.transaction_id,
+        "subject": subject,
+        "received": tx.created_at.isoformat(timespec="seconds"),
+    }

@@ -34,12 +34,13 @@ async def refused(
     actor: Actor,
     action: str,
     targets: Iterable[str],
-    refusal: ConsoleRefusalError,
+    refusal: tuple[int, str, str],
     detail: Mapping[str, Any] | None = None,
 ) -> ConsoleRefusalError:
-    """Record the failed attempt; returns `refusal` to raise: `raise await refused(...)`."""
+    """Record the failed attempt; returns the refusal page (status, title, message) to
+    raise: `raise await refused(...)`."""
+    status, title, message = refusal
     await services_of(request).audit.record(
-        AuditActor.account(actor.name), action, targets, Outcome.FAILED, detail,
-        reason=refusal.message,
-    )  # fmt: skip
-    return refusal
+        AuditActor.account(actor.name), action, targets, Outcome.FAILED, detail, reason=message
+    )
+    return ConsoleRefusalError(status, title, message)

@@ -199,8 +199,7 @@ async def _existing(request: Request, actor: Actor, name: str) -> str:
 async def _refused(
     request: Request, actor: Actor, targets: list[str], status: int, title: str, message: str
 ) -> ConsoleRefusalError:
-    refusal = ConsoleRefusalError(status, title, message)
-    return await auditing.refused(request, actor, "group.set", targets, refusal)
+    return await auditing.refused(request, actor, "group.set", targets, (status, title, message))
 
 
 async def _assigned(services: Services) -> dict[str, list[str]]:
