@@ -157,7 +157,7 @@ def _place(entry: dict[str, Any], fields: Sequence[FormField], path: str, text: 
             position = int(indexed["index"])
             while len(items) <= position:
                 items.append({})
-            target, level = items[position], _item_fields(field)
+            target, level = items[position], item_fields(field)
             if last:
                 raise ValueError("name a key inside the item")
         elif last:
@@ -167,7 +167,8 @@ def _place(entry: dict[str, Any], fields: Sequence[FormField], path: str, text: 
             level = field.subfields
 
 
-def _item_fields(field: FormField) -> tuple[FormField, ...]:
+def item_fields(field: FormField) -> tuple[FormField, ...]:
+    """The keys of one item of an array of dictionaries (the builder draws them too)."""
     # Apple writes an array's item as its one subkey; a dictionary item has its own keys.
     if len(field.subfields) == 1 and field.subfields[0].type == "dictionary":
         return field.subfields[0].subfields

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from orchardist.accounts.permissions import Actor, Permission
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError, Reconciled, overdue
-from orchardist.storage.profiles import StoredProfile, TargetKind
+from orchardist.storage.profiles import ProfileStore, StoredProfile, TargetKind
 from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
 from orchardist.web.api.auth import Reader, requires, services_of
 from orchardist.web.api.inputs import storable_text
@@ -107,7 +107,11 @@ def _targets(path: Mapping[str, str], body: Any) -> tuple[list[str], dict[str, A
 @router.get("/profiles", response_model=list[ProfileSummary], responses=refusals())
 async def list_profiles(services: ServicesDep, _: Reader) -> list[ProfileSummary]:
     """Every profile in the library, its latest version's payload types (never contents)."""
-    store = services.storage
+    return await profile_summaries(services.storage)
+
+
+async def profile_summaries(store: ProfileStore) -> list[ProfileSummary]:
+    """The library as GET /api/v1/profiles and the console's Profiles page list it."""
     found = []
     for profile in await store.list_profiles():
         latest = await store.profile_version(profile.identifier)
@@ -141,7 +145,7 @@ async def upload_profile(
     body = await request.body()
     if len(body) > MAX_PROFILE_BYTES:
         raise HTTPException(413, f"a profile may be at most {MAX_PROFILE_BYTES} bytes")
-    library = _library(services)
+    library = library_of(services)
     try:
         added = await library.upload(body)
     except ProfileRejectedError as exc:
@@ -150,7 +154,7 @@ async def upload_profile(
         response.status_code = 200
         done = ReconcileResult(installs=0, removals=0, skipped=[])
     else:
-        done = _result(await library.reconcile(), services)
+        done = reconciled(await library.reconcile(), services)
     stored = added.version
     # Never the contents: a profile holds Wi-Fi passwords and keys.
     note(request).targets.append(stored.identifier)
@@ -163,10 +167,18 @@ async def upload_profile(
 @router.get("/profiles/{identifier}", response_model=ProfileDetail, responses=refusals(NONE))
 async def show_profile(identifier: str, services: ServicesDep, _: Reader) -> ProfileDetail:
     """A profile's versions and assignments (never its contents)."""
-    store = services.storage
+    detail = await profile_detail(services.storage, identifier)
+    if detail is None:
+        raise HTTPException(404, f"no profile {identifier}")
+    return detail
+
+
+async def profile_detail(store: ProfileStore, identifier: str) -> ProfileDetail | None:
+    """A profile's versions and assignments as the API and the console show them; None
+    when there is no such profile."""
     profile = await store.get_profile(identifier)
     if profile is None:
-        raise HTTPException(404, f"no profile {identifier}")
+        return None
     versions = await store.profile_versions(identifier)
     assignments: dict[str, list[str]] = {kind.value: [] for kind in TargetKind}
     for assignment in await store.assignments(identifier):
@@ -211,10 +223,10 @@ async def profile_content(
 async def delete_profile(identifier: str, services: ServicesDep, _: Editor) -> ReconcileResult:
     """Forget it; devices that have it get RemoveProfile."""
     try:
-        done = await _library(services).delete(identifier)
+        done = await library_of(services).delete(identifier)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from exc
-    return _result(done, services)
+    return reconciled(done, services)
 
 
 @router.post(
@@ -253,7 +265,11 @@ async def profile_status(identifier: str, services: ServicesDep, _: Reader) -> l
         rows = await services.storage.device_profiles(identifier=identifier)
         if not rows:
             raise HTTPException(404, f"no profile {identifier}")
-    now = datetime.now(UTC)
+    return await device_states(services.storage, identifier, datetime.now(UTC))
+
+
+async def device_states(store: ProfileStore, identifier: str, now: datetime) -> list[DeviceState]:
+    """Each device's state for the profile, as the API and the console show it."""
     return [
         DeviceState(
             udid=row.device_id,
@@ -264,7 +280,7 @@ async def profile_status(identifier: str, services: ServicesDep, _: Reader) -> l
             updated_at=row.updated_at,
             overdue=overdue(row, now),
         )
-        for row in await services.storage.device_profiles(identifier=identifier)
+        for row in await store.device_profiles(identifier=identifier)
     ]
 
 
@@ -288,32 +304,33 @@ async def set_group(
     """Create or replace a static group; profiles assigned to it follow its members. No
     devices: the group is gone. 422 names an unknown device (nothing changes then)."""
     try:
-        done = await _library(services).set_group(name, body.devices)
+        done = await library_of(services).set_group(name, body.devices)
     except LookupError as exc:
         raise HTTPException(422, str(exc)) from exc
-    return _result(done, services)
+    return reconciled(done, services)
 
 
 async def _assign(
     identifier: str, body: Targets, services: ServicesDep, *, assigned: bool
 ) -> ReconcileResult:
     try:
-        done = await _library(services).assign(
+        done = await library_of(services).assign(
             identifier, devices=body.devices, groups=body.groups, everyone=body.all,
             assigned=assigned,
         )  # fmt: skip
     except LookupError as exc:
         status = 404 if str(exc).startswith("no profile") else 422
         raise HTTPException(status, str(exc)) from exc
-    return _result(done, services)
+    return reconciled(done, services)
 
 
-def _library(services: Services) -> ProfileLibrary:
+def library_of(services: Services) -> ProfileLibrary:
     assert services.profiles is not None
     return services.profiles
 
 
-def _result(done: Reconciled, services: Services) -> ReconcileResult:
+def reconciled(done: Reconciled, services: Services) -> ReconcileResult:
+    """What a change queued; the pusher is woken when anything was (API and console)."""
     if (done.installs or done.removals) and services.pusher is not None:
         services.pusher.wake()
     return ReconcileResult(installs=done.installs, removals=done.removals, skipped=done.skipped)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncGenerator
 from urllib.parse import parse_qsl
 
@@ -33,7 +34,7 @@ async def form_of(request: Request) -> FormData:
             request.headers, _once(body), max_files=MAX_FILES, max_fields=MAX_FIELDS
         )
         try:
-            form = await parser.parse()
+            form = await _in_memory(await parser.parse())
         except MultiPartException as exc:
             message = f"The form did not arrive whole ({exc.message}): nothing was changed."
             raise ConsoleRefusalError(400, "The form was refused", message) from exc
@@ -45,6 +46,21 @@ async def form_of(request: Request) -> FormData:
         form = FormData(pairs)
     request.state.console_form = form
     return form
+
+
+async def _in_memory(form: FormData) -> FormData:
+    """The form with each file's bytes in memory and its temporary file closed: the body
+    is in memory already (at most MAX_FORM_BYTES), and nothing else would close them when
+    a handler refuses before reading (a ResourceWarning, an open file until collected)."""
+    fields: list[tuple[str, str | UploadFile]] = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            data = await value.read()
+            await value.close()
+            value = UploadFile(io.BytesIO(data), size=len(data), filename=value.filename,
+                               headers=value.headers)  # fmt: skip
+        fields.append((name, value))
+    return FormData(fields)
 
 
 async def _once(body: bytes) -> AsyncGenerator[bytes, None]:
