@@ -20,6 +20,8 @@ from orchardist.web.console import (
     enrollment,
     groups,
     login,
+    profile_assignments,
+    profile_builder,
     profiles,
     pushcert,
     static,
@@ -34,7 +36,9 @@ PAGES = (
     devices.router,
     device_actions.router,
     commands.router,
+    profile_builder.router,  # before profiles: /profiles/new is not an identifier
     profiles.router,
+    profile_assignments.router,
     groups.router,
     enrollment.router,
     pushcert.router,
