@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from cryptography.hazmat.primitives import serialization
@@ -14,15 +13,18 @@ from orchardist.cli.auditing import audited, note
 from orchardist.cli.common import data_dir_of, fail, print_json, with_services
 from orchardist.config import Settings
 from orchardist.pki.store import PkiFiles
+from orchardist.push import replacement
 from orchardist.push.certificate import (
     PushCertificate,
     PushCertificateError,
+    describe,
     from_p12,
     from_pem,
     push_csr,
     stored,
 )
-from orchardist.push.stand_in import STAND_IN_CA_NAME, STAND_IN_TOPIC, stand_in_identity
+from orchardist.push.replacement import Replaced, TopicChangeError
+from orchardist.push.stand_in import STAND_IN_TOPIC, stand_in_identity
 from orchardist.push.vendor import VendorSignError
 from orchardist.push.vendor import vendor_sign as sign_request
 
@@ -44,7 +46,7 @@ def csr(
     """Make a key and a certificate signing request for a new push certificate."""
     if key_out.exists():
         fail(f"{key_out} exists", "choose another --key-out: that key may be in use")
-    key, request = push_csr("Orchardist MDM push")
+    key, request = push_csr(replacement.CSR_COMMON_NAME)
     key_out.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -139,41 +141,31 @@ def import_(
 
 
 def _save_push(ctx: typer.Context, pushed: PushCertificate, *, force: bool) -> None:
-    """Store it, unless enrolled devices use another topic: they could never be woken
-    again. Devices enrolled under the placeholder topic (no certificate yet) or the local
-    peer's stand-in could never be woken by Apple anyway: a warning, not a refusal."""
+    """Store it, unless enrolled devices use another topic (see `push.replacement`)."""
     files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    placeholder = Settings.model_fields["apns_topic"].default
 
-    async def enrolled_topics(services: Services) -> Counter[str]:
-        enrollments = await services.storage.list_enrollments()
-        return Counter(e.facts.topic for e in enrollments if e.enrolled)
+    async def store(services: Services) -> Replaced:
+        return await replacement.replace(
+            files, services.storage, pushed, placeholder=placeholder, force=force
+        )
 
-    others = with_services(ctx, enrolled_topics)
-    others.pop(pushed.topic, None)
-    placeholders = {Settings.model_fields["apns_topic"].default}
-    current = stored(files) if files.has_push() else None
-    if current is not None and _is_stand_in(current):
-        placeholders.add(current.topic)
-    blocking = sorted(set(others) - placeholders)
-    if blocking and not force:
+    try:
+        replaced = with_services(ctx, store)
+    except TopicChangeError as exc:
         fail(
-            f"enrolled devices use topic {blocking[0]}, this certificate is for {pushed.topic}",
+            str(exc),
             "renew the existing certificate (same Apple ID, same topic) instead; --force loses "
             "every enrolled device",
         )
-    for topic in sorted(placeholders & set(others)):
+    for topic, count in replaced.stranded.items():
         typer.echo(
-            f"warning: {others[topic]} device(s) enrolled with the placeholder topic {topic} "
+            f"warning: {count} device(s) enrolled with the placeholder topic {topic} "
             "cannot be woken with this certificate: re-enroll them to manage them with pushes",
             err=True,
         )
-    files.save_push(pushed.certificate, pushed.key)
     note().targets.append(pushed.topic)
     note().detail["not_after"] = pushed.not_after
-
-
-def _is_stand_in(pushed: PushCertificate) -> bool:
-    return STAND_IN_CA_NAME in pushed.certificate.issuer.rfc4514_string()
 
 
 @app.command("test-cert")
@@ -231,15 +223,6 @@ def load_push(files: PkiFiles) -> PushCertificate | None:
         return stored(files)
     except PushCertificateError as exc:
         fail(f"the stored push certificate is unusable: {exc}")
-
-
-def describe(pushed: PushCertificate, now: datetime) -> dict[str, Any]:
-    return {
-        "topic": pushed.topic,
-        "not_after": pushed.not_after.isoformat(),
-        "days_left": pushed.days_left(now),
-        "warning": pushed.warning(now),
-    }
 
 
 def _report(pushed: PushCertificate, as_json: bool) -> None:

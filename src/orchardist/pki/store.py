@@ -96,6 +96,27 @@ class PkiFiles:
         return self.push_cert.exists() and self.push_key.exists()
 
     @property
+    def push_request_key(self) -> Path:
+        """The key of a push CSR made on the console, until Apple's certificate for it is
+        imported (then it becomes push.key)."""
+        return self.directory / "push-request.key"
+
+    def save_push_request_key(self, key: rsa.RSAPrivateKey) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_key(self.push_request_key, key)
+
+    def load_push_request_key(self) -> rsa.RSAPrivateKey | None:
+        """The pending request's key, or None when no CSR is waiting (or the file is not
+        an RSA key: a new CSR then makes a new one)."""
+        try:
+            key = serialization.load_pem_private_key(
+                self.push_request_key.read_bytes(), password=None
+            )
+        except (OSError, ValueError, TypeError):
+            return None
+        return key if isinstance(key, rsa.RSAPrivateKey) else None
+
+    @property
     def ra_cert(self) -> Path:
         return self.directory / "ra.pem"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from orchardist.pki.store import PkiFiles
+from orchardist.push.stand_in import STAND_IN_CA_NAME
 
 TOPIC_PREFIX = "com.apple.mgmt."
 # Apple's push certificates last a year; renewal starts being urgent a month before.
@@ -40,6 +42,12 @@ class PushCertificate:
     def days_left(self, now: datetime) -> int:
         return (self.not_after - now).days
 
+    @property
+    def stand_in(self) -> bool:
+        """Issued by `orchardist pushcert test-cert` for the local APNs peer: Apple's
+        servers refuse it, and devices enrolled with its topic are not Apple's to wake."""
+        return STAND_IN_CA_NAME in self.certificate.issuer.rfc4514_string()
+
     def warning(self, now: datetime) -> str | None:
         """What an admin must hear about the expiry, or None while it is far off."""
         days = self.days_left(now)
@@ -49,6 +57,18 @@ class PushCertificate:
             urgency = "now" if days <= 7 else "soon" if days <= 14 else "this month"
             return f"expires in {days} days: renew it {urgency} with the same Apple ID"
         return None
+
+
+def describe(pushed: PushCertificate, now: datetime) -> dict[str, Any]:
+    """What `orchardist pushcert show|import` print and the console shows."""
+    return {
+        "topic": pushed.topic,
+        "subject": pushed.certificate.subject.rfc4514_string(),
+        "not_after": pushed.not_after.isoformat(),
+        "days_left": pushed.days_left(now),
+        "warning": pushed.warning(now),
+        "stand_in": pushed.stand_in,
+    }
 
 
 def from_pem(
@@ -63,7 +83,8 @@ def from_pem(
         key = serialization.load_pem_private_key(key_pem, password=password)
     except (ValueError, TypeError) as exc:
         raise PushCertificateError(
-            f"cannot read the private key ({exc}); give --password if it is encrypted"
+            f"cannot read the private key ({exc}); give its password (--password) if it is "
+            "encrypted"
         ) from exc
     return _checked(cert, key, now)
 
@@ -90,9 +111,12 @@ def stored(files: PkiFiles) -> PushCertificate | None:
     )
 
 
-def push_csr(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.CertificateSigningRequest]:
-    """The key and CSR to start a push certificate with (RSA-2048, as Apple asks)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def push_csr(
+    common_name: str, key: rsa.RSAPrivateKey | None = None
+) -> tuple[rsa.RSAPrivateKey, x509.CertificateSigningRequest]:
+    """The key (made here unless given) and a CSR to start a push certificate with
+    (RSA-2048, as Apple asks)."""
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
