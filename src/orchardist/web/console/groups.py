@@ -23,9 +23,9 @@ from fastapi.responses import RedirectResponse
 
 from orchardist.accounts.permissions import Actor, Permission
 from orchardist.mdm.summary import device_fields
-from orchardist.profiles.library import Reconciled
 from orchardist.storage.listing import DeviceFilters, DeviceSort
 from orchardist.storage.profiles import TargetKind
+from orchardist.web.api.profiles import library_of, reconciled
 from orchardist.web.console import auditing
 from orchardist.web.console.forms import form_of
 from orchardist.web.console.session import (
@@ -151,16 +151,15 @@ async def delete_group(request: Request, actor: Editor) -> Response:
 async def _set(request: Request, actor: Actor, name: str, members: list[str]) -> None:
     """The group becomes `members` through the library, as the API's PUT does."""
     services = services_of(request)
-    assert services.profiles is not None
     try:
-        done = await services.profiles.set_group(name, members)
+        done = await library_of(services).set_group(name, members)
     except LookupError as exc:  # a device gone since it was resolved
         reason = str(exc)
         message = f"{reason[:1].upper()}{reason[1:]}."
         raise await _refused(
             request, actor, [f"group:{name}", *members], 422, "Nothing changed", message
         ) from exc
-    _wake(services, done)
+    reconciled(done, services)  # wakes the pusher for what was queued
     await auditing.record(request, actor, "group.set", [f"group:{name}", *members])
 
 
@@ -226,8 +225,3 @@ def _name_problem(name: str) -> str | None:
     if set(name) == {"."}:
         return "A name of dots only cannot be linked to: add a letter."
     return None
-
-
-def _wake(services: Services, done: Reconciled) -> None:
-    if (done.installs or done.removals) and services.pusher is not None:
-        services.pusher.wake()
