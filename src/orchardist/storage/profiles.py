@@ -104,6 +104,9 @@ class ProfileStore(Protocol):
     async def groups(self) -> Mapping[str, list[str]]:
         """Every group and its members."""
 
+    async def groups_of(self, device_id: str) -> list[str]:
+        """The names of the groups the device is a member of, sorted."""
+
     async def device_profiles(
         self, *, device_id: str | None = None, identifier: str | None = None
     ) -> list[DeviceProfile]: ...

@@ -166,6 +166,14 @@ class SqlProfileStorage:
             found.setdefault(row.name, []).append(row.device_id)
         return found
 
+    async def groups_of(self, device_id: str) -> list[str]:
+        query = (
+            select(device_groups.c.name)
+            .where(device_groups.c.device_id == device_id)
+            .order_by(device_groups.c.name)
+        )
+        return list(await self.database.read(lambda conn: conn.execute(query).scalars().all()))
+
     async def device_profiles(
         self, *, device_id: str | None = None, identifier: str | None = None
     ) -> list[DeviceProfile]:

@@ -303,6 +303,7 @@ device_groups = Table(
     metadata,
     Column("name", String(255), primary_key=True),
     Column("device_id", String(128), primary_key=True),
+    Index("ix_device_groups_device_id", "device_id"),
 )
 
 device_profiles = Table(

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from orchardist.accounts.permissions import Actor, Permission
 from orchardist.audit import Actor as AuditActor
-from orchardist.web.console.devices import readable_result
+from orchardist.web.console.device_details import readable_result
 from orchardist.web.console.session import (
     ConsoleRefusalError,
     CurrentAccount,
@@ -78,7 +78,7 @@ async def command_page(request: Request, command_uuid: str, user: CurrentAccount
             "udid": t.device_id,
             "status": t.status.value,
             "answered_at": t.answered_at,
-            "result": readable_result(t.result),
+            "result": readable_result(t.result, user.role),
         }
         for t in targets
     ]

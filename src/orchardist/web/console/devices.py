@@ -5,19 +5,25 @@ one device or a selection) are in device_actions.py."""
 
 from __future__ import annotations
 
-import plistlib
 from datetime import UTC, datetime
 
 from fastapi import Request, Response
 
 from orchardist.accounts.permissions import allowed
 from orchardist.mdm.device_list import CursorError, decode_cursor, encode_cursor, os_version_filter
-from orchardist.mdm.reports import result_as_json
 from orchardist.mdm.summary import device_fields, summarize
 from orchardist.storage import Enrollment
 from orchardist.storage.compliance import ComplianceStatus
 from orchardist.storage.listing import DEVICE_STATES, DeviceFilters, DeviceSort
 from orchardist.web.console.actions import CHOICES, erase_phrase
+from orchardist.web.console.device_details import (
+    HARDWARE,
+    NETWORK,
+    facts_table,
+    push_state,
+    readable_result,
+    restrictions_table,
+)
 from orchardist.web.console.session import (
     ConsoleRefusalError,
     CurrentAccount,
@@ -110,7 +116,7 @@ async def device_page(request: Request, udid: str, user: CurrentAccount) -> Resp
             "status": t.status.value,
             "created_at": t.created_at,
             "answered_at": t.answered_at,
-            "result": readable_result(t.result),
+            "result": readable_result(t.result, user.role),
         }
         for t in commands
     ]
@@ -122,22 +128,15 @@ async def device_page(request: Request, udid: str, user: CurrentAccount) -> Resp
         "inventory": inventory,
         "profiles": await storage.device_profiles(device_id=udid),
         "commands": history,
+        "enrolled_by": await storage.enrolled_by(udid),
+        "groups": await storage.groups_of(udid),
+        "push": push_state(enrollment),
+        "hardware": facts_table(inventory, HARDWARE),
+        "network": facts_table(inventory, NETWORK),
+        "restrictions": restrictions_table(inventory),
         "done": request.query_params.get("done"),
     }
     return render(request, "device.html", context)
-
-
-def readable_result(result: bytes | None) -> str | None:
-    """The device's answer as the plist it sent (XML), for a <details> on the page."""
-    if result is None:
-        return None
-    readable = result_as_json(result)
-    if readable is None:
-        return "(unreadable)"
-    try:
-        return plistlib.dumps(plistlib.loads(result)).decode("utf-8", "replace")
-    except (plistlib.InvalidFileException, ValueError, TypeError, OverflowError):
-        return "(unreadable)"
 
 
 async def enrollment_of(request: Request, udid: str) -> Enrollment:
