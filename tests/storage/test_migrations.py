@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from orchardist.storage.sql.engine import create_engine
-from orchardist.storage.sql.migrate import upgrade
+from orchardist.storage.sql.migrate import alembic_config, packaged_head, upgrade
 from orchardist.storage.sql.tables import metadata
 from tests.db import fresh_database
 
@@ -38,6 +39,29 @@ async def test_migrated_schema_matches_the_tables(backend: str, tmp_path: Path) 
             await engine.dispose()
     assert set(metadata.tables) <= tables
     assert "alembic_version" in tables
+
+
+def test_the_head_read_without_alembic_is_alembics() -> None:
+    """upgrade() skips Alembic when the database is at packaged_head(): it must be the head
+    Alembic itself would migrate to."""
+    assert packaged_head() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_an_upgrade_from_an_older_revision_runs_the_rest(
+    backend: str, tmp_path: Path
+) -> None:
+    """A database one migration behind is not mistaken for a current one."""
+    async with fresh_database(backend, tmp_path, migrate=False) as url:
+        await upgrade(url, "0001")
+        await upgrade(url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                assert await conn.run_sync(_differences) == []
+                version = await conn.execute(text("SELECT version_num FROM alembic_version"))
+                assert version.scalars().all() == [packaged_head()]
+        finally:
+            await engine.dispose()
 
 
 async def test_processes_starting_together_take_turns(backend: str, tmp_path: Path) -> None:

@@ -1,27 +1,35 @@
 """Schema migrations: `upgrade(url)` brings a database to the latest revision.
 
 The Alembic config is built in code (no alembic.ini to find at run time), and the
-migrations ship inside the package.
+migrations ship inside the package. Every CLI command upgrades first, and almost always
+finds the schema current: that case is answered from the migration files' revision lines
+without importing Alembic, which would cost each command half a second.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 from orchardist.storage.sql.engine import async_url, create_engine, is_sqlite
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -41,11 +49,52 @@ async def upgrade(url: str, revision: str = "head") -> None:
                     # Held until this transaction commits; PostgreSQL DDL is transactional,
                     # so the next process sees the finished schema.
                     await connection.execute(text(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})"))
-                await connection.run_sync(
-                    lambda sync: command.upgrade(alembic_config(sync), revision)
-                )
+                if revision == "head" and await connection.run_sync(_at_packaged_head):
+                    return
+                await connection.run_sync(lambda sync: _alembic_upgrade(sync, revision))
         finally:
             await engine.dispose()
+
+
+def _alembic_upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(connection), revision)
+
+
+def _at_packaged_head(connection: Connection) -> bool:
+    """Whether the database's revision is the newest one shipped (False whenever that
+    is not certain: Alembic then decides)."""
+    head = packaged_head()
+    if head is None or not inspect(connection).has_table("alembic_version"):
+        return False
+    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    return list(current) == [head]
+
+
+# `revision = "0016"`, also as Alembic's newer templates write it: `revision: str = "0016"`.
+_REVISION = re.compile(r"^revision(?:: [^=]+)? = [\"']([^\"']+)[\"']$", re.MULTILINE)
+_DOWN_REVISION = re.compile(
+    r"^down_revision(?:: [^=]+)? = (?:None|[\"']([^\"']+)[\"'])$", re.MULTILINE
+)
+
+
+@functools.cache
+def packaged_head() -> str | None:
+    """The newest revision in migrations/versions, read from each file's `revision =` and
+    `down_revision =` lines; None unless they form one chain with one head (merges, or a
+    file written differently, are left to Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        source = script.read_text()
+        revision, down = _REVISION.findall(source), _DOWN_REVISION.findall(source)
+        if len(revision) != 1 or len(down) != 1:
+            return None
+        revisions.add(revision[0])
+        parents.add(down[0])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 # An arbitrary constant naming "Orchardist migrations" among PostgreSQL advisory locks.
