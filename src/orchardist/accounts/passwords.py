@@ -4,15 +4,23 @@ change of parameters re-hashes each password at its next sign-in."""
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024  # hashing is deliberately slow; an endless password must not be
 _hasher = PasswordHasher()
-# Verified against when the name is unknown, so that an unknown name takes as long as a
-# wrong password and names cannot be probed by timing.
-_DUMMY = _hasher.hash("orchardist: no such account")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """Verified against when the name is unknown, so that an unknown name takes as long as
+    a wrong password and names cannot be probed by timing. Made at first use, not import:
+    the hash is deliberately slow and most CLI commands never sign anyone in; the server
+    makes it at start-up (web/app.py), so even the first sign-in is not a tell."""
+    return _hasher.hash("orchardist: no such account")
 
 
 class WeakPasswordError(ValueError):
@@ -46,7 +54,7 @@ def verify_password(stored: str | None, password: str) -> bool:
         stored = None  # never hash an endless input; no stored password is that long
         password = ""
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 
 from orchardist import __version__
+from orchardist.accounts import passwords
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import enroll, errors, health, mdm, metrics, scep
@@ -40,6 +41,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             yield
             return
         opened = await open_services(settings, migrate=False)  # `serve` migrated already
+        await asyncio.to_thread(passwords.dummy_hash)  # before the first sign-in, not in it
         app.state.services = opened
         assert opened.pusher is not None
         workers = [
