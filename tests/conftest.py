@@ -1,16 +1,17 @@
 """Suite-wide fixtures: async tests run on asyncio through anyio's pytest plugin;
 `storage` is a migrated SqlStorage and `server` a running app on SQL storage, on every
-backend this run covers."""
+backend this run covers; `samba` is the session's one Samba AD DC (tests/directory/samba.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from orchardist.storage.sql.repositories import SqlStorage, open_storage
 from tests.db import backends, fresh_database
+from tests.directory.samba import SambaDc, running_samba
 from tests.web.mdm_server import Server, running
 
 
@@ -39,3 +40,11 @@ async def storage(backend: str, tmp_path: Path) -> AsyncIterator[SqlStorage]:
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
     async with running(request.param, tmp_path) as started:
         yield started
+
+
+@pytest.fixture(scope="session")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
+    """For the directory and OTA tests alike: they only sign users in, and it changes nothing
+    they read."""
+    with running_samba(tmp_path_factory.mktemp("samba")) as server:
+        yield server

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from orchardist.enroll.directory import (
 )
 from orchardist.pki.ca import generate_ca
 from tests.directory.samba import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
-from tests.directory.samba import ADMIN_UPN, SambaDc, running_samba
+from tests.directory.samba import ADMIN_UPN, SambaDc
 from tests.directory.samba import PASSWORDS as AD_PASSWORDS
 from tests.directory.slapd import (
     BASE,
@@ -98,12 +97,6 @@ async def test_tls_refuses_a_server_it_cannot_verify(slapd: Slapd, tmp_path: Pat
 async def test_a_locked_account_is_named(slapd: Slapd) -> None:
     with pytest.raises(AccountLockedError, match="locked"):
         await _directory(slapd).authenticate("carol", PASSWORDS["carol"])
-
-
-@pytest.fixture(scope="module")
-def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDc]:
-    with running_samba(tmp_path_factory.mktemp("samba")) as server:
-        yield server
 
 
 def _ad(samba: SambaDc, **changes: object) -> Directory:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from tests.directory.samba import ADMIN_PASSWORD as AD_ADMIN_PASSWORD
-from tests.directory.samba import ADMIN_UPN, running_samba
+from tests.directory.samba import ADMIN_UPN, SambaDc
 from tests.directory.samba import PASSWORDS as AD_PASSWORDS
 from tests.directory.slapd import BASE, PASSWORDS, SERVICE_DN, SERVICE_PASSWORD, running_slapd
 from tests.keys import rsa_key
@@ -67,8 +67,11 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None
 
 
 @contextmanager
-def _directory(kind: str, directory: Path) -> Iterator[tuple[str, str, str, list[str]]]:
-    """(the [directory] table, the login, the password, alice's groups) for each kind."""
+def _directory(
+    kind: str, directory: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, str, str, list[str]]]:
+    """(the [directory] table, the login, the password, alice's groups) for each kind; the
+    Samba DC is the session's (tests/conftest.py), asked for only when this kind needs it."""
     if kind == "slapd":
         with running_slapd(directory) as slapd:
             yield (
@@ -77,17 +80,19 @@ def _directory(kind: str, directory: Path) -> Iterator[tuple[str, str, str, list
                 "alice", PASSWORDS["alice"], ["sales", "staff"],
             )  # fmt: skip
         return
-    with running_samba(directory) as samba:
-        yield (
-            f'url = "{samba.ldaps_url}"\nbase_dn = "{samba.base}"\nbind_dn = "{ADMIN_UPN}"\n'
-            f'bind_password = "{AD_ADMIN_PASSWORD}"\nca_file = "{samba.ca_file}"\n'
-            "active_directory = true\n",
-            "alice@example.test", AD_PASSWORDS["alice"], ["sales"],
-        )  # fmt: skip
+    samba: SambaDc = request.getfixturevalue("samba")
+    yield (
+        f'url = "{samba.ldaps_url}"\nbase_dn = "{samba.base}"\nbind_dn = "{ADMIN_UPN}"\n'
+        f'bind_password = "{AD_ADMIN_PASSWORD}"\nca_file = "{samba.ca_file}"\n'
+        "active_directory = true\n",
+        "alice@example.test", AD_PASSWORDS["alice"], ["sales"],
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["slapd", "samba"])
-def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(kind: str, tmp_path: Path) -> None:
+def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     data_dir = tmp_path / "data"
     admin = json.loads(orchardist(data_dir, "init", "--hostname", "localhost", "--json"))
     headers = {"Authorization": f"Bearer {admin['admin_token']}"}
@@ -97,7 +102,7 @@ def test_alice_enrolls_over_the_air_and_gets_her_groups_profile(kind: str, tmp_p
     orchardist(
         data_dir, "profile", "assign", "com.example.sales-wifi", "--group", "directory:sales"
     )
-    with _directory(kind, tmp_path / kind) as (table, login, password, groups):
+    with _directory(kind, tmp_path / kind, request) as (table, login, password, groups):
         with (data_dir / "orchardist.toml").open("a") as config:
             config.write(f'\nota_device_anchor_files = ["{ca_file}"]\n\n[directory]\n{table}')
         with running_server(data_dir, http=True) as base:
