@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import plistlib
 import random
@@ -166,7 +167,21 @@ class VirtualDevice:
             case "ProfileList":
                 listed = answer(self.identity, command)["ProfileList"]
                 return {"ProfileList": [*listed, *self.profiles.values()]}
+            case "Settings":
+                return {"Settings": [self._apply(item) for item in command.get("Settings", [])]}
         return answer(self.identity, command)
+
+    def _apply(self, item: object) -> dict[str, Any]:
+        """One Settings item, answered per item as iOS does. DeviceName renames the device
+        (iOS does it on supervised devices; this one always obeys), so the next
+        DeviceInformation reports the new name; other items are acknowledged unchanged."""
+        assert self.identity is not None
+        if not isinstance(item, dict) or not isinstance(item.get("Item"), str):
+            return {"Status": "Error"}
+        name = item.get("DeviceName")
+        if item["Item"] == "DeviceName" and isinstance(name, str):
+            self.identity = dataclasses.replace(self.identity, device_name=name)
+        return {"Item": item["Item"], "Status": "Acknowledged"}
 
     def _install(self, payload: bytes) -> None:
         """As iOS does: the signature must verify, encrypted payloads must open with this
