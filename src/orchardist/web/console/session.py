@@ -93,8 +93,10 @@ async def guard(request: Request) -> None:
         return
     session = await resume(request)
     if session is None:
-        expired = SESSION_COOKIE in request.cookies  # it was signed in: say why it is not
-        raise SignInRequiredError(_form_page(request), expired=expired)
+        # A form posted without a live session: timed out, ended elsewhere, or signed out
+        # in another tab (which takes the cookie away too). Whichever, the sign-in page
+        # says that nothing was changed.
+        raise SignInRequiredError(_form_page(request), expired=True)
     form: FormData = await form_of(request)
     given = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
     if not session.csrf_matches(given if isinstance(given, str) else None):
