@@ -18,10 +18,14 @@ import httpx
 ORCHARDIST = [sys.executable, "-m", "orchardist"]
 
 
-def orchardist(data_dir: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
-    """Run one CLI command to completion and return its stdout; a failure fails the test."""
+def orchardist(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+) -> str:
+    """Run one CLI command to completion (`stdin` written to it, e.g. a --password-stdin
+    password) and return its stdout; a failure fails the test."""
     done = subprocess.run(
         [*ORCHARDIST, "--data-dir", str(data_dir), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from orchardist.push.stand_in import stand_in_identity
 from tests.keys import rsa_key
+from tests.server import free_port
 
 TOPIC = "com.apple.mgmt.External.0b7c3c52-8d8c-4f0e-9a35-2b1a4f6c1d20"
 
@@ -46,6 +47,34 @@ def push_identity(directory: Path, *, topic: str = TOPIC, days: int = 365) -> Pu
     return PushIdentity(
         made.ca.public_bytes(serialization.Encoding.PEM), cert_file, key_file, topic
     )
+
+
+@dataclass(frozen=True)
+class SimulatedApns:
+    """Where `orchardist simulate --apns-port` plays Apple's push service: `env` points a
+    server at it, `simulate_args` tell the simulator where to listen, which CA's push
+    certificates to accept and where to write its own CA (which the server then trusts)."""
+
+    port: int
+    client_ca: Path
+    peer_ca: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"ORCHARDIST_APNS_URL": f"https://127.0.0.1:{self.port}",
+                "ORCHARDIST_APNS_CA_FILE": str(self.peer_ca)}  # fmt: skip
+
+    @property
+    def simulate_args(self) -> list[str]:
+        return ["--apns-port", str(self.port), "--apns-client-ca", str(self.client_ca),
+                "--apns-ca-out", str(self.peer_ca)]  # fmt: skip
+
+
+def simulated_apns(identity: PushIdentity, directory: Path) -> SimulatedApns:
+    """A free port for the simulator's APNs peer, trusting `identity`'s CA."""
+    client_ca = directory / "push-identity-ca.pem"
+    client_ca.write_bytes(identity.ca_pem)
+    return SimulatedApns(free_port(), client_ca, directory / "apns-peer-ca.pem")
 
 
 @dataclass

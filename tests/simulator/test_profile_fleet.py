@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.push.identity import push_identity
-from tests.server import ORCHARDIST, free_port, orchardist, running_server
+from tests.push.identity import push_identity, simulated_apns
+from tests.server import ORCHARDIST, orchardist, running_server
 
 DEVICES = 20
 SPEC = """
@@ -44,15 +44,9 @@ def test_twenty_devices_install_update_and_remove_a_profile(tmp_path: Path) -> N
     identity = push_identity(tmp_path / "apple")
     orchardist(data_dir, "pushcert", "import", "--cert", str(identity.cert_file),
                "--key", str(identity.key_file))  # fmt: skip
-    apple_ca = tmp_path / "apple-ca.pem"
-    apple_ca.write_bytes(identity.ca_pem)
-    port, peer_ca = free_port(), tmp_path / "peer-ca.pem"
-    env = {
-        "ORCHARDIST_SCEP_STATIC_CHALLENGE": "profile-fleet",
-        "ORCHARDIST_APNS_URL": f"https://127.0.0.1:{port}",
-        "ORCHARDIST_APNS_CA_FILE": str(peer_ca),
-        "OFFICE_WIFI_PASSWORD": "office-secret-1",
-    }
+    apns = simulated_apns(identity, tmp_path)
+    env = {"ORCHARDIST_SCEP_STATIC_CHALLENGE": "profile-fleet", **apns.env,
+           "OFFICE_WIFI_PASSWORD": "office-secret-1"}  # fmt: skip
     profile = tmp_path / "enroll.mobileconfig"
     orchardist(data_dir, "enrollment-profile", "--static", "-o", str(profile), env=env)
 
@@ -66,8 +60,7 @@ def test_twenty_devices_install_update_and_remove_a_profile(tmp_path: Path) -> N
     with running_server(data_dir, http=True, env=env) as base:
         fleet = subprocess.Popen(
             [*ORCHARDIST, "simulate", "--devices", str(DEVICES), "--profile", str(profile),
-             "--server", base, "--apns-port", str(port), "--apns-client-ca", str(apple_ca),
-             "--apns-ca-out", str(peer_ca), "--duration", "120", "--json"],
+             "--server", base, *apns.simulate_args, "--duration", "120", "--json"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.push.identity import push_identity
-from tests.server import ORCHARDIST, free_port, orchardist, running_server
+from tests.push.identity import push_identity, simulated_apns
+from tests.server import ORCHARDIST, orchardist, running_server
 
 DEVICES = 50
 STATIC = "push-fleet-static-challenge"
@@ -36,23 +36,15 @@ def test_fifty_pushed_devices_acknowledge_without_polling(tmp_path: Path) -> Non
         data_dir, "pushcert", "import", "--cert", str(identity.cert_file),
         "--key", str(identity.key_file),
     )  # fmt: skip
-    apple_ca = tmp_path / "apple" / "ca.pem"
-    apple_ca.write_bytes(identity.ca_pem)
-    peer_port, peer_ca = free_port(), tmp_path / "apns-peer-ca.pem"
-    env = {
-        "ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC,
-        "ORCHARDIST_APNS_URL": f"https://127.0.0.1:{peer_port}",
-        "ORCHARDIST_APNS_CA_FILE": str(peer_ca),
-    }
+    apns = simulated_apns(identity, tmp_path)
+    env = {"ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC, **apns.env}
     profile = tmp_path / "enroll.mobileconfig"
     orchardist(data_dir, "enrollment-profile", "--static", "-o", str(profile), env=env)
     with running_server(data_dir, http=True, env=env) as base:
         fleet = subprocess.Popen(
             [
                 *ORCHARDIST, "simulate", "--devices", str(DEVICES), "--profile", str(profile),
-                "--server", base, "--apns-port", str(peer_port),
-                "--apns-client-ca", str(apple_ca), "--apns-ca-out", str(peer_ca),
-                "--duration", "120", "--json",
+                "--server", base, *apns.simulate_args, "--duration", "120", "--json",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
