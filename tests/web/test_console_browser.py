@@ -77,7 +77,9 @@ def on_device_page(
 ) -> playwright.Page:
     """`user`, signed in in a new browser context, on the device's page."""
     page = signed_in(browser, fleet, user)
-    page.goto(f"/console/devices/{device.udid}")
+    shown = page.goto(f"/console/devices/{device.udid}")
+    assert shown is not None
+    assert shown.status == 200, shown.text()
     assert page.get_by_role("heading", level=1).inner_text() == device.name
     return page
 
