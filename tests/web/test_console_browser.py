@@ -356,7 +356,59 @@ def test_a_device_name_with_script_and_quotes_is_text(
     page.context.close()
 
 
-# Next, issue 12's profile builder step, as one more test on `fleet` and `browser`: build a
-# Wi-Fi + passcode profile in the builder at /console/profiles, assign it to a group of
-# `fleet.devices` (made with fleet.api("PUT", "/api/v1/groups/NAME", json={"devices": …})),
-# and see it installed on each device's page.
+def test_build_a_wifi_and_passcode_profile_assign_it_to_a_group_and_see_it_installed(
+    browser: playwright.Browser, fleet: Fleet
+) -> None:
+    """The builder's forms from Apple's schema, its live preview, Save into the library;
+    then the profile's page assigns it to a group and shows each member install it (the
+    devices are pushed: they never poll). A viewer never sees the Wi-Fi password."""
+    members = [device.udid for device in fleet.devices[:2]]
+    grouped = fleet.api("PUT", "/api/v1/groups/sales", json={"devices": members})
+    assert grouped.status_code == 200, grouped.text
+    password = "correct-horse-sales-wifi"
+    page = signed_in(browser, fleet, "ada")
+    page.get_by_role("link", name="Profiles", exact=True).click()
+    page.get_by_role("link", name="New profile").click()
+    page.get_by_label("Identifier").fill("com.example.sales-wifi")
+    page.get_by_label("Display name").fill("Sales Wi-Fi")
+    page.get_by_label("Payload type").select_option("com.apple.wifi.managed")
+    page.get_by_role("button", name="Add payload").click()
+    page.get_by_label("SSID", exact=True).fill("Sales")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Encryption Type").select_option("WPA2")
+    page.get_by_label("Payload type").select_option("com.apple.mobiledevice.passwordpolicy")
+    page.get_by_role("button", name="Add payload").click()
+    assert page.get_by_label("SSID", exact=True).input_value() == "Sales"  # kept
+    page.get_by_label("Minimum Passcode Length").fill("6")
+    preview = page.locator("#builder-preview")
+    until(lambda: "minLength" in preview.inner_text(), "the live preview with both payloads")
+    assert "<string>Sales</string>" in preview.inner_text()
+    page.get_by_role("button", name="Save to the library").click()
+    page.wait_for_url("**/console/profiles/com.example.sales-wifi?done=saved**")
+
+    page.get_by_label("sales", exact=True).check()
+    page.get_by_role("button", name="Assign", exact=True).click()
+    page.wait_for_url("**/console/profiles/com.example.sales-wifi**")
+    installed = page.locator("#device-status td.state-installed")
+
+    def both_installed() -> bool:
+        page.reload()
+        return installed.count() == len(members)
+
+    until(both_installed, "the profile installed on both members of sales")
+    status = fleet.read("/api/v1/profiles/com.example.sales-wifi/status")
+    assert sorted((row["udid"], row["state"]) for row in status) == [
+        (udid, "installed") for udid in sorted(members)
+    ]
+    page.goto(f"/console/devices/{members[0]}")
+    link = page.get_by_role("link", name="com.example.sales-wifi")
+    row = page.get_by_role("row").filter(has=link)
+    assert row.get_by_role("cell").nth(1).inner_text() == "installed"
+    page.context.close()
+
+    viewer = signed_in(browser, fleet, "vic")
+    for path in ("/console/profiles", "/console/profiles/com.example.sales-wifi"):
+        viewer.goto(path)
+        assert password not in viewer.content()
+    assert viewer.get_by_role("button", name="Assign", exact=True).count() == 0
+    viewer.context.close()
