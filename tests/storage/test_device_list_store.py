@@ -157,6 +157,7 @@ async def test_each_filter(storage: SqlStorage) -> None:
     assert await _ids(storage, group="sales") == ["D-2", "D-4"]
     assert await storage.groups_of("D-2") == ["field", "sales"]  # a device page's groups
     assert await storage.groups_of("D-1") == []
+    assert await storage.group_sizes() == {"field": 1, "sales": 2}
     assert await _ids(storage, group="nobody") == []
     assert await _ids(storage, state="enrolled") == ["D-1", "D-2"]
     assert await _ids(storage, state="authenticated") == ["D-3"]

@@ -112,3 +112,24 @@ async def test_erase_needs_the_device_name_typed(server: Server) -> None:
         assert erased.status_code == 303
     sent = plistlib.loads((await server.report(device, "Idle")).content)
     assert sent["Command"]["RequestType"] == "EraseDevice"
+
+
+async def test_the_list_filters_by_group_enrolling_user_and_last_seen(server: Server) -> None:
+    await enrolled_fleet(server, 4)
+    await server.services.storage.set_group("night shift", ["UDID-CON-001", "UDID-CON-003"])
+    await add_account(server, "vera", "viewer")
+    async with browser(server) as client:
+        await signed_in(client, "vera")
+        grouped = await client.get("/console/devices", params={"group": "night shift"})
+        recent = await client.get("/console/devices", params={"seen": "24h"})
+        stale = await client.get("/console/devices", params={"seen": "stale"})
+        nobody = await client.get("/console/devices", params={"enrolled_by": "carol"})
+        bad = await client.get("/console/devices", params={"seen": "yesterday"})
+    assert '<option value="night shift">' in grouped.text  # offered in the form
+    assert grouped.text.count('href="/console/devices/UDID-CON-') == 2
+    assert "UDID-CON-001" in grouped.text
+    assert "UDID-CON-003" in grouped.text
+    assert recent.text.count('href="/console/devices/UDID-CON-') == 4  # they just checked in
+    assert stale.text.count('href="/console/devices/UDID-CON-') == 0
+    assert nobody.text.count('href="/console/devices/UDID-CON-') == 0
+    assert (bad.status_code, "last seen: 24h, 7d or stale" in bad.text) == (422, True)

@@ -104,6 +104,9 @@ class ProfileStore(Protocol):
     async def groups(self) -> Mapping[str, list[str]]:
         """Every group and its members."""
 
+    async def group_sizes(self) -> Mapping[str, int]:
+        """Every group and how many members it has (without reading the members)."""
+
     async def groups_of(self, device_id: str) -> list[str]:
         """The names of the groups the device is a member of, sorted."""
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, select, update
+from sqlalchemy import Row, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -165,6 +165,12 @@ class SqlProfileStorage:
         for row in rows:
             found.setdefault(row.name, []).append(row.device_id)
         return found
+
+    async def group_sizes(self) -> Mapping[str, int]:
+        name = device_groups.c.name
+        query = select(name, func.count()).group_by(name).order_by(name)
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return {row[0]: row[1] for row in rows}
 
     async def groups_of(self, device_id: str) -> list[str]:
         query = (

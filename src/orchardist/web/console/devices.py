@@ -5,7 +5,7 @@ one device or a selection) are in device_actions.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import Request, Response
 
@@ -34,7 +34,10 @@ from orchardist.web.console.templating import render
 
 router = page_router()
 PAGE_SIZE = 50
-FILTERS = ("q", "model", "os", "compliance", "state", "group")
+FILTERS = ("q", "model", "os", "compliance", "state", "group", "enrolled_by", "seen")
+# Last seen, as the dashboard counts it: within a day, within a week, or stale (not for a week).
+SEEN = {"24h": ("after", timedelta(hours=24)), "7d": ("after", timedelta(days=7)),
+        "stale": ("before", timedelta(days=7))}  # fmt: skip
 
 
 @router.get("/devices")
@@ -74,6 +77,7 @@ async def devices_page(request: Request, user: CurrentAccount) -> Response:
         # The selection form's actions this account may take (none: no checkboxes).
         "actions": [(value, label) for value, label, need in CHOICES if allowed(user.role, need)],
         "erase_page": erase_phrase(len(rows)),
+        "group_names": list(await storage.group_sizes()),
     }
     return render(request, "devices.html", context, status_code=422 if problem else 200)
 
@@ -90,6 +94,10 @@ def _filters(params: dict[str, str]) -> tuple[DeviceFilters, str | None]:
         compliance = ComplianceStatus(params["compliance"])
     if params["state"] and params["state"] not in DEVICE_STATES:
         return DeviceFilters(), f"state: one of {', '.join(DEVICE_STATES)}"
+    if params["seen"] and params["seen"] not in SEEN:
+        return DeviceFilters(), "last seen: 24h, 7d or stale"
+    side, span = SEEN.get(params["seen"], ("", timedelta()))
+    cutoff = datetime.now(UTC) - span
     filters = DeviceFilters(
         search=params["q"] or None,
         model=params["model"] or None,
@@ -97,6 +105,9 @@ def _filters(params: dict[str, str]) -> tuple[DeviceFilters, str | None]:
         group=params["group"] or None,
         compliance=compliance,
         state=params["state"] or None,
+        enrolled_by=params["enrolled_by"] or None,
+        seen_after=cutoff if side == "after" else None,
+        seen_before=cutoff if side == "before" else None,
     )
     return filters, None
 

@@ -55,11 +55,11 @@ def group_href(name: str) -> str:
 @router.get("/groups")
 async def groups_page(request: Request, user: CurrentAccount) -> Response:
     storage = services_of(request).storage
-    members = await storage.groups()
+    sizes = await storage.group_sizes()
     assigned = await _assigned(services_of(request))
-    names = sorted({*members, *assigned})
+    names = sorted({*sizes, *assigned})
     rows = [
-        {"name": n, "href": group_href(n), "members": len(members.get(n, [])),
+        {"name": n, "href": group_href(n), "members": sizes.get(n, 0),
          "profiles": len(assigned.get(n, []))}
         for n in names
     ]  # fmt: skip
@@ -70,7 +70,7 @@ async def groups_page(request: Request, user: CurrentAccount) -> Response:
 @router.get("/groups/{name:path}")
 async def group_page(request: Request, name: str, user: CurrentAccount) -> Response:
     services = services_of(request)
-    count = len((await services.storage.groups()).get(name, []))
+    count = (await services.storage.group_sizes()).get(name, 0)
     profiles = (await _assigned(services)).get(name, [])
     if not count and not profiles:
         raise ConsoleRefusalError(404, "No such group", f"There is no group named {name!r}. "
@@ -103,7 +103,7 @@ async def create_group(request: Request, actor: Editor) -> Response:
     )
     if problem is not None:
         raise await _refused(request, actor, targets, 422, "Group not created", problem)
-    if name in await services_of(request).storage.groups():
+    if name in await services_of(request).storage.group_sizes():
         raise await _refused(request, actor, targets, 409, "Group not created",
                              f"A group named {name!r} exists already: add members on its "
                              "page.")  # fmt: skip
