@@ -58,14 +58,14 @@ class Team:
 def team_for(team_id: str = TEAM_ID, name: str = "Example Corp") -> Team:
     """One test team per (team id, name) per run: keys are slow to make."""
     ca_key, key = rsa_key(130), rsa_key(131 + sum(map(ord, team_id)))
-    ca_name = _name("Test Apple Root CA", "Test Apple")
-    ca_cert = _certificate(ca_name, ca_name, ca_key, ca_key, days=3650, ca=True)
-    subject = _name(f"iPhone Distribution: {name} ({team_id})", name, team_id)
-    cert = _certificate(subject, ca_name, key, ca_key, days=365, ca=False)
+    ca_name = x509_name("Test Apple Root CA", "Test Apple")
+    ca_cert = certificate(ca_name, ca_name, ca_key, ca_key, days=3650, ca=True)
+    subject = x509_name(f"iPhone Distribution: {name} ({team_id})", name, team_id)
+    cert = certificate(subject, ca_name, key, ca_key, days=365, ca=False)
     return Team(team_id, name, ca_cert, cert, key)
 
 
-def _name(common_name: str, organization: str, unit: str | None = None) -> x509.Name:
+def x509_name(common_name: str, organization: str, unit: str | None = None) -> x509.Name:
     attributes = [
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
@@ -75,7 +75,7 @@ def _name(common_name: str, organization: str, unit: str | None = None) -> x509.
     return x509.Name(attributes)
 
 
-def _certificate(
+def certificate(
     subject: x509.Name,
     issuer: x509.Name,
     key: rsa.RSAPrivateKey,
