@@ -94,18 +94,22 @@ async def test_too_large_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
 
 async def test_a_cancelled_upload_leaves_nothing(tmp_path: Path) -> None:
     store = LocalFileStore(tmp_path)
-    started = asyncio.Event()
+    written = asyncio.Event()
 
     async def endless() -> AsyncIterator[bytes]:
+        sent = 0
         while True:
-            started.set()
+            # A block is written before the next chunk is asked for: past two blocks sent,
+            # the temporary file holds at least one.
+            if sent > 2 * files.BLOCK:
+                written.set()
             await asyncio.sleep(0)
+            sent += 64 * 1024
             yield bytes(64 * 1024)
 
     task = asyncio.create_task(store.put(endless(), 10**12))
-    await started.wait()
-    while not any(part.stat().st_size >= files.BLOCK for part in stored_files(tmp_path)):
-        await asyncio.sleep(0.001)  # until the temporary file holds a block or more
+    await written.wait()
+    assert any(part.stat().st_size >= files.BLOCK for part in stored_files(tmp_path))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
