@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from orchardist.storage.sql.engine import create_engine
 from orchardist.storage.sql.migrate import alembic_config, packaged_head, upgrade
-from orchardist.storage.sql.tables import metadata
+from orchardist.storage.sql.tables import POSTGRESQL_ONLY_INDEXES, metadata
 from tests.db import fresh_database
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +25,13 @@ pytestmark = pytest.mark.anyio
 
 def _differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, metadata))
+    with warnings.catch_warnings():
+        if connection.dialect.name != "postgresql":
+            # Not made there; Alembic leaves them out (SQLite cannot reflect an index on an
+            # expression) and says so.
+            for index in POSTGRESQL_ONLY_INDEXES:
+                warnings.filterwarnings("ignore", f".*expression-based index '{index.name}'")
+        return list(compare_metadata(context, metadata))
 
 
 async def test_migrated_schema_matches_the_tables(backend: str, tmp_path: Path) -> None:

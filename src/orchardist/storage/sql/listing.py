@@ -5,14 +5,18 @@ Each sort orders by (value, device_id) with devices lacking the value after the 
 descending is the exact reverse; an index on (value, device_id) serves both directions
 (migration 0015). A page starts after the previous page's last (value, UDID): a range on
 that index, not an OFFSET that reads every row before it.
+
+A search is looked up first, one way of matching at a time: on PostgreSQL each through its
+own index (migration 0018), and when it finds few devices the page is cut from those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, String, and_, func, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, String, and_, func, or_, select, text, true
 from sqlalchemy.engine import Connection
 
 from orchardist.os_versions import key_range
@@ -47,6 +51,10 @@ _SORTS: dict[DeviceSort, Any] = {
 _VERDICT = [column.label(f"verdict_{column.name}") for column in device_compliance.c]
 # A search that finds at most this many devices is paged from them (see _narrowed).
 CANDIDATES = 5000
+# A plan for the very text searched for, not a generic one PostgreSQL may settle on for a
+# prepared statement after a few runs: an index range for "starts with" needs the pattern
+# itself, which a generic plan does not have (it would read every device instead).
+_PLAN_EACH_SEARCH = text("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 class SqlDeviceListing:
@@ -64,9 +72,8 @@ class SqlDeviceListing:
         column = _SORTS[sort]
 
         def work(conn: Connection) -> list[Row[Any]]:
-            conditions = matching(filters)
-            if filters.search:
-                conditions = _narrowed(conn, conditions)
+            search = filters.search
+            conditions = _narrowed(conn, search, filters) if search else matching(filters)
             rows: list[Row[Any]] = []
             # One more than a page: is there a next one?
             for where, order in _segments(column, descending, after):
@@ -106,14 +113,21 @@ def _listed() -> Any:
     return select(enrollments, *_VERDICT).select_from(joined)
 
 
-def _narrowed(conn: Connection, conditions: list[ColumnElement[bool]]) -> list[Any]:
-    """A search reads every name (a substring has no index), so it is done first, alone:
-    when it finds few devices the page is cut from those, by primary key, instead of walking
-    the sort's index past every device that does not match. Many found: they are dense
+def _narrowed(conn: Connection, search: str, filters: DeviceFilters) -> list[ColumnElement[bool]]:
+    """The conditions of `filters` when searching. The devices the search finds are looked
+    up first, each way of matching alone (an index each on PostgreSQL; an OR of them could
+    not be planned onto the indexes, the enrolling user's being a subquery), each stopping
+    past CANDIDATES. Few found: the page is cut from those, by primary key, instead of
+    walking the sort's index past every device that does not match. Many: they are dense
     enough for the walk to meet a page of them soon."""
-    query = _listed().with_only_columns(_e.device_id).where(*conditions).limit(CANDIDATES + 1)
-    found = list(conn.execute(query).scalars())
-    return conditions if len(found) > CANDIDATES else [_e.device_id.in_(found)]
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PLAN_EACH_SEARCH)  # until this read's transaction ends
+    found: set[str] = set()
+    for lookup in _lookups(search):
+        found.update(conn.execute(lookup.limit(CANDIDATES + 1)).scalars())
+        if len(found) > CANDIDATES:
+            return matching(filters)
+    return [_e.device_id.in_(found), *matching(replace(filters, search=None))]
 
 
 def matching(filters: DeviceFilters) -> list[ColumnElement[bool]]:
@@ -142,17 +156,30 @@ def matching(filters: DeviceFilters) -> list[ColumnElement[bool]]:
     return found
 
 
-def _search(text: str) -> ColumnElement[bool]:
-    """Name contains it; serial, UDID or the enrolling user's name start with it; any case.
-    lower() LIKE rather than ILIKE: PostgreSQL runs it about twice as fast."""
-    return or_(
-        _lower(_e.device_name).contains(text.lower(), autoescape=True),
-        _lower(_e.serial_number).startswith(text.lower(), autoescape=True),
-        _lower(_e.device_id).startswith(text.lower(), autoescape=True),
-        _e.device_id.in_(
-            _enrolled_by(_lower(ota_sessions.c.user).startswith(text.lower(), autoescape=True))
-        ),
-    )
+def _search(search: str) -> ColumnElement[bool]:
+    """An enrollment the search finds (see `_matches`), as one condition."""
+    own, user = _matches(search)
+    return or_(*own, _e.device_id.in_(_enrolled_by(user)))
+
+
+def _lookups(search: str) -> list[Select[str]]:
+    """The UDIDs a search finds, one query for each way of matching (see `_matches`); on
+    PostgreSQL each is a range of its own index (migration 0018)."""
+    own, user = _matches(search)
+    return [*(select(_e.device_id).where(match) for match in own), _enrolled_by(user)]
+
+
+def _matches(search: str) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """Name contains the text; serial, UDID or the enrolling user's name start with it; any
+    case: the conditions on an enrollment, and the one on its enrolling session. lower()
+    LIKE rather than ILIKE: PostgreSQL runs it about twice as fast, and indexes lower()."""
+    needle = search.lower()
+    own = [
+        _lower(_e.device_name).contains(needle, autoescape=True),
+        _lower(_e.serial_number).startswith(needle, autoescape=True),
+        _lower(_e.device_id).startswith(needle, autoescape=True),
+    ]
+    return own, _lower(ota_sessions.c.user).startswith(needle, autoescape=True)
 
 
 def _lower(column: Any) -> Any:

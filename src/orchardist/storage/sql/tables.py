@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
 )
 
 from orchardist.storage.sql.types import FittedString, UtcDateTime
@@ -348,6 +349,35 @@ ota_sessions = Table(
     Column("device_id", String(128)),
     Index("ix_ota_sessions_device_id", "device_id"),
     Index("ix_ota_sessions_user", "user"),  # the device list's enrolled_by filter (0015)
+)
+# The device list's search on PostgreSQL (0018): a name containing the text through
+# trigrams (pg_trgm), a serial, UDID or enrolling user's name starting with it through a
+# range of a lower-cased key. Not on SQLite, where a LIKE on lower() cannot use an index.
+POSTGRESQL_ONLY_INDEXES = tuple(
+    index.ddl_if(dialect="postgresql")
+    for index in (
+        Index(
+            "ix_enrollments_device_name_trigram",
+            func.lower(enrollments.c.device_name).label("name"),
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index(
+            "ix_enrollments_serial_number_lower",
+            func.lower(enrollments.c.serial_number).label("serial"),
+            postgresql_ops={"serial": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_enrollments_device_id_lower",
+            func.lower(enrollments.c.device_id).label("udid"),
+            postgresql_ops={"udid": "text_pattern_ops"},
+        ),
+        Index(
+            "ix_ota_sessions_user_lower",
+            func.lower(ota_sessions.c.user).label("user"),
+            postgresql_ops={"user": "text_pattern_ops"},
+        ),
+    )
 )
 
 # One row per (event, webhook URL) until the receiver takes it (see orchardist.webhooks).
