@@ -14,6 +14,7 @@ from typing import Protocol
 
 from orchardist.storage.accounts import AccountStorage
 from orchardist.storage.accounts import ApiToken as ApiToken
+from orchardist.storage.apps import AppStore
 from orchardist.storage.audit import AuditStore
 from orchardist.storage.command_log import CommandLogStore
 from orchardist.storage.compliance import ComplianceStore
@@ -21,6 +22,7 @@ from orchardist.storage.dashboard import DashboardStore
 from orchardist.storage.inventory import InventoryStore
 from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
+from orchardist.storage.provisioning import ProvisioningStore
 from orchardist.storage.stats import StatsStore
 from orchardist.storage.webhooks import WebhookStore
 
@@ -444,6 +446,8 @@ class AllStorage(
     AuditStore,
     DashboardStore,
     CommandLogStore,
+    AppStore,
+    ProvisioningStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -27,15 +27,18 @@ from orchardist.storage import (
     ScepTransactionStatus,
 )
 from orchardist.storage.sql.accounts import SqlAccountStorage
+from orchardist.storage.sql.apps import SqlAppStorage
 from orchardist.storage.sql.audit import SqlAuditStorage
 from orchardist.storage.sql.command_log import SqlCommandLog
 from orchardist.storage.sql.compliance import SqlComplianceStorage
 from orchardist.storage.sql.dashboard import SqlDashboardStorage
 from orchardist.storage.sql.database import Database, open_database
+from orchardist.storage.sql.device_apps import SqlDeviceAppStorage
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.listing import SqlDeviceListing
 from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.profiles import SqlProfileStorage
+from orchardist.storage.sql.provisioning import SqlProvisioningStorage
 from orchardist.storage.sql.push import SqlPushStorage
 from orchardist.storage.sql.stats import SqlStatsStorage
 from orchardist.storage.sql.tables import (
@@ -71,6 +74,9 @@ class SqlStorage(
     SqlAuditStorage,
     SqlDashboardStorage,
     SqlCommandLog,
+    SqlAppStorage,
+    SqlDeviceAppStorage,
+    SqlProvisioningStorage,
 ):
     def __init__(self, database: Database) -> None:
         self.database = database

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     func,
 )
 
@@ -265,6 +266,7 @@ inventory_provisioning_profiles = Table(
     Column("name", FittedString(255)),
     Column("expires_at", UtcDateTime()),
     Index("ix_inventory_provisioning_profiles_expires_at", "expires_at"),
+    Index("ix_inventory_provisioning_profiles_uuid", "uuid"),  # the profile's holders (0019)
 )
 
 # -- configuration profiles (see orchardist.profiles.library)
@@ -440,4 +442,116 @@ device_compliance = Table(
     Column("stale", Boolean, nullable=False),
     Index("ix_device_compliance_status", "status", "device_id"),
     Index("ix_device_compliance_recheck_at", "recheck_at"),
+)
+
+# -- in-house apps and provisioning profiles (0019; see orchardist.storage.apps, .provisioning)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("bundle_id", String(255), primary_key=True),
+    Column("display_name", FittedString(255), nullable=False),
+    Column("latest_version_id", Integer, nullable=False),
+    Column("icon_sha256", String(64)),  # an admin's replacement icon
+    Column("description", FittedString(4000), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The directory groups entitled to an app in the catalog ("*": every signed-in user).
+app_catalog_groups = Table(
+    "app_catalog_groups",
+    metadata,
+    Column("bundle_id", String(255), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Index("ix_app_catalog_groups_group_name", "group_name"),
+)
+
+app_versions = Table(
+    "app_versions",
+    metadata,
+    Column("bundle_id", String(255), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("short_version", String(64), nullable=False),
+    Column("build", String(64), nullable=False),
+    Column("display_name", FittedString(255), nullable=False),
+    Column("minimum_os", FittedString(32)),
+    Column("device_family", JSON, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("icon_sha256", String(64)),
+    Column("provisioning_uuid", String(64)),
+    Column("provisioning_expires_at", UtcDateTime()),
+    Column("info", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("bundle_id", "short_version", "build", name="uq_app_versions_bundle_id"),
+    Index("ix_app_versions_sha256", "sha256"),  # is a stored file still referenced?
+)
+
+app_assignments = Table(
+    "app_assignments",
+    metadata,
+    Column("bundle_id", String(255), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("target", String(255), primary_key=True),
+)
+
+device_apps = Table(
+    "device_apps",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("bundle_id", String(255), primary_key=True),
+    Column("desired_version_id", Integer),
+    Column("installed_version_id", Integer),
+    Column("installed_version", FittedString(128)),
+    Column("state", String(16), nullable=False),
+    Column("command_uuid", String(64)),
+    Column("error", FittedString(2000)),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_device_apps_bundle_id", "bundle_id", "state"),  # an app's devices and counts
+    Index("ix_device_apps_command_uuid", "command_uuid"),
+    # The paced rollout's picker: "the next N due rows in state X" and "… in any state".
+    Index("ix_device_apps_state", "state", "next_attempt_at"),
+    Index("ix_device_apps_next_attempt_at", "next_attempt_at"),
+)
+
+provisioning_profiles = Table(
+    "provisioning_profiles",
+    metadata,
+    Column("uuid", String(64), primary_key=True),
+    Column("name", FittedString(255), nullable=False),
+    Column("team_id", FittedString(64), nullable=False),
+    Column("app_id", String(255), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("provisions_all_devices", Boolean, nullable=False),
+    Column("device_count", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("replaced_by", String(64)),
+    Index("ix_provisioning_profiles_app_id", "app_id"),  # a renewal finds its predecessors
+    Index("ix_provisioning_profiles_expires_at", "expires_at"),  # expiry warnings
+)
+
+provisioning_assignments = Table(
+    "provisioning_assignments",
+    metadata,
+    Column("uuid", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("target", String(255), primary_key=True),
+)
+
+device_provisioning = Table(
+    "device_provisioning",
+    metadata,
+    Column("device_id", String(128), primary_key=True),
+    Column("uuid", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("command_uuid", String(64)),
+    Column("error", FittedString(2000)),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_device_provisioning_uuid", "uuid", "state"),
+    Index("ix_device_provisioning_command_uuid", "command_uuid"),
 )

@@ -1,0 +1,68 @@
+"""Each device's state for each in-house app, on SQL (see `orchardist.storage.apps`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from orchardist.storage.apps import AppState, DeviceApp
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.device_states import by_command, matching, state_counts
+from orchardist.storage.sql.tables import device_apps
+from orchardist.storage.sql.upsert import upsert
+
+_rows = device_apps
+
+
+class SqlDeviceAppStorage:
+    database: Database
+
+    async def save_device_apps(self, rows: Sequence[DeviceApp]) -> None:
+        values = [{**asdict(r), "state": r.state.value} for r in rows]
+        if not values:
+            return
+        await self.database.write(lambda conn: conn.execute(upsert(conn, _rows, values[0]), values))
+
+    async def device_apps(
+        self,
+        *,
+        device_id: str | None = None,
+        bundle_id: str | None = None,
+        state: AppState | None = None,
+    ) -> list[DeviceApp]:
+        filters = {"device_id": device_id, "bundle_id": bundle_id, "state": state}
+        query = matching(_rows, ("bundle_id", "device_id"), filters)
+        found = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_device_app(row) for row in found]
+
+    async def device_app_by_command(self, device_id: str, command_uuid: str) -> DeviceApp | None:
+        query = by_command(_rows, device_id, command_uuid)
+        row = await self.database.read(lambda conn: conn.execute(query).first())
+        return None if row is None else _device_app(row)
+
+    async def due_device_apps(
+        self, now: datetime, limit: int, *, state: AppState | None = None
+    ) -> list[DeviceApp]:
+        query = (
+            select(_rows)
+            .where(_rows.c.next_attempt_at <= now)
+            .order_by(_rows.c.next_attempt_at, _rows.c.device_id, _rows.c.bundle_id)
+            .limit(limit)
+        )
+        if state is not None:
+            query = query.where(_rows.c.state == state.value)
+        found = await self.database.read(lambda conn: conn.execute(query).all())
+        return [_device_app(row) for row in found]
+
+    async def app_state_counts(self, bundle_id: str) -> dict[AppState, int]:
+        query = state_counts(_rows, "bundle_id", bundle_id)
+        found = await self.database.read(lambda conn: conn.execute(query).all())
+        return {AppState(state): count for state, count in found}
+
+
+def _device_app(row: Row[Any]) -> DeviceApp:
+    return DeviceApp(**{**row._asdict(), "state": AppState(row.state)})
