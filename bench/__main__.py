@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import checkin, console, profiles, push, scep
+from bench import apps, checkin, console, profiles, push, scep
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
@@ -21,6 +21,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "push": push.run,
     "profiles": profiles.run,
     "console": console.run,
+    "apps": apps.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument(
         "--console-devices", type=int, default=100_000, help="console: devices in PostgreSQL"
     )
+    parser.add_argument("--ipa-mb", type=int, default=500, help="apps: size of the .ipa stored")
+    parser.add_argument("--manifests", type=int, default=20_000, help="apps: manifests to build")
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
