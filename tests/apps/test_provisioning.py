@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from asn1crypto import cms as asn1_cms
+from asn1crypto import parser
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -189,3 +190,41 @@ def test_expiry_in_words(offset: timedelta, words: str, days: int) -> None:
 def test_an_expired_profile_is_read_and_reported_expired() -> None:
     expired = read_mobileprovision(build_mobileprovision(expires_at=NOW - timedelta(days=2)))
     assert expired.expiry(NOW).startswith("expired 2 days ago")
+
+
+def test_indefinite_length_ber_is_read() -> None:
+    # CMS may arrive as BER (RFC 5652 §1.2): indefinite lengths and the content as a
+    # chunked OCTET STRING, as OpenSSL's streaming signer writes it.
+    der = build_mobileprovision(name="In BER")
+    assert read_mobileprovision(_as_indefinite_ber(der)).name == "In BER"
+
+
+def _as_indefinite_ber(der: bytes) -> bytes:
+    """ContentInfo, SignedData and encapContentInfo re-encoded with indefinite lengths,
+    the content split into 100-byte OCTET STRING chunks."""
+
+    def indefinite(tag: bytes, content: bytes) -> bytes:
+        return tag + b"\x80" + content + b"\x00\x00"
+
+    def children(body: bytes) -> list[bytes]:
+        found = []
+        while body:
+            length = parser.peek(body)
+            found.append(body[:length])
+            body = body[length:]
+        return found
+
+    content_type, explicit = children(parser.parse(der)[4])
+    signed_data = children(parser.parse(parser.parse(explicit)[4])[4])
+    encap_type, encap_explicit = children(parser.parse(signed_data[2])[4])
+    content = parser.parse(parser.parse(encap_explicit)[4])[4]
+    chunks = b"".join(
+        b"\x04" + bytes([len(content[i : i + 100])]) + content[i : i + 100]
+        for i in range(0, len(content), 100)
+    )
+    signed_data[2] = indefinite(
+        b"\x30", encap_type + indefinite(b"\xa0", indefinite(b"\x24", chunks))
+    )
+    return indefinite(
+        b"\x30", content_type + indefinite(b"\xa0", indefinite(b"\x30", b"".join(signed_data)))
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchardist.apps.cgbi import png_size
 from orchardist.apps.ipa import IpaError, IpaLimits, read_ipa
 from tests.apps.factory import build_ipa
 
@@ -64,6 +65,23 @@ def test_an_info_plist_whose_header_lies_is_refused(tmp_path: Path) -> None:
     _patch_sizes(ipa, f"{APP}/Info.plist", 100)
     with pytest.raises(IpaError, match=r"Info.plist is corrupt in the archive"):
         read_ipa(ipa)
+
+
+def test_damaged_compressed_data_is_refused(tmp_path: Path) -> None:
+    ipa = build_ipa(tmp_path / "a.ipa")
+    _damage(ipa, f"{APP}/Expenses")
+    with pytest.raises(IpaError, match=r"Payload/Expenses.app/Expenses is corrupt in the archive"):
+        read_ipa(ipa)
+
+
+def test_a_damaged_icon_gives_way_to_the_next_largest(tmp_path: Path) -> None:
+    # Only without verify_members: with it, the damaged member refuses the whole .ipa.
+    ipa = build_ipa(tmp_path / "a.ipa")
+    _damage(ipa, f"{APP}/AppIcon60x60@3x.png")
+    app = read_ipa(ipa, IpaLimits(verify_members=False))
+    assert app.icon_source == f"{APP}/AppIcon60x60@2x.png"
+    assert app.icon_png is not None
+    assert png_size(app.icon_png) == (120, 120)
 
 
 def test_too_many_members_are_refused_before_parsing(tmp_path: Path) -> None:
@@ -156,6 +174,17 @@ def _patch_sizes(ipa: Path, name: str, size: int) -> None:
     struct.pack_into("<I", data, local + 22, size)
     central = _header_for(data, b"PK\x01\x02", 46, 28, encoded)
     struct.pack_into("<I", data, central + 24, size)
+    ipa.write_bytes(bytes(data))
+
+
+def _damage(ipa: Path, name: str) -> None:
+    """Overwrite the middle of a member's compressed data."""
+    data = bytearray(ipa.read_bytes())
+    local = _header_for(data, b"PK\x03\x04", 30, 26, name.encode())
+    name_length, extra_length = struct.unpack_from("<HH", data, local + 26)
+    (compressed,) = struct.unpack_from("<I", data, local + 18)
+    middle = local + 30 + name_length + extra_length + compressed // 2
+    data[middle : middle + 16] = b"\xff" * 16
     ipa.write_bytes(bytes(data))
 
 

@@ -20,6 +20,7 @@ import itertools
 import stat
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ _CORRUPT = (
     ValueError,
     NotImplementedError,
     struct.error,
+    zlib.error,
 )
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -101,8 +103,11 @@ class SafeZip:
 
     def read_head(self, name: str, count: int) -> bytes:
         """The first `count` inflated bytes of a member (no CRC check: it is not read whole)."""
-        with self._archive.open(self.members[name]) as member:
-            return member.read(count)
+        try:
+            with self._archive.open(self.members[name]) as member:
+                return member.read(count)
+        except _CORRUPT as exc:
+            raise IpaError(f"{name} is corrupt in the archive: {exc}") from exc
 
     def drain_all(self) -> None:
         """Inflate every member once, discarding the bytes (see the module docstring)."""
