@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from orchardist.config_check import SettingsError, check_environment, check_file, describe
+from orchardist.config_sections import AppsSettings as AppsSettings
 from orchardist.config_sections import ComplianceSettings as ComplianceSettings
 from orchardist.config_sections import ConsoleSettings as ConsoleSettings
 from orchardist.config_sections import DirectorySettings as DirectorySettings
@@ -199,6 +200,11 @@ class Settings(BaseSettings):
         default_factory=ComplianceSettings,
         description="The rules devices must meet, each unset one not checked; see "
         "docs/compliance.md",
+    )
+    apps: AppsSettings = Field(
+        default_factory=AppsSettings,
+        description="In-house apps: upload size, link lifetime, rollout pace, the catalog; "
+        "see docs/apps.md",
     )
     ota_device_anchor_files: list[Path] = Field(
         default=[],

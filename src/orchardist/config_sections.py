@@ -1,6 +1,6 @@
 """The tables of orchardist.toml (`[directory]`, `[smtp]`, `[sms]`, `[console]`,
-`[compliance]`): each a model of its own, refusing keys it does not know, documented by its
-field descriptions."""
+`[compliance]`, `[apps]`): each a model of its own, refusing keys it does not know,
+documented by its field descriptions."""
 
 from __future__ import annotations
 
@@ -164,4 +164,45 @@ class ComplianceSettings(BaseModel):
         le=24 * 60,
         description="How often `serve` re-evaluates what time changes (certificates nearing "
         "expiry, devices not checking in) and verdicts gone out of date",
+    )
+
+
+class AppsSettings(BaseModel):
+    """`[apps]`: the in-house app library (docs/apps.md) — upload size, how long download
+    links live, and the pace at which a new version reaches the devices that have the app."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_upload_mb: int = Field(
+        default=4096, ge=1, le=65536, description="The largest .ipa an upload may be, in MB"
+    )
+    link_ttl_seconds: int = Field(
+        default=6 * 3600,
+        ge=60,
+        le=30 * 86400,
+        description="How long a manifest, .ipa or icon link works (links are signed and "
+        "unguessable; a device starts its download within this time)",
+    )
+    rollout_per_minute: int = Field(
+        default=500,
+        ge=1,
+        le=100_000,
+        description="Devices sent a new version per minute (automatic updates and new "
+        "assignments): a large fleet does not fetch one .ipa all at once",
+    )
+    retry_after_seconds: int = Field(
+        default=900,
+        ge=10,
+        le=7 * 86400,
+        description="Wait before sending an install again to a device that did not answer "
+        "(offline, NotNow) or failed for a reason that may pass",
+    )
+    max_attempts: int = Field(
+        default=10, ge=1, le=1000, description="Installs sent to one device before it is failed"
+    )
+    catalog_title: str = Field(
+        default="App Catalog",
+        min_length=1,
+        max_length=64,
+        description="The catalog's name at /apps and on the home-screen Web Clip",
     )
