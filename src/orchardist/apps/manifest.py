@@ -32,9 +32,19 @@ def manifest_plist(
     ipa_url: str,
     display_image_url: str | None = None,
     full_size_image_url: str | None = None,
+    *,
+    ipa_sha256: str | None = None,
+    ipa_size: int | None = None,
 ) -> bytes:
-    """The manifest as XML plist bytes (serve as text/xml or application/xml)."""
-    assets = [{"kind": "software-package", "url": ipa_url}]
+    """The manifest as XML plist bytes (serve as text/xml or application/xml). With
+    `ipa_sha256` and `ipa_size` the software-package carries `sha256-size` (the chunk size:
+    the whole file, one chunk) and `sha256s` (that chunk's hash), so the device checks the
+    download (Apple's other/manifesturl.yaml)."""
+    package: dict[str, Any] = {"kind": "software-package", "url": ipa_url}
+    if ipa_sha256 is not None and ipa_size is not None:
+        package["sha256-size"] = ipa_size
+        package["sha256s"] = [ipa_sha256]
+    assets: list[dict[str, Any]] = [package]
     if display_image_url is not None:
         assets.append({"kind": "display-image", "url": display_image_url})
     if full_size_image_url is not None:
