@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import plistlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -100,14 +101,22 @@ class Server:
         return command.command_uuid
 
 
+@functools.cache
+def _test_pki() -> tuple[CertificateAuthority, tuple[x509.Certificate, rsa.RSAPrivateKey]]:
+    """The servers' CA and TLS certificate, made once per run as tests/keys.py makes keys
+    (RSA key generation is slow); a test that needs a stranger CA makes its own."""
+    ca = CertificateAuthority(*generate_ca("MDM Test CA", "Orchardist tests"))
+    return ca, ca.issue_server_certificate("mdm.test")
+
+
 @asynccontextmanager
 async def running(backend: str, tmp_path: Path, **settings: Any) -> AsyncIterator[Server]:
     """A server on a fresh database of this backend, with a CA in tmp_path; `settings`
     override the defaults."""
-    ca = CertificateAuthority(*generate_ca("MDM Test CA", "Orchardist tests"))
+    ca, (server_cert, server_key) = _test_pki()
     files = PkiFiles.in_data_dir(tmp_path)
     files.save_ca(ca)
-    files.save_server(*ca.issue_server_certificate("mdm.test"), ca.certificate)
+    files.save_server(server_cert, server_key, ca.certificate)
     async with fresh_database(backend, tmp_path) as url:
         options = {"database_url": url, "mdm_max_body_bytes": 65536, **settings}
         loaded = load_settings(tmp_path, **options)
