@@ -1,6 +1,11 @@
 """Suite-wide fixtures: async tests run on asyncio through anyio's pytest plugin;
 `storage` is a migrated SqlStorage and `server` a running app on SQL storage, on every
-backend this run covers; `samba` is the session's one Samba AD DC (tests/directory/samba.py)."""
+backend this run covers; `samba` is the session's one Samba AD DC (tests/directory/samba.py).
+
+Console passwords are hashed in this process with Argon2id at its smallest cost: the real
+parameters take a third of a CPU second per hash, by design, and hundreds of console tests
+create accounts and sign in. Servers the tests start as `orchardist serve` keep the real
+ones."""
 
 from __future__ import annotations
 
@@ -8,11 +13,21 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from orchardist.accounts import passwords
 from orchardist.storage.sql.repositories import SqlStorage, open_storage
 from tests.db import backends, fresh_database
 from tests.directory.samba import SambaDc, running_samba
 from tests.web.mdm_server import Server, running
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        patch.setattr(passwords, "_hasher", cheap)
+        yield
 
 
 @pytest.fixture
