@@ -114,6 +114,22 @@ async def test_renewal_and_expiry(storage: SqlStorage) -> None:
     assert not await storage.mark_provisioning_replaced("NONE", "LATER")
 
 
+async def test_each_expiry_warning_is_claimed_once(storage: SqlStorage) -> None:
+    await storage.add_provisioning_profile(profile())
+    # Two servers at once: one of them logs the 30-day warning.
+    claims = await asyncio.gather(
+        *(storage.claim_provisioning_expiry_warning("UUID-1", 30) for _ in range(2))
+    )
+    assert sorted(claims) == [False, True]
+    assert not await storage.claim_provisioning_expiry_warning("UUID-1", 30)
+    assert await storage.claim_provisioning_expiry_warning("UUID-1", 7)  # the next one down
+    assert not await storage.claim_provisioning_expiry_warning("UUID-1", 14)  # passed already
+    found = await storage.get_provisioning_profile("UUID-1")
+    assert found is not None
+    assert found.expiry_warned_days == 7
+    assert not await storage.claim_provisioning_expiry_warning("NONE", 30)
+
+
 async def test_assignments_are_added_once_and_removed(storage: SqlStorage) -> None:
     await storage.set_provisioning_assignments("UUID-1", TargetKind.GROUP, ["sales", "sales"],
                                                assigned=True)  # fmt: skip

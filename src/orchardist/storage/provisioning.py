@@ -42,6 +42,9 @@ class StoredProvisioningProfile:
     body: bytes  # the .mobileprovision as uploaded (CMS-signed)
     created_at: datetime
     replaced_by: str | None = None  # the UUID of the profile that renews it
+    # The last expiry warning logged for it: 30, 14, 7 days before, 0 once expired (None:
+    # none yet). See `claim_provisioning_expiry_warning`.
+    expiry_warned_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,11 @@ class ProvisioningStore(Protocol):
     async def mark_provisioning_replaced(self, uuid: str, replaced_by: str | None) -> bool:
         """Record (or, with None, clear) the profile that renews `uuid`; False when there
         is no such profile."""
+
+    async def claim_provisioning_expiry_warning(self, uuid: str, days: int) -> bool:
+        """Record that the warning `days` before expiry is given; True only for the one
+        caller that moved the record down to `days` (it was unset or larger), so each
+        warning is logged once, by one of several servers."""
 
     async def delete_provisioning_profile(self, uuid: str) -> bool:
         """Forget the profile, its assignments and device rows; False when unknown."""

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, select, union, update
+from sqlalchemy import Row, and_, delete, or_, select, union, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage.profiles import Assignment, TargetKind
@@ -81,6 +81,15 @@ class SqlProvisioningStorage:
 
     async def mark_provisioning_replaced(self, uuid: str, replaced_by: str | None) -> bool:
         change = update(_profiles).where(_profiles.c.uuid == uuid).values(replaced_by=replaced_by)
+        return bool(await self.database.write(lambda conn: conn.execute(change).rowcount))
+
+    async def claim_provisioning_expiry_warning(self, uuid: str, days: int) -> bool:
+        warned = _profiles.c.expiry_warned_days
+        change = (
+            update(_profiles)
+            .where(and_(_profiles.c.uuid == uuid, or_(warned.is_(None), warned > days)))
+            .values(expiry_warned_days=days)
+        )
         return bool(await self.database.write(lambda conn: conn.execute(change).rowcount))
 
     async def delete_provisioning_profile(self, uuid: str) -> bool:

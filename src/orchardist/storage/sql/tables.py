@@ -531,6 +531,7 @@ provisioning_profiles = Table(
     Column("body", LargeBinary, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("replaced_by", String(64)),
+    Column("expiry_warned_days", Integer),  # the last expiry warning logged (0020)
     Index("ix_provisioning_profiles_app_id", "app_id"),  # a renewal finds its predecessors
     Index("ix_provisioning_profiles_expires_at", "expires_at"),  # expiry warnings
 )
