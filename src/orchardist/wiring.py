@@ -14,6 +14,9 @@ from orchardist.accounts.lockout import LockoutPolicy, SignInThrottle
 from orchardist.accounts.permissions import Gate
 from orchardist.accounts.service import Accounts, GroupRoles
 from orchardist.accounts.sessions import SessionPolicy, Sessions
+from orchardist.apps.files import FileStore, LocalFileStore
+from orchardist.apps.links import LinkSigner
+from orchardist.apps.urls import AppUrls
 from orchardist.audit import AuditLog
 from orchardist.config import Settings
 from orchardist.enroll.directory import Directory, config_from
@@ -68,6 +71,8 @@ class Services:
     ota: OtaEnrollment | None = None
     webhooks: WebhookSender | None = None  # runs in `serve` while webhook_urls are set
     compliance: ComplianceEvaluator | None = None  # `serve` runs its periodic pass
+    files: FileStore | None = None  # .ipa files and icons by SHA-256 (orchardist.apps.files)
+    app_urls: AppUrls | None = None  # signed, expiring links to them (orchardist.apps.urls)
     # Who did what: the API, the CLI and the console record their actions here.
     audit: AuditLog = field(init=False)
     # Who may do what (console and API ask it; on_denied is the audit's seam) and who may
@@ -202,6 +207,13 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     services.webhooks = _webhook_sender(settings, storage)
     services.compliance = compliance
+    services.files = LocalFileStore.in_data_dir(settings.data_dir)
+    services.app_urls = AppUrls(
+        settings.base_url,
+        LinkSigner.from_data_dir(settings.data_dir),
+        timedelta(seconds=settings.apps.link_ttl_seconds),
+        utc_now,
+    )
     return services
 
 
