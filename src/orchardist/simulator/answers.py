@@ -1,11 +1,12 @@
-"""What a virtual device answers, shaped after real devices' captures
-(`tests/vectors/device-captures`) and the response keys in Apple's schema."""
+"""What a virtual device answers from its facts, shaped after real devices' captures
+(`tests/vectors/device-captures`) and the response keys in Apple's schema. What it keeps
+as state — profiles, apps, provisioning profiles — is answered by `device` and the
+modules it holds (`apps`, `provisioning`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -73,27 +74,6 @@ def _security_info(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _installed_applications(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
-    apps = [
-        ("com.apple.mobilesafari", "Safari", "4.0.5", "6531.22.7", 0),
-        ("com.example.expenses", "Expenses", "2.1", "210", 4_812_800),
-        ("com.example.directory", "Directory", "1.0.3", "13", 1_203_200),
-    ]
-    return {
-        "InstalledApplicationList": [
-            {
-                "Identifier": i,
-                "Name": n,
-                "ShortVersion": s,
-                "Version": v,
-                "BundleSize": b,
-                "DynamicSize": 40960,
-            }
-            for i, n, s, v, b in apps
-        ]
-    }
-
-
 def _certificates(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
     name = me.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     return {
@@ -131,19 +111,6 @@ def _profiles(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _provisioning_profiles(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
-    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(days=200)
-    return {
-        "ProvisioningProfileList": [
-            {
-                "Name": "Example In-House",
-                "UUID": "0B6F5F7E-8C55-4E3B-9B7E-1D2C3B4A5F6E",
-                "ExpiryDate": expiry,
-            },
-        ]
-    }
-
-
 def _restrictions(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "GlobalRestrictions": {
@@ -160,10 +127,8 @@ def _restrictions(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
 ANSWERS: dict[str, Answer] = {
     "DeviceInformation": _device_information,
     "SecurityInfo": _security_info,
-    "InstalledApplicationList": _installed_applications,
     "CertificateList": _certificates,
     "ProfileList": _profiles,
-    "ProvisioningProfileList": _provisioning_profiles,
     "Restrictions": _restrictions,
 }
 

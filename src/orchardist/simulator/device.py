@@ -7,7 +7,9 @@ import dataclasses
 import hashlib
 import plistlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,7 +22,11 @@ from orchardist.profiles import envelope
 from orchardist.scep import client
 from orchardist.scep.messages import MessageType, PkiStatus
 from orchardist.simulator.answers import Identity, answer
+from orchardist.simulator.app_download import DownloadLimits
+from orchardist.simulator.apps import DeviceApps
 from orchardist.simulator.profile import EnrollmentPlan
+from orchardist.simulator.provisioning import ProvisioningProfiles, user_installed
+from orchardist.simulator.refusals import PROFILES, CommandRefusedError, refused
 
 CHECKIN = "application/x-apple-aspen-mdm-checkin"
 CONNECT = "application/x-apple-aspen-mdm; charset=UTF-8"
@@ -43,7 +49,13 @@ class SessionStats:
 
 class VirtualDevice:
     def __init__(
-        self, plan: EnrollmentPlan, seed: int, key: rsa.RSAPrivateKey, http: httpx.AsyncClient
+        self,
+        plan: EnrollmentPlan,
+        seed: int,
+        key: rsa.RSAPrivateKey,
+        http: httpx.AsyncClient,
+        *,
+        app_limits: DownloadLimits | None = None,
     ) -> None:
         rng = random.Random(seed)  # made-up device facts, not secrets
         self.http = http
@@ -61,6 +73,8 @@ class VirtualDevice:
         self.token = hashlib.sha256(self.udid.encode()).digest()
         self.push_magic = f"magic-{self.udid[:8]}"
         self.profiles: dict[str, dict[str, Any]] = {}  # installed, by PayloadIdentifier
+        self.apps = DeviceApps(app_limits)
+        self.provisioning = ProvisioningProfiles([user_installed(datetime.now(UTC))])
 
     # -- enrollment
 
@@ -140,36 +154,60 @@ class VirtualDevice:
                 reply = await self._connect({"Status": "NotNow", "CommandUUID": command_uuid})
                 continue
             stats.commands += 1
-            assert self.identity is not None
-            try:
-                result = {
-                    "Status": "Acknowledged",
-                    "CommandUUID": command_uuid,
-                    **self._answer(command),
-                }
-            except _RefusedError as refusal:
-                result = {"Status": "Error", "CommandUUID": command_uuid,
-                          "ErrorChain": [refusal.chain()]}  # fmt: skip
-            reply = await self._connect(result)
+            reply = await self._connect(await self.respond(command_uuid, command))
         return stats
 
-    def _answer(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Profiles are state the device keeps; everything else is answered from facts."""
-        assert self.identity is not None
+    async def respond(self, command_uuid: str, command: dict[str, Any]) -> dict[str, Any]:
+        """The result for one command: Acknowledged with its keys, or Error with an
+        ErrorChain (without UDID, which every request carries)."""
+        try:
+            keys = await self._answer(command)
+        except CommandRefusedError as refusal:
+            return {"Status": "Error", "CommandUUID": command_uuid, "ErrorChain": refusal.chain()}
+        return {"Status": "Acknowledged", "CommandUUID": command_uuid, **keys}
+
+    async def _answer(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Profiles, apps and provisioning profiles are state the device keeps; everything
+        else is answered from facts."""
         match command.get("RequestType"):
             case "InstallProfile":
                 self._install(command.get("Payload", b""))
                 return {}
             case "RemoveProfile":
                 if self.profiles.pop(str(command.get("Identifier")), None) is None:
-                    raise _RefusedError(1003, "The profile is not installed.")
+                    raise refused(PROFILES, 1003, "The profile is not installed.")
                 return {}
             case "ProfileList":
+                assert self.identity is not None
                 listed = answer(self.identity, command)["ProfileList"]
                 return {"ProfileList": [*listed, *self.profiles.values()]}
             case "Settings":
                 return {"Settings": [self._apply(item) for item in command.get("Settings", [])]}
+            case "InstallApplication":
+                return await self._install_app(command)
+        kept = self._kept_state(str(command.get("RequestType")))
+        if kept is not None:
+            return kept(command)
+        assert self.identity is not None
         return answer(self.identity, command)
+
+    def _kept_state(self, request_type: str) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """The answer to a command about the apps or provisioning profiles held."""
+        return {
+            "RemoveApplication": self.apps.remove,
+            "InstalledApplicationList": self.apps.installed_list,
+            "ManagedApplicationList": self.apps.managed_list,
+            "InstallProvisioningProfile": self.provisioning.install,
+            "RemoveProvisioningProfile": self.provisioning.remove,
+            "ProvisioningProfileList": self.provisioning.listed,
+        }.get(request_type)
+
+    async def _install_app(self, command: dict[str, Any]) -> dict[str, Any]:
+        """As iOS does, the app's embedded provisioning profile is installed with it."""
+        installed = await self.apps.install(self.http, command)
+        if installed.app.embedded_profile is not None:
+            self.provisioning.add(installed.app.embedded_profile)
+        return {"Identifier": installed.app.identifier, "State": "Managed"}
 
     def _apply(self, item: object) -> dict[str, Any]:
         """One Settings item, answered per item as iOS does. DeviceName renames the device
@@ -194,7 +232,7 @@ class VirtualDevice:
                 content = envelope.decrypt_payloads(profile, self.identity.certificate, self.key)
                 profile = {**profile, "PayloadContent": content}
         except (envelope.ProfileReadError, cms.CmsError, ValueError) as exc:
-            raise _RefusedError(1009, f"The profile cannot be installed: {exc}") from exc
+            raise refused(PROFILES, 1009, f"The profile cannot be installed: {exc}") from exc
         self.profiles[str(profile.get("PayloadIdentifier"))] = {
             key: profile[key]
             for key in ("PayloadIdentifier", "PayloadUUID", "PayloadVersion", "PayloadDisplayName")
@@ -230,18 +268,6 @@ class VirtualDevice:
         if response.status_code != 200:
             raise SimulationError(f"{url} answered {response.status_code}: {response.text.strip()}")
         return response.content
-
-
-class _RefusedError(Exception):
-    """A command the device answers with Error (iOS's MCProfileErrorDomain codes)."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code, self.text = code, text
-
-    def chain(self) -> dict[str, Any]:
-        return {"ErrorDomain": "MCProfileErrorDomain", "ErrorCode": self.code,
-                "USEnglishDescription": self.text}  # fmt: skip
 
 
 def _recipient(reply: httpx.Response) -> x509.Certificate:

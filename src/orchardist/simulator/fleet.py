@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,12 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.simulator.apns_peer import ApnsPeer, Push
 from orchardist.simulator.device import SimulationError, VirtualDevice
 from orchardist.simulator.ota import OtaLogin, enroll_over_the_air
-from orchardist.simulator.profile import EnrollmentPlan
+from orchardist.simulator.profile import EnrollmentPlan, tls_trust
 
 Progress = Callable[[str], None]  # called with "enrolled" or "session" as each one ends
 
@@ -88,7 +86,7 @@ async def run_fleet(
     report = FleetReport(devices=devices)
     started = time.monotonic()
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(verify=_trust(plan), timeout=60) as http:
+    async with httpx.AsyncClient(verify=tls_trust(plan), timeout=60) as http:
         fleet = [
             VirtualDevice(plan, seed + index, await _key(plan.key_size), http)
             for index in range(devices)
@@ -211,10 +209,3 @@ def _more(
 async def _key(size: int) -> rsa.RSAPrivateKey:
     # Key generation is the slow part of a large fleet; OpenSSL releases the GIL for it.
     return await asyncio.to_thread(rsa.generate_private_key, 65537, size)
-
-
-def _trust(plan: EnrollmentPlan) -> ssl.SSLContext | bool:
-    if not plan.anchors:
-        return True
-    pem = "".join(cert.public_bytes(Encoding.PEM).decode() for cert in plan.anchors)
-    return ssl.create_default_context(cadata=pem)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import plistlib
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.pki import cms
 
@@ -55,3 +57,12 @@ def read_profile(data: bytes) -> EnrollmentPlan:
         )
     except (KeyError, TypeError, ValueError, plistlib.InvalidFileException) as exc:
         raise ProfileError(f"not an enrollment profile: {exc!r}") from exc
+
+
+def tls_trust(plan: EnrollmentPlan) -> ssl.SSLContext | bool:
+    """What the device trusts for HTTPS — the server, app manifests and downloads: the CA
+    certificates its enrollment profile installs, or the system's when it has none."""
+    if not plan.anchors:
+        return True
+    pem = "".join(cert.public_bytes(Encoding.PEM).decode() for cert in plan.anchors)
+    return ssl.create_default_context(cadata=pem)
