@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.mdm.commands import new_command
 from orchardist.profiles import envelope
+from orchardist.profiles.targets import check_devices, members, targets
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
 from orchardist.storage import CertificateStore, MdmStorage, NewCommand
@@ -30,7 +31,6 @@ from orchardist.storage.profiles import (
     ProfileState,
     ProfileStore,
     ProfileVersion,
-    TargetKind,
 )
 
 # A state that has not moved for this long is shown as overdue, not left silent.
@@ -130,26 +130,16 @@ class ProfileLibrary:
     ) -> Reconciled:
         if await self.store.get_profile(identifier) is None:
             raise LookupError(f"no profile {identifier}")
-        known = set(await self.store.device_ids(devices)) if devices else set()
-        unknown = [d for d in devices if d not in known]
-        if unknown:
-            raise LookupError(f"unknown device {', '.join(unknown[:10])}")
-        for kind, targets in (
-            (TargetKind.DEVICE, devices),
-            (TargetKind.GROUP, groups),
-            (TargetKind.ALL, [""] if everyone else []),
-        ):
-            await self.store.set_assignments(identifier, kind, targets, assigned=assigned)
+        await check_devices(self.store, devices)
+        for kind, named in targets(devices, groups, everyone):
+            await self.store.set_assignments(identifier, kind, named, assigned=assigned)
         return await self.reconcile()
 
     async def set_group(self, name: str, devices: Sequence[str]) -> Reconciled:
         """Create or replace a static group (with no devices it is gone); the profiles
         assigned to it follow its members. LookupError names unknown devices: then
         nothing changes. The API, the CLI and the console all set groups through here."""
-        known = set(await self.store.device_ids(devices)) if devices else set()
-        unknown = [d for d in devices if d not in known]
-        if unknown:
-            raise LookupError(f"unknown device {', '.join(unknown[:10])}")
+        await check_devices(self.store, devices)
         await self.store.set_group(name, devices)
         return await self.reconcile()
 
@@ -170,13 +160,7 @@ class ProfileLibrary:
             version = latest.get(assignment.identifier)
             if version is None:
                 continue
-            if assignment.kind == TargetKind.ALL:
-                members: Sequence[str] = enrolled
-            elif assignment.kind == TargetKind.GROUP:
-                members = groups.get(assignment.target, [])
-            else:
-                members = [assignment.target]
-            for device in members:
+            for device in members(assignment, enrolled, groups):
                 if device in wanted:
                     wanted[device][assignment.identifier] = version
         return wanted
@@ -302,11 +286,11 @@ class ProfileLibrary:
             if acknowledged:
                 change = _moved(row, ProfileState.INSTALLED, now, installed=row.desired_version)
             else:
-                change = _moved(row, ProfileState.FAILED, now, error=_error_chain(result))
+                change = _moved(row, ProfileState.FAILED, now, error=error_chain(result))
         elif acknowledged:
             change = _moved(row, ProfileState.REMOVED, now, installed=None)
         else:
-            change = _moved(row, ProfileState.FAILED, now, error=_error_chain(result))
+            change = _moved(row, ProfileState.FAILED, now, error=error_chain(result))
         await self._save([change])
 
     async def _compare_with_device(
@@ -361,7 +345,9 @@ def _moved(
     )
 
 
-def _error_chain(result: Mapping[str, Any]) -> str:
+def error_chain(result: Mapping[str, Any]) -> str:
+    """A failed command's ErrorChain in words ("MCProfileErrorDomain 1009: … ← …"), as
+    each device state's `error` keeps it (the provisioning library's too)."""
     chain = result.get("ErrorChain")
     if not isinstance(chain, list) or not chain:
         return "the device answered Error"

@@ -1,0 +1,40 @@
+"""Assignment targets, shared by the libraries that assign things to devices (configuration
+profiles, provisioning profiles): the devices an admin names must exist, one call names
+devices, static groups and "all" at once, and an assignment reaches its members."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from orchardist.storage import MdmStorage
+from orchardist.storage.profiles import Assignment, TargetKind
+
+
+async def check_devices(store: MdmStorage, devices: Sequence[str]) -> None:
+    """LookupError naming the devices (ten at most) that are unknown."""
+    known = set(await store.device_ids(devices)) if devices else set()
+    unknown = [d for d in devices if d not in known]
+    if unknown:
+        raise LookupError(f"unknown device {', '.join(unknown[:10])}")
+
+
+def targets(
+    devices: Sequence[str], groups: Sequence[str], everyone: bool
+) -> tuple[tuple[TargetKind, Sequence[str]], ...]:
+    """(kind, targets) for each kind of assignment: everyone is the one "all" target."""
+    return (
+        (TargetKind.DEVICE, devices),
+        (TargetKind.GROUP, groups),
+        (TargetKind.ALL, [""] if everyone else []),
+    )
+
+
+def members(
+    assignment: Assignment, enrolled: Sequence[str], groups: Mapping[str, Sequence[str]]
+) -> Sequence[str]:
+    """The devices an assignment reaches (a device target may be one not enrolled)."""
+    if assignment.kind == TargetKind.ALL:
+        return enrolled
+    if assignment.kind == TargetKind.GROUP:
+        return groups.get(assignment.target, [])
+    return [assignment.target]
