@@ -1,9 +1,10 @@
 """Who may do what: the one table the console and the API both ask.
 
 Three roles, each with everything the one below has: a viewer reads (never secrets), an
-operator also acts on devices (queries, locks, pushes, commands, profile assignments,
-groups, invitations), an admin also does what cannot be undone or reveals secrets (erase,
-clear passcodes, retire, the profile library and its contents, SCEP approvals, the push
+operator also acts on devices (queries, locks, pushes, commands, profile, app and
+provisioning profile assignments, groups, invitations), an admin also does what cannot be
+undone or reveals secrets (erase, clear passcodes, retire, the profile library and its
+contents, the app and provisioning profile libraries, SCEP approvals, the push
 certificate, API tokens, accounts, settings, the audit log). docs/console.md's "Who may
 do what" is this table; a test keeps the two in step.
 
@@ -43,6 +44,7 @@ class Permission(enum.StrEnum):
     COMMAND = "commands.send"
     CANCEL = "commands.cancel"
     PROFILE_ASSIGN = "profiles.assign"
+    APPS_ASSIGN = "apps.assign"
     GROUPS_EDIT = "groups.edit"
     INVITE = "enrollment.invite"
     ERASE = "devices.erase"
@@ -51,6 +53,7 @@ class Permission(enum.StrEnum):
     RETIRE = "devices.retire"
     PROFILE_EDIT = "profiles.edit"
     PROFILE_CONTENTS = "profiles.contents"
+    APPS_EDIT = "apps.edit"
     SCEP_APPROVE = "enrollment.approve"
     PUSHCERT = "pushcert.manage"
     TOKENS = "tokens.manage"
@@ -68,7 +71,8 @@ RULES: Mapping[Permission, Rule] = {
     Permission.READ: Rule(
         Role.VIEWER,
         "see devices, inventory, compliance, commands and their results, profiles (names, "
-        "versions, assignments, status), groups, enrollment and the push certificate",
+        "versions, assignments, status), apps and provisioning profiles, groups, enrollment "
+        "and the push certificate",
     ),
     Permission.QUERY: Rule(Role.OPERATOR, "query devices (inventory, security, apps, lists)"),
     Permission.PUSH: Rule(Role.OPERATOR, "push devices to check in now"),
@@ -76,6 +80,9 @@ RULES: Mapping[Permission, Rule] = {
     Permission.COMMAND: Rule(Role.OPERATOR, "send MDM commands (restart, apps, settings…)"),
     Permission.CANCEL: Rule(Role.OPERATOR, "cancel pending commands"),
     Permission.PROFILE_ASSIGN: Rule(Role.OPERATOR, "assign and unassign profiles"),
+    Permission.APPS_ASSIGN: Rule(
+        Role.OPERATOR, "assign and unassign apps and provisioning profiles"
+    ),
     Permission.GROUPS_EDIT: Rule(Role.OPERATOR, "create and change static groups"),
     Permission.INVITE: Rule(Role.OPERATOR, "invite users to enroll"),
     Permission.ERASE: Rule(Role.ADMIN, "erase devices and delete their users"),
@@ -88,6 +95,7 @@ RULES: Mapping[Permission, Rule] = {
     Permission.RETIRE: Rule(Role.ADMIN, "retire devices (end their management)"),
     Permission.PROFILE_EDIT: Rule(Role.ADMIN, "upload, build and delete profiles"),
     Permission.PROFILE_CONTENTS: Rule(Role.ADMIN, "read profile contents (passwords, keys)"),
+    Permission.APPS_EDIT: Rule(Role.ADMIN, "upload and remove apps and provisioning profiles"),
     Permission.SCEP_APPROVE: Rule(Role.ADMIN, "approve or reject held SCEP requests"),
     Permission.PUSHCERT: Rule(Role.ADMIN, "manage the push certificate"),
     Permission.TOKENS: Rule(Role.ADMIN, "create, list and revoke API tokens"),
