@@ -2,7 +2,8 @@
 fetches the manifest over HTTPS (trusting the CA its enrollment profile carries), checks
 the .ipa against it (hash, bundle id, version) and lists the app afterwards;
 RemoveApplication; and the three provisioning-profile commands. Driven in process, with a
-real HTTPS file server and .ipa files from the apps test factory."""
+real HTTPS file server and .ipa files from the apps test factory; the last test installs
+from the server's own signed manifest and .ipa routes (through its ASGI app)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from tests.apps.factory import build_ipa, build_mobileprovision
 from tests.keys import rsa_key
 from tests.server import free_port
 from tests.simulator.https_files import FileServer, app_server_ca, serving_files
+from tests.web.mdm_server import Server
+from tests.web.stored_apps import store_app
 
 pytestmark = pytest.mark.anyio
 BUNDLE_ID = "com.example.expenses"
@@ -275,3 +278,24 @@ async def test_a_forged_or_garbled_provisioning_profile_is_refused(bench: Bench)
         assert _error(answer)[:2] == ("DeviceManagement.error", 2800)
     listed = (await bench.send("ProvisioningProfileList"))["ProvisioningProfileList"]
     assert not {"PROV-2", "PROV-3"} & {item["UUID"] for item in listed}
+
+
+async def test_an_app_the_server_serves_installs_through_its_signed_links(
+    server: Server, tmp_path: Path
+) -> None:
+    """The contract with the server's routes: its manifest and .ipa check out on a device."""
+    version = await store_app(server.services, tmp_path, version="2.1", build="57")
+    urls = server.services.app_urls
+    assert urls is not None
+    device = VirtualDevice(_plan(), 4, rsa_key(40), server.http)  # the ASGI app behind it
+    manifest_url = urls.manifest_url(version.bundle_id, version.version_id)
+    sent = {"RequestType": "InstallApplication", "ManagementFlags": 1,
+            "ManifestURL": manifest_url}  # fmt: skip
+    answer = await device.respond("C-2", sent)
+    assert (answer["Status"], answer.get("State")) == ("Acknowledged", "Managed")
+    listed = await device.respond("C-3", {"RequestType": "InstalledApplicationList",
+                                          "ManagedAppsOnly": True})  # fmt: skip
+    (app,) = listed["InstalledApplicationList"]
+    assert (app["Identifier"], app["ShortVersion"], app["Version"]) == (BUNDLE_ID, "2.1", "57")
+    spoiled = sent | {"ManifestURL": manifest_url.replace("?t=", "?t=x")}  # a forged token
+    assert _error(await device.respond("C-4", spoiled))[:2] == ("DeviceManagement.error", 2604)
