@@ -15,7 +15,7 @@ from orchardist import __version__
 from orchardist.accounts import passwords
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
-from orchardist.web import app_files, enroll, errors, health, mdm, metrics, scep
+from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import audit as api_audit
 from orchardist.web.api import commands as api_commands
@@ -84,6 +84,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.router.routes.extend(mdm.routes)
     app.router.routes.extend(enroll.routes)
     app.router.routes.extend(app_files.routes)
+    app.router.routes.extend(catalog.routes)
     app.router.routes.extend(metrics.routes)
     app.router.routes.extend(api_docs.routes)
     console.install(app)

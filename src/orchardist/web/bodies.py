@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from fastapi import HTTPException, Request
 
 
@@ -23,3 +25,11 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"request body over the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def read_form(request: Request, limit: int) -> dict[str, str]:
+    """An urlencoded form's fields, the first value of each (the enrollment site's and the
+    app catalog's small forms), read within `limit` bytes."""
+    raw = await read_limited_body(request, limit)
+    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {key: values[0] for key, values in parsed.items()}

@@ -3,23 +3,16 @@ Profile Service payload, once), /enroll/ota (the device's phase-2 and phase-3 PO
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.routing import Route
 
-from orchardist.accounts.lockout import LockedOutError
-from orchardist.enroll.directory import (
-    DirectoryError,
-    DirectoryUnavailableError,
-    InvalidCredentialsError,
-)
 from orchardist.enroll.flow import OtaEnrollment
 from orchardist.enroll.ota import OtaError
 from orchardist.web import enroll_pages as pages
-from orchardist.web.bodies import read_limited_body
+from orchardist.web.bodies import read_form, read_limited_body
+from orchardist.web.directory_sign_in import SignInRefused, sign_in_with_directory
 from orchardist.wiring import Services
 
 log = structlog.get_logger("orchardist.enroll")
@@ -44,34 +37,17 @@ async def sign_in_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    """The directory sign-in, behind the same throttle as the console's: failures count per
-    name and per address, and a locked name or address is refused before the directory
-    is asked."""
+    """The directory sign-in (see orchardist.web.directory_sign_in: the console's throttle,
+    one answer per kind of refusal)."""
     form = await _form(request)
     user, password = form.get("user", "").strip(), form.get("password", "")
     organization = _organization(request)
-    throttle = _services(request).accounts.throttle
-    address = request.client.host if request.client else "unknown"
-    try:
-        await throttle.check(user, address)
-        signed_in = await _flow(request).sign_in(user, password)
-    except LockedOutError as exc:
-        log.warning("enroll_sign_in_locked", user=user, address=address, until=exc.until)
-        return HTMLResponse(pages.sign_in(organization, str(exc), user), status_code=429)
-    except DirectoryUnavailableError as exc:
-        log.error("enroll_directory_unavailable", error=str(exc))
-        message = "The sign-in service is unavailable; try again later or ask IT."
-        return HTMLResponse(pages.sign_in(organization, message, user), status_code=503)
-    except (DirectoryError, OtaError) as exc:
-        log.warning("enroll_sign_in_refused", user=user, reason=str(exc))
-        status, message = 401, str(exc)
-        if isinstance(exc, InvalidCredentialsError):
-            try:
-                await throttle.failed(user, address)
-            except LockedOutError as locked:
-                status, message = 429, str(locked)
-        return HTMLResponse(pages.sign_in(organization, message, user), status_code=status)
-    await throttle.succeeded(user)
+    signed_in = await sign_in_with_directory(
+        request, user, password, _flow(request).sign_in, site="enroll"
+    )
+    if isinstance(signed_in, SignInRefused):
+        page = pages.sign_in(organization, signed_in.message, user)
+        return HTMLResponse(page, status_code=signed_in.status)
     log.info("enroll_signed_in", user=signed_in.user.login, groups=list(signed_in.user.groups))
     name = signed_in.user.display_name or signed_in.user.login
     return HTMLResponse(pages.confirm(organization, name, signed_in.token, signed_in.profiles))
@@ -112,9 +88,7 @@ async def device_post(request: Request) -> Response:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    raw = await read_limited_body(request, MAX_FORM_BYTES)
-    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    return {key: values[0] for key, values in parsed.items()}
+    return await read_form(request, MAX_FORM_BYTES)
 
 
 def _services(request: Request) -> Services:

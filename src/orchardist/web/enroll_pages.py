@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-_STYLE = """
+STYLE = """
 body{font:17px/1.45 -apple-system,system-ui,sans-serif;margin:0;background:#f2f2f7;color:#1c1c1e}
 main{max-width:30rem;margin:0 auto;padding:1.5rem 1.25rem}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}
@@ -26,7 +26,7 @@ def page(title: str, body: str, organization: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body><main>"
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body><main>"
         f"<small>{escape(organization)}</small><h1>{escape(title)}</h1>{body}</main></body></html>"
     )
 
@@ -37,14 +37,19 @@ def sign_in(organization: str, error: str | None = None, user: str = "") -> str:
         "Enroll this device",
         f"""{problem}<form method=post action="/enroll" class=card>
 <p>Sign in with your work account to set up this iPhone or iPad.</p>
-<label for=user>User name or e-mail</label>
+{credentials(user)}</form>""",
+        organization,
+    )
+
+
+def credentials(user: str) -> str:
+    """The sign-in form's fields and button (the app catalog's form has the same)."""
+    return f"""<label for=user>User name or e-mail</label>
 <input id=user name=user type=text autocomplete=username autocapitalize=none
  autocorrect=off value="{escape(user)}" required>
 <label for=password>Password</label>
 <input id=password name=password type=password autocomplete=current-password required>
-<button type=submit>Sign in</button></form>""",
-        organization,
-    )
+<button type=submit>Sign in</button>"""
 
 
 def confirm(organization: str, name: str, token: str, profiles: Sequence[str]) -> str:
