@@ -15,8 +15,10 @@ from orchardist.accounts.permissions import Gate
 from orchardist.accounts.service import Accounts, GroupRoles
 from orchardist.accounts.sessions import SessionPolicy, Sessions
 from orchardist.apps.files import FileStore, LocalFileStore
+from orchardist.apps.library import AppLibrary
 from orchardist.apps.links import LinkSigner
 from orchardist.apps.provisioning_library import ProvisioningLibrary
+from orchardist.apps.rollout import RolloutPolicy
 from orchardist.apps.urls import AppUrls
 from orchardist.audit import AuditLog
 from orchardist.config import Settings
@@ -74,6 +76,7 @@ class Services:
     compliance: ComplianceEvaluator | None = None  # `serve` runs its periodic pass
     files: FileStore | None = None  # .ipa files and icons by SHA-256 (orchardist.apps.files)
     app_urls: AppUrls | None = None  # signed, expiring links to them (orchardist.apps.urls)
+    apps: AppLibrary | None = None  # in-house apps; `serve` runs its roll-out loop
     # Provisioning profiles: upload, install, renewal; `serve` runs its periodic pass.
     provisioning: ProvisioningLibrary | None = None
     # Who did what: the API, the CLI and the console record their actions here.
@@ -133,15 +136,26 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         )
     compliance = ComplianceEvaluator(storage, compliance_rules(settings), clock=utc_now)
     provisioning = ProvisioningLibrary(storage, clock=utc_now)
+    app_files = LocalFileStore.in_data_dir(settings.data_dir)
+    app_urls = AppUrls(
+        settings.base_url,
+        LinkSigner.from_data_dir(settings.data_dir),
+        timedelta(seconds=settings.apps.link_ttl_seconds),
+        utc_now,
+    )
+    apps = _app_library(settings, storage, app_files, app_urls)
     mdm = MdmService(
         storage,
         storage,
         storage,
         clock=utc_now,
         # The library first: a profile's new state is what compliance then reads.
-        on_result=_in_turn(profiles.on_result, provisioning.on_result, compliance.on_result),
+        on_result=_in_turn(
+            profiles.on_result, provisioning.on_result, apps.on_result, compliance.on_result
+        ),
         on_enrolled=_in_turn(
-            profiles.on_enrolled, provisioning.on_enrolled, compliance.on_enrolled
+            profiles.on_enrolled, provisioning.on_enrolled, apps.on_enrolled,
+            compliance.on_enrolled,
         ),
         events=events,
     )
@@ -214,13 +228,8 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     services.webhooks = _webhook_sender(settings, storage)
     services.compliance = compliance
     services.provisioning = provisioning
-    services.files = LocalFileStore.in_data_dir(settings.data_dir)
-    services.app_urls = AppUrls(
-        settings.base_url,
-        LinkSigner.from_data_dir(settings.data_dir),
-        timedelta(seconds=settings.apps.link_ttl_seconds),
-        utc_now,
-    )
+    services.files, services.app_urls, services.apps = app_files, app_urls, apps
+    apps.on_queued = pusher.wake
     return services
 
 
@@ -246,6 +255,19 @@ def _accounts(settings: Settings, storage: AllStorage) -> Accounts:
         ),
         clock=utc_now,
     )
+
+
+def _app_library(
+    settings: Settings, storage: AllStorage, files: FileStore, urls: AppUrls
+) -> AppLibrary:
+    """`[apps]` as the library's limits and pace."""
+    policy = RolloutPolicy(
+        per_minute=settings.apps.rollout_per_minute,
+        retry_after=timedelta(seconds=settings.apps.retry_after_seconds),
+        max_attempts=settings.apps.max_attempts,
+    )
+    max_bytes = settings.apps.max_upload_mb * 1024 * 1024
+    return AppLibrary(storage, files, urls, policy, max_upload_bytes=max_bytes, clock=utc_now)
 
 
 def compliance_rules(settings: Settings) -> ComplianceRules:

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.mdm.commands import new_command
 from orchardist.profiles import envelope
-from orchardist.profiles.targets import check_devices, members, targets
+from orchardist.profiles.targets import check_devices, targets, wanted_versions
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
 from orchardist.storage import CertificateStore, MdmStorage, NewCommand
@@ -155,15 +155,7 @@ class ProfileLibrary:
         enrolled = await self.store.device_ids(enrolled=True)
         groups = await self.store.groups()
         latest = {p.identifier: p.latest_version for p in await self.store.list_profiles()}
-        wanted: dict[str, dict[str, int]] = {device: {} for device in enrolled}
-        for assignment in await self.store.assignments():
-            version = latest.get(assignment.identifier)
-            if version is None:
-                continue
-            for device in members(assignment, enrolled, groups):
-                if device in wanted:
-                    wanted[device][assignment.identifier] = version
-        return wanted
+        return wanted_versions(await self.store.assignments(), latest, enrolled, groups)
 
     async def reconcile(self, only: str | None = None) -> Reconciled:
         """Queue what each device (or only this one) lacks or no longer needs; safe to run

@@ -4,7 +4,7 @@ devices, static groups and "all" at once, and an assignment reaches its members.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from orchardist.storage import MdmStorage
 from orchardist.storage.profiles import Assignment, TargetKind
@@ -38,3 +38,22 @@ def members(
     if assignment.kind == TargetKind.GROUP:
         return groups.get(assignment.target, [])
     return [assignment.target]
+
+
+def wanted_versions(
+    assignments: Iterable[Assignment],
+    latest: Mapping[str, int],
+    enrolled: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+) -> dict[str, dict[str, int]]:
+    """enrolled device → {identifier: its latest version} for each assignment reaching it
+    (`latest`: identifier → latest version; an assignment of something gone is skipped)."""
+    wanted: dict[str, dict[str, int]] = {device: {} for device in enrolled}
+    for assignment in assignments:
+        version = latest.get(assignment.identifier)
+        if version is None:
+            continue
+        for device in members(assignment, enrolled, groups):
+            if device in wanted:
+                wanted[device][assignment.identifier] = version
+    return wanted
