@@ -45,6 +45,7 @@ def page(title: str, body: str, organization: str) -> str:
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         "<meta name=apple-mobile-web-app-capable content=yes>"
         '<link rel=apple-touch-icon href="/apps/catalog-icon.png">'
+        '<link rel=icon href="/apps/catalog-icon.png">'
         '<link rel=stylesheet href="/apps/catalog.css">'
         f"<title>{escape(title)}</title></head><body><main>"
         f"<small>{escape(organization)}</small>{body}</main></body></html>"
