@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import plistlib
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +19,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright import sync_api as playwright
+from playwright.sync_api import ViewportSize
 
 from orchardist.config import load_settings
 from orchardist.storage.apps import AppVersion
 from orchardist.wiring import open_services
 from tests.directory import slapd as ldap
 from tests.server import free_port, orchardist, running_server
+from tests.web.browser_fleet import chromium
 from tests.web.stored_apps import store_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PHONE = {"width": 390, "height": 844}  # an iPhone 14's viewport in CSS pixels
+PHONE: ViewportSize = {"width": 390, "height": 844}  # an iPhone 14's, in CSS pixels
 
 
 @dataclass(frozen=True)
@@ -72,37 +71,28 @@ async def _store_apps(data_dir: Path, folder: Path) -> AppVersion:
 
 
 def test_a_sales_user_signs_in_on_a_phone_and_sees_the_app(site: Site) -> None:
-    assert Path(CHROMIUM).exists(), "no Chromium: `make test` installs Debian's"
     problems: list[str] = []
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    with chromium() as browser:
+        phone = browser.new_context(
+            viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True
         )
-        try:
-            phone = browser.new_context(
-                viewport=PHONE, device_scale_factor=3, is_mobile=True, has_touch=True
-            )
-            page = phone.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("response", lambda r: problems.append(r.url) if r.status >= 400 else None)
-            page.goto(f"{site.base}/apps")
-            page.fill("#user", "alice")
-            page.fill("#password", ldap.PASSWORDS["alice"])
-            page.click("button[type=submit]")
-            card = page.locator("section.card", has_text="Expenses")
-            card.wait_for(timeout=20_000)
-            assert page.locator("section.card", has_text="Payroll").count() == 0
-            icon = card.locator("img")
-            icon.wait_for()
-            page.wait_for_function("i => i.complete", arg=icon.element_handle())
-            assert icon.evaluate("i => i.naturalWidth") > 0
-            assert icon.evaluate("i => i.getBoundingClientRect().width") == 60
-            width = page.evaluate("document.documentElement.scrollWidth")
-            assert width <= PHONE["width"]  # nothing wider than the phone
-            link = card.locator("a.install").get_attribute("href")
-        finally:
-            browser.close()
+        page = phone.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("response", lambda r: problems.append(r.url) if r.status >= 400 else None)
+        page.goto(f"{site.base}/apps")
+        page.fill("#user", "alice")
+        page.fill("#password", ldap.PASSWORDS["alice"])
+        page.click("button[type=submit]")
+        card = page.locator("section.card", has_text="Expenses")
+        card.wait_for(timeout=20_000)
+        assert page.locator("section.card", has_text="Payroll").count() == 0
+        icon = card.locator("img")
+        page.wait_for_function("i => i.complete", arg=icon.element_handle())
+        assert icon.evaluate("i => i.naturalWidth") > 0
+        assert icon.evaluate("i => i.getBoundingClientRect().width") == 60
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"]  # nothing wider than the phone
+        link = card.locator("a.install").get_attribute("href")
     assert problems == []  # no refused style, image or policy violation
     assert link is not None
     assert link.startswith("itms-services://?action=download-manifest&url=http")
