@@ -24,6 +24,7 @@ from orchardist.apps.urls import AppUrls, manifest_subject
 from orchardist.config import DirectorySettings
 from orchardist.storage import OtaSession
 from orchardist.storage.apps import AppVersion
+from orchardist.storage.audit import AuditQuery
 from orchardist.web.catalog_pages import readable_size
 from tests.directory import slapd as ldap
 from tests.web.console import browser
@@ -307,3 +308,64 @@ async def test_style_and_icon_are_served(server: Server) -> None:
 )  # fmt: skip
 def test_sizes_read_as_ios_shows_them(size: int, shown: str) -> None:
     assert readable_size(size) == shown
+
+
+async def _enrolled_by(server: Server, user: str, udid: str, index: int) -> None:
+    """A device enrolled over the air by `user`, as the OTA flow leaves it."""
+    device = await server.device(udid, index)
+    await server.enroll(device)  # its Authenticate names serial number S1
+    now = datetime.now(UTC)
+    digest = hashlib.sha256(udid.encode()).hexdigest()
+    await server.services.storage.save_ota_session(
+        OtaSession(digest, user, ("sales",), "enrolled", now, now, device_id=udid)
+    )
+
+
+async def _install(client: httpx.AsyncClient, bundle_id: str) -> httpx.Response:
+    token = form_token(client.cookies[COOKIE])
+    return await client.post("/apps/install", data={"form_token": token, "bundle_id": bundle_id})
+
+
+async def test_a_managed_install_on_the_users_one_enrolled_device(
+    server: Server, expenses: AppVersion, payroll: AppVersion
+) -> None:
+    await _enrolled_by(server, "alice", "UDID-ALICE-1", 160)
+    async with browser(server) as client:
+        page = await _signed_in(client, "alice")
+        assert "Install on S1 (managed)" in page
+        answer = await _install(client, "com.example.expenses")
+        assert answer.status_code == 303
+        page = (await client.get(answer.headers["location"])).text
+        assert "Expenses is on its way to S1" in page
+        # Not offered to alice: refused, and nothing is sent.
+        refused = await _install(client, payroll.bundle_id)
+        assert refused.status_code == 409
+        assert "not offered to you" in refused.text
+        forged = await client.post("/apps/install", data={"bundle_id": expenses.bundle_id})
+        assert forged.status_code == 403
+    storage = server.services.storage
+    sent = await storage.device_commands("UDID-ALICE-1", datetime.now(UTC))
+    assert [c.request_type for c in sent].count("InstallApplication") == 1
+    entries = await storage.audit_entries(AuditQuery(action="app.install"))
+    assert [(e.actor, e.via.value, e.outcome.value, list(e.targets)) for e in entries] == [
+        ("alice", "catalog", "failed", ["com.example.payroll", "UDID-ALICE-1"]),
+        ("alice", "catalog", "ok", ["com.example.expenses", "UDID-ALICE-1"]),
+    ]
+
+
+async def test_no_managed_install_without_exactly_one_device(
+    server: Server, expenses: AppVersion
+) -> None:
+    async with browser(server) as client:
+        page = await _signed_in(client, "alice")  # no device yet
+        assert "(managed)" not in page
+        refused = await _install(client, expenses.bundle_id)
+        assert refused.status_code == 409
+        assert "exactly one device enrolled under your name" in refused.text
+        await _enrolled_by(server, "alice", "UDID-ALICE-1", 160)
+        await _enrolled_by(server, "alice", "UDID-ALICE-2", 161)
+        page = (await client.get("/apps")).text
+        assert "(managed)" not in page  # which of the two would it be?
+    async with browser(server) as client:
+        session_over = await client.post("/apps/install", data={"bundle_id": "x"})
+        assert session_over.status_code == 401

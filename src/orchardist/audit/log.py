@@ -24,7 +24,8 @@ REASON_LENGTH = 1000
 @dataclass(frozen=True)
 class Actor:
     """Who acted, and through which door. `name` is an API token's name (via api), a console
-    account's name (via console), or `cli:<OS user>` for the CLI on the server (via cli)."""
+    account's name (via console), `cli:<OS user>` for the CLI on the server (via cli), or a
+    directory user's login in the app catalog (via catalog)."""
 
     name: str
     via: Via
@@ -36,6 +37,11 @@ class Actor:
     @classmethod
     def account(cls, name: str) -> Actor:
         return cls(name, Via.CONSOLE)
+
+    @classmethod
+    def catalog_user(cls, login: str) -> Actor:
+        """A directory user acting in the app catalog (a managed install)."""
+        return cls(login, Via.CATALOG)
 
     @classmethod
     def local_user(cls) -> Actor:

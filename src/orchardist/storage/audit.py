@@ -20,6 +20,7 @@ class Via(enum.StrEnum):
     API = "api"
     CONSOLE = "console"
     CLI = "cli"
+    CATALOG = "catalog"  # a directory user in the app catalog (/apps)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ on any iPhone or iPad, enrolled or not.
 - POST /apps: sign in; on success a new session (any the browser held is ended) and a
   303 back to GET /apps, so a reload never posts the password again.
 - POST /apps/sign-out: ends the session (the form carries a token derived from it).
+- POST /apps/install: on an enrolled phone, a managed install (InstallApplication through
+  the app library) instead of the itms-services link — offered when the user has exactly
+  one device enrolled under their login, since the catalog cannot tell which phone it is
+  open on; the app stays assigned to that device and is kept up to date.
 - GET /apps/catalog.css, /apps/catalog-icon.png: the pages' style and home-screen icon.
 
 The pages carry a Content-Security-Policy like the console's (this site's styles and
@@ -18,6 +22,7 @@ session: a Web Clip opened again later is still signed in.
 from __future__ import annotations
 
 from importlib import resources
+from urllib.parse import quote
 
 import structlog
 from fastapi import Request, Response
@@ -32,6 +37,10 @@ from orchardist.apps.catalog import (
     form_token_matches,
 )
 from orchardist.apps.urls import AppUrls, app_icon
+from orchardist.audit import Actor as AuditActor
+from orchardist.audit import Outcome
+from orchardist.storage import Enrollment
+from orchardist.storage.listing import DeviceFilters
 from orchardist.web import catalog_pages as pages
 from orchardist.web.bodies import read_form
 from orchardist.web.directory_sign_in import SignInRefused, sign_in_with_directory
@@ -53,6 +62,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+NO_DEVICE = (
+    "A managed install needs exactly one device enrolled under your name: use the "
+    "Install link instead."
+)
+UNVERIFIED = "This form did not come from the catalog's page, so nothing was changed."
 ICON = resources.files("orchardist.apps").joinpath("data/catalog-icon.png")
 
 
@@ -85,7 +99,18 @@ async def catalog_page(request: Request) -> Response:
     if user is None:
         return _html(pages.sign_in(title, organization, ready=sessions.available))
     listed = await _listed(request, user)
-    return _html(pages.catalog(title, organization, user.login, listed, form_token(token)))
+    device = await _managed_device(request, user)
+    name = _device_name(device) if device is not None else None
+    installed = request.query_params.get("installed")
+    notice = next(
+        (f"{app.name} is on its way to {name}: it installs when the device next checks in."
+         for app in listed if app.bundle_id == installed and name is not None),
+        None,
+    )  # fmt: skip
+    page = pages.catalog(
+        title, organization, user.login, listed, form_token(token), device=name, notice=notice
+    )
+    return _html(page)
 
 
 async def _listed(request: Request, user: CatalogUser) -> list[pages.ListedApp]:
@@ -104,6 +129,23 @@ async def _listed(request: Request, user: CatalogUser) -> list[pages.ListedApp]:
         )
         for entry in await entitled(storage, user.groups)
     ]
+
+
+async def _managed_device(request: Request, user: CatalogUser) -> Enrollment | None:
+    """The device a managed install goes to: the user's one enrolled device (enrolled over
+    the air under this login). None with none or several — the catalog cannot tell which
+    phone it is open on — or when the server has no app library."""
+    services = _services(request)
+    if services.apps is None:
+        return None
+    mine = DeviceFilters(enrolled_by=user.login, state="enrolled")
+    found = (await services.storage.list_devices(mine, limit=2)).devices
+    return found[0].enrollment if len(found) == 1 else None
+
+
+def _device_name(device: Enrollment) -> str:
+    facts = device.facts
+    return facts.device_name or facts.model_name or facts.serial_number or "your device"
 
 
 def _icon_src(urls: AppUrls, sha256: str | None) -> str | None:
@@ -139,13 +181,51 @@ async def sign_out(request: Request) -> Response:
     form = await read_form(request, MAX_FORM_BYTES)
     token = request.cookies.get(COOKIE, "")
     if not form_token_matches(token, form.get("form_token")):
-        title, organization = _names(request)
-        return _html(pages.unverified(title, organization), 403)
+        return _refused(request, UNVERIFIED, 403)
     await _sessions(request).sign_out(token)
     log.info("catalog_signed_out")
     response = RedirectResponse(HOME, 303, headers=PAGE_HEADERS)
     response.delete_cookie(COOKIE, path=HOME, secure=_secure(request), httponly=True)
     return response
+
+
+async def install(request: Request) -> Response:
+    """The managed install on the user's one enrolled device: the app must be offered to
+    them and the device is found again here (the form names only the app). Recorded in
+    the audit log as `app.install`, via catalog, refusals too."""
+    form = await read_form(request, MAX_FORM_BYTES)
+    token = request.cookies.get(COOKIE, "")
+    user = await _sessions(request).user(token)
+    if user is None:
+        return _refused(request, "Your session has ended, so nothing was installed.", 401)
+    if not form_token_matches(token, form.get("form_token")):
+        return _refused(request, UNVERIFIED, 403)
+    services = _services(request)
+    bundle_id = form.get("bundle_id", "")[:255]
+    actor = AuditActor.catalog_user(user.login)
+    device = await _managed_device(request, user)
+    targets = [bundle_id] + ([device.device_id] if device is not None else [])
+    try:
+        if bundle_id not in {
+            e.app.bundle_id for e in await entitled(services.storage, user.groups)
+        }:
+            raise LookupError("This app is not offered to you, so nothing was installed.")
+        if device is None or services.apps is None:
+            raise LookupError(NO_DEVICE)
+        command = await services.apps.install_on(bundle_id, device.device_id)
+    except LookupError as exc:
+        reason = str(exc)
+        await services.audit.record(actor, "app.install", targets, Outcome.FAILED, reason=reason)
+        return _refused(request, reason, 409)
+    await services.audit.record(actor, "app.install", targets, detail={"command_uuid": command})
+    log.info("catalog_managed_install", user=user.login, bundle_id=bundle_id,
+             device_id=targets[-1], command_uuid=command)  # fmt: skip
+    return RedirectResponse(f"{HOME}?installed={quote(bundle_id)}", 303, headers=PAGE_HEADERS)
+
+
+def _refused(request: Request, message: str, status: int) -> Response:
+    title, organization = _names(request)
+    return _html(pages.refused(title, organization, message), status)
 
 
 def _secure(request: Request) -> bool:
@@ -166,6 +246,7 @@ routes = [
     Route(HOME, catalog_page, methods=["GET"]),
     Route(HOME, sign_in, methods=["POST"]),
     Route(f"{HOME}/sign-out", sign_out, methods=["POST"]),
+    Route(f"{HOME}/install", install, methods=["POST"]),
     Route(f"{HOME}/catalog.css", stylesheet, methods=["GET"]),
     Route(f"{HOME}/catalog-icon.png", icon, methods=["GET"]),
 ]

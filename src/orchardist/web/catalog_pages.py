@@ -22,6 +22,7 @@ header form button{width:auto;margin:0;padding:.45rem .8rem;font-size:15px}
 .app h2{font-size:1.1rem;margin:.1rem 0}
 .meta{color:#6c6c70;font-size:.9rem;margin:0}
 .description{white-space:pre-line;margin:.6rem 0 0}
+.notice{background:#e5f6ea;color:#14532d;border-radius:10px;padding:.7rem .9rem}
 a.install{display:block;text-align:center;text-decoration:none;font-weight:600;padding:.8rem;
 border-radius:12px;margin-top:1rem;background:#007aff;color:#fff}
 """
@@ -77,8 +78,14 @@ def catalog(
     user: str,
     apps: Sequence[ListedApp],
     form_token: str,
+    *,
+    device: str | None = None,
+    notice: str | None = None,
 ) -> str:
-    listed = "".join(_app(app) for app in apps) or (
+    """The list; with `device` (the name of the user's one enrolled device) each app also
+    offers a managed install on it."""
+    said = f"<p class=notice role=status>{escape(notice)}</p>" if notice else ""
+    listed = "".join(_app(app, form_token, device) for app in apps) or (
         "<div class=card><p>No apps are offered to you yet.</p><p><small>Apps are offered "
         "to directory groups: if you expected one here, ask IT.</small></p></div>"
     )
@@ -87,22 +94,12 @@ def catalog(
         f"""<header><h1>{escape(title)}</h1><form method=post action="/apps/sign-out">
 <input type=hidden name=form_token value="{escape(form_token)}">
 <button type=submit class=secondary>Sign out</button></form></header>
-<p class=meta>Signed in as <b>{escape(user)}</b></p>{listed}""",
+<p class=meta>Signed in as <b>{escape(user)}</b></p>{said}{listed}""",
         organization,
     )
 
 
-def unverified(title: str, organization: str) -> str:
-    return page(
-        title,
-        f"<h1>{escape(title)}</h1><p class=error role=alert>This form did not come from the "
-        "catalog's page, so nothing was changed.</p>"
-        '<p><a href="/apps">Back to the catalog</a></p>',
-        organization,
-    )
-
-
-def _app(app: ListedApp) -> str:
+def _app(app: ListedApp, form_token: str, device: str | None) -> str:
     icon = (
         f'<img src="{escape(app.icon_src)}" alt="" width=60 height=60>'
         if app.icon_src is not None
@@ -112,7 +109,26 @@ def _app(app: ListedApp) -> str:
     return f"""<section class=card aria-label="{escape(app.name)}"><div class=app>{icon}<div>
 <h2>{escape(app.name)}</h2>
 <p class=meta>Version {escape(app.version)} · {readable_size(app.size)}</p></div></div>{description}
-<a class=install href="{escape(app.install_link)}">Install {escape(app.name)}</a></section>"""
+<a class=install href="{escape(app.install_link)}">Install {escape(app.name)}</a>
+{_managed(app, form_token, device)}</section>"""
+
+
+def _managed(app: ListedApp, form_token: str, device: str | None) -> str:
+    if device is None:
+        return ""
+    return f"""<form method=post action="/apps/install">
+<input type=hidden name=form_token value="{escape(form_token)}">
+<input type=hidden name=bundle_id value="{escape(app.bundle_id)}">
+<button type=submit class=secondary>Install on {escape(device)} (managed)</button></form>"""
+
+
+def refused(title: str, organization: str, message: str) -> str:
+    return page(
+        title,
+        f"<h1>{escape(title)}</h1><p class=error role=alert>{escape(message)}</p>"
+        '<p><a href="/apps">Back to the catalog</a></p>',
+        organization,
+    )
 
 
 def readable_size(size: int) -> str:

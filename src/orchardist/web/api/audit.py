@@ -32,7 +32,7 @@ class AuditRecordOut(BaseModel):
     id: int = Field(description="Grows with every entry; pass the last one as `before`")
     at: datetime
     actor: str = Field(description="An API token's name, a console account's, or cli:<OS user>")
-    via: str = Field(description="api, console or cli")
+    via: str = Field(description="api, console, cli or catalog")
     action: str = Field(examples=["command.queue"])
     targets: list[str] = Field(description="UDIDs, profile identifiers, group:NAME, names")
     outcome: Outcome = Field(description="ok, denied (the role may not) or failed (see reason)")
