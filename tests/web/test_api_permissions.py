@@ -45,6 +45,12 @@ EXPECTED = {
     ("GET", "/api/v1/audit"): P.AUDIT_READ,
     ("GET", "/api/v1/dashboard"): P.READ,
     ("POST", "/api/v1/commands/{command_uuid}/cancel"): P.CANCEL,
+    ("GET", "/api/v1/provisioning-profiles"): P.READ,
+    ("POST", "/api/v1/provisioning-profiles"): P.APPS_EDIT,
+    ("GET", "/api/v1/provisioning-profiles/{uuid}"): P.READ,
+    ("POST", "/api/v1/provisioning-profiles/{uuid}/assignments"): P.APPS_ASSIGN,
+    ("DELETE", "/api/v1/provisioning-profiles/{uuid}/assignments"): P.APPS_ASSIGN,
+    ("DELETE", "/api/v1/provisioning-profiles/{uuid}"): P.APPS_EDIT,
 }
 
 

@@ -15,6 +15,7 @@ from hypothesis import given
 from orchardist.profiles import envelope
 from orchardist.profiles.spec import build_profile
 from orchardist.web.app import create_app
+from tests.apps.factory import build_mobileprovision
 from tests.web.api_mutations import Endpoint, endpoints, requests
 from tests.web.live_server import Live, live
 from tests.web.mutations import bounded
@@ -25,11 +26,12 @@ PROFILE_SPEC = {
     "payloads": [{"type": "wifi", "SSID_STR": "Office", "EncryptionType": "None"}],
 }
 EXAMPLES_PER_ROUTE = 16
+PROVISIONING = build_mobileprovision()  # one UUID: stored again after a route deletes it
 
 
 def _known(site: Live, n: int, profile: bytes) -> dict[str, str]:
-    """A device, a command, a profile and a group for the examples to name: made afresh
-    after each route that may change them (delete, retire)."""
+    """A device, a command, a profile, a group and a provisioning profile for the examples
+    to name: made afresh after each route that may change them (delete, retire)."""
     device = site.enrolled(f"UDID-API-{n}", 160 + n)
     command_uuid = site.call(site.server.queue, "DeviceLock", {}, device)
     uploaded = site.request("POST", "/api/v1/profiles", content=profile, headers=site.admin)
@@ -38,12 +40,17 @@ def _known(site: Live, n: int, profile: bytes) -> dict[str, str]:
         "PUT", "/api/v1/groups/sales", json={"devices": [device.udid]}, headers=site.admin
     )
     assert grouped.status_code == 200, grouped.text
+    provisioning = site.request(
+        "POST", "/api/v1/provisioning-profiles", content=PROVISIONING, headers=site.admin
+    )
+    assert provisioning.status_code in (200, 201), provisioning.text
     return {
         "udid": device.udid,
         "command_uuid": command_uuid,
         "identifier": PROFILE_SPEC["identifier"],
         "name": "sales",
         "path": "x",
+        "uuid": provisioning.json()["uuid"],
     }
 
 

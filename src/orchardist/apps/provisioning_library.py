@@ -40,7 +40,7 @@ import asyncio
 import hashlib
 import plistlib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -107,9 +107,8 @@ class UploadedProvisioning:
 
 @dataclass
 class Queued:
-    installs: int = 0
-    removals: int = 0
-    warnings: list[str] = field(default_factory=list)
+    installs: int = 0  # InstallProvisioningProfile commands queued
+    removals: int = 0  # RemoveProvisioningProfile commands queued
 
 
 class ProvisioningLibrary:

@@ -21,6 +21,7 @@ from orchardist.cli import (
     group,
     init,
     profile,
+    provisioning,
     pushcert,
     scep,
     serve,
@@ -51,6 +52,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
 app.add_typer(directory.app, name="directory")
 app.add_typer(profile.app, name="profile")
+app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(group.app, name="group")
 
 

@@ -13,6 +13,12 @@ from rich.table import Column, Table
 from orchardist.cli import profile_files
 from orchardist.cli.auditing import audited, named, note
 from orchardist.cli.common import WideOption, fail, print_json, table_console, with_services
+from orchardist.cli.targets import (
+    DeviceOption,
+    EveryoneOption,
+    GroupOption,
+    assignment_targets,
+)
 
 if TYPE_CHECKING:
     from orchardist.profiles.library import Added, ProfileLibrary, Reconciled
@@ -122,9 +128,9 @@ def _targets_command(assigned: bool) -> Any:
     def command(
         ctx: typer.Context,
         identifier: str,
-        device: Annotated[list[str] | None, typer.Option("--device", help="A UDID")] = None,
-        group: Annotated[list[str] | None, typer.Option("--group", help="A static group")] = None,
-        everyone: Annotated[bool, typer.Option("--all", help="Every enrolled device")] = False,
+        device: DeviceOption = None,
+        group: GroupOption = None,
+        everyone: EveryoneOption = False,
         as_json: JsonOption = False,
     ) -> None:
         async def change(services: Services) -> Reconciled:
@@ -144,20 +150,14 @@ def _targets_command(assigned: bool) -> Any:
             typer.echo(f"{done.installs} InstallProfile and {done.removals} RemoveProfile "
                        "queued; see `orchardist profile status`")  # fmt: skip
 
-    command = audited("profile.assign" if assigned else "profile.unassign", _assigned)(command)
+    action = "profile.assign" if assigned else "profile.unassign"
+    command = audited(action, assignment_targets("identifier"))(command)
     command.__doc__ = (
         "Assign a profile to devices, groups or all; devices get it at once."
         if assigned
         else "Unassign a profile; devices that no longer have it assigned get RemoveProfile."
     )
     return command
-
-
-def _assigned(args: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """The profile, then the devices, `group:NAME`s and `all` (as the API names them)."""
-    groups = [f"group:{name}" for name in args["group"] or []]
-    return [args["identifier"], *(args["device"] or []), *groups,
-            *(["all"] if args["everyone"] else [])], {}  # fmt: skip
 
 
 app.command("assign")(_targets_command(True))

@@ -23,6 +23,7 @@ from orchardist.web.api import dashboard as api_dashboard
 from orchardist.web.api import device_list as api_device_list
 from orchardist.web.api import docs as api_docs
 from orchardist.web.api import profiles as api_profiles
+from orchardist.web.api import provisioning as api_provisioning
 from orchardist.web.api import routes as api_routes
 from orchardist.web.console import mount as console
 from orchardist.wiring import Services, open_services
@@ -53,6 +54,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if opened.compliance is not None:
             every = opened.settings.compliance.recheck_minutes * 60
             workers.append(asyncio.create_task(opened.compliance.run(every), name="compliance"))
+        if opened.provisioning is not None:  # expiry warnings, then reconciliation
+            every = opened.settings.compliance.recheck_minutes * 60
+            passes = opened.provisioning.run(every, opened.pusher.wake)
+            workers.append(asyncio.create_task(passes, name="provisioning"))
         try:
             yield
         finally:
@@ -77,6 +82,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api_device_list.router)
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
+    app.include_router(api_provisioning.router)
     app.include_router(api_audit.router)
     app.include_router(api_dashboard.router)
     app.include_router(api_commands.router)
