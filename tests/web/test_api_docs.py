@@ -26,6 +26,7 @@ pytestmark = pytest.mark.anyio
 BODILESS = {
     ("post", "/api/v1/devices/{udid}/push"),
     ("post", "/api/v1/commands/{command_uuid}/cancel"),
+    ("post", "/api/v1/apps/catalog-clip"),
 }
 
 

@@ -45,6 +45,8 @@ EXPECTED = {
     ("GET", "/api/v1/audit"): P.AUDIT_READ,
     ("GET", "/api/v1/dashboard"): P.READ,
     ("POST", "/api/v1/commands/{command_uuid}/cancel"): P.CANCEL,
+    ("PUT", "/api/v1/apps/{bundle_id}/catalog"): P.APPS_EDIT,
+    ("POST", "/api/v1/apps/catalog-clip"): P.PROFILE_EDIT,
     ("GET", "/api/v1/provisioning-profiles"): P.READ,
     ("POST", "/api/v1/provisioning-profiles"): P.APPS_EDIT,
     ("GET", "/api/v1/provisioning-profiles/{uuid}"): P.READ,

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from orchardist.apps.catalog import PHASE, SESSION_TTL, form_token
 from orchardist.apps.urls import AppUrls, manifest_subject
+from orchardist.apps.webclip import catalog_web_clip
 from orchardist.config import DirectorySettings
 from orchardist.storage import OtaSession
 from orchardist.storage.apps import AppVersion
@@ -369,3 +370,22 @@ async def test_no_managed_install_without_exactly_one_device(
     async with browser(server) as client:
         session_over = await client.post("/apps/install", data={"bundle_id": "x"})
         assert session_over.status_code == 401
+
+
+async def test_the_web_clip_is_offered_at_enrollment(server: Server) -> None:
+    """Assigned to directory:sales, the clip is named on a sales user's /enroll review page
+    (and installed with the enrollment, as every profile assigned to the device's groups)."""
+    settings = server.services.settings
+    clip = catalog_web_clip(base_url=settings.base_url, title="App Catalog",
+                            organization=settings.organization)  # fmt: skip
+    library = server.services.profiles
+    assert library is not None
+    added = await library.add(clip)
+    await library.assign(added.version.identifier, groups=["directory:sales"])
+    alice = await server.http.post(
+        "/enroll", data={"user": "alice", "password": ldap.PASSWORDS["alice"]}
+    )
+    assert "<li>App Catalog</li>" in alice.text
+    bob = await server.http.post("/enroll", data={"user": "bob", "password": ldap.PASSWORDS["bob"]})
+    assert bob.status_code == 200
+    assert "App Catalog" not in bob.text

@@ -17,6 +17,7 @@ from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
+from orchardist.web.api import app_catalog as api_app_catalog
 from orchardist.web.api import audit as api_audit
 from orchardist.web.api import commands as api_commands
 from orchardist.web.api import dashboard as api_dashboard
@@ -82,6 +83,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api_device_list.router)
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
+    app.include_router(api_app_catalog.router)
     app.include_router(api_provisioning.router)
     app.include_router(api_audit.router)
     app.include_router(api_dashboard.router)
