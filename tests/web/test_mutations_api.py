@@ -15,7 +15,7 @@ from hypothesis import given
 from orchardist.profiles import envelope
 from orchardist.profiles.spec import build_profile
 from orchardist.web.app import create_app
-from tests.apps.factory import build_mobileprovision
+from tests.apps.factory import BUNDLE_ID, build_ipa, build_mobileprovision
 from tests.web.api_mutations import Endpoint, endpoints, requests
 from tests.web.live_server import Live, live
 from tests.web.mutations import bounded
@@ -29,9 +29,9 @@ EXAMPLES_PER_ROUTE = 16
 PROVISIONING = build_mobileprovision()  # one UUID: stored again after a route deletes it
 
 
-def _known(site: Live, n: int, profile: bytes) -> dict[str, str]:
-    """A device, a command, a profile, a group and a provisioning profile for the examples
-    to name: made afresh after each route that may change them (delete, retire)."""
+def _known(site: Live, n: int, profile: bytes, ipa: bytes) -> dict[str, str]:
+    """A device, a command, a profile, a group, a provisioning profile and an app for the
+    examples to name: made afresh after each route that may change them (delete, retire)."""
     device = site.enrolled(f"UDID-API-{n}", 160 + n)
     command_uuid = site.call(site.server.queue, "DeviceLock", {}, device)
     uploaded = site.request("POST", "/api/v1/profiles", content=profile, headers=site.admin)
@@ -44,7 +44,11 @@ def _known(site: Live, n: int, profile: bytes) -> dict[str, str]:
         "POST", "/api/v1/provisioning-profiles", content=PROVISIONING, headers=site.admin
     )
     assert provisioning.status_code in (200, 201), provisioning.text
+    app = site.request("POST", "/api/v1/apps", files={"file": ("app.ipa", ipa)},
+                       headers=site.admin)  # fmt: skip
+    assert app.status_code in (201, 409), app.text
     return {
+        "bundle_id": BUNDLE_ID,
         "udid": device.udid,
         "command_uuid": command_uuid,
         "identifier": PROFILE_SPEC["identifier"],
@@ -68,11 +72,12 @@ def test_every_route_never_answers_5xx(backend: str, tmp_path: Path) -> None:
         assert len({e.path for e in routes if e.path.startswith("/api/v1/")}) >= 15
         profile = build_profile(PROFILE_SPEC, base_dir=tmp_path, env={})
         body = envelope.serialize(profile)
-        known = _known(site, 0, body)
+        ipa = build_ipa(tmp_path / "app.ipa").read_bytes()
+        known = _known(site, 0, body, ipa)
         for n, endpoint in enumerate(routes, start=1):
             _fuzz(site, endpoint, known, profile)
             if endpoint.method != "GET":  # it may have deleted or retired what is known
-                known = _known(site, n, body)
+                known = _known(site, n, body, ipa)
         untried = {(e.method, e.path) for e in routes} - site.tried
         assert not untried
 

@@ -54,6 +54,8 @@ from orchardist.storage.profiles import ProfileStore, TargetKind
 log = structlog.get_logger("orchardist.apps")
 S = AppState
 MAX_ICON_BYTES = 4 * 1024 * 1024
+TICK_SECONDS = 5.0  # how often `serve` runs a roll-out pass when nothing wakes it
+RECONCILE_SECONDS = 300.0  # how often it reconciles (a group's new members get its apps)
 _MAX_VERSION_CHARS = 64  # the store's short_version and build columns
 _MAX_FAMILIES = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -342,7 +344,13 @@ class AppLibrary:
         if rows:
             await self.rollout.ask_how_it_goes([device_id], self.clock())
 
-    async def run(self, *, tick_seconds: float, reconcile_seconds: float, lock: Path) -> None:
+    async def run(
+        self,
+        lock: Path,
+        *,
+        tick_seconds: float = TICK_SECONDS,
+        reconcile_seconds: float = RECONCILE_SECONDS,
+    ) -> None:
         """`serve`'s loop, until cancelled: in the one process holding `lock`, a roll-out
         pass every tick (or when woken), and a reconciliation every `reconcile_seconds` (a
         group's new members get its apps)."""

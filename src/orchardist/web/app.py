@@ -18,6 +18,7 @@ from orchardist.logs import configure_logging
 from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import app_catalog as api_app_catalog
+from orchardist.web.api import apps as api_apps
 from orchardist.web.api import audit as api_audit
 from orchardist.web.api import commands as api_commands
 from orchardist.web.api import dashboard as api_dashboard
@@ -59,6 +60,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             every = opened.settings.compliance.recheck_minutes * 60
             passes = opened.provisioning.run(every, opened.pusher.wake)
             workers.append(asyncio.create_task(passes, name="provisioning"))
+        if opened.apps is not None:  # the paced roll-out: one process per data dir runs it
+            rollout = opened.apps.run(opened.settings.data_dir / "locks" / "app-rollout.lock")
+            workers.append(asyncio.create_task(rollout, name="app roll-out"))
         try:
             yield
         finally:
@@ -83,6 +87,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api_device_list.router)
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
+    app.include_router(api_apps.router)
+    app.include_router(api_apps.uploads)
     app.include_router(api_app_catalog.router)
     app.include_router(api_provisioning.router)
     app.include_router(api_audit.router)

@@ -24,16 +24,28 @@ _UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")
 
 async def storable_text(request: Request) -> None:
     """A dependency of the API routers: 422 naming each refused value, in FastAPI's shape."""
-    errors = [
+    errors = _param_errors(request)
+    if not errors and "json" in request.headers.get("content-type", "json"):
+        errors = _body_errors(await request.body())
+    if errors:
+        raise RequestValidationError(errors)
+
+
+async def storable_params(request: Request) -> None:
+    """`storable_text` for the path and query only: for a route whose body is a stream (an
+    upload), which reading here would hold whole in memory."""
+    errors = _param_errors(request)
+    if errors:
+        raise RequestValidationError(errors)
+
+
+def _param_errors(request: Request) -> list[dict[str, Any]]:
+    return [
         _error([where, name], problem, value)
         for where, params in (("path", request.path_params), ("query", request.query_params))
         for name, value in params.items()
         if (problem := _problem(value)) is not None
     ]
-    if not errors and "json" in request.headers.get("content-type", "json"):
-        errors = _body_errors(await request.body())
-    if errors:
-        raise RequestValidationError(errors)
 
 
 def _body_errors(body: bytes) -> list[dict[str, Any]]:
