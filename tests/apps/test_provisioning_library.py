@@ -17,7 +17,6 @@ from orchardist.apps.provisioning_library import (
     ProvisioningLibrary,
     ProvisioningRejectedError,
 )
-from orchardist.storage.provisioning import ProvisioningState
 from tests.apps.factory import TEAM_ID, build_mobileprovision
 from tests.web.mdm_server import Device, Server
 
@@ -206,7 +205,18 @@ async def test_renewal_replaces_the_old_profile_on_every_holder(server: Server) 
     assigned = await storage.provisioning_assignments()
     assert [(x.identifier, x.target) for x in assigned] == [(new, "UDID-A"), (new, "UDID-B")]
     assert (await library.reconcile()).removals == 0  # the old one waits for the new one
-    assert (await server.report(c, "Idle")).content == b""  # C had nothing to renew
+    # The others are asked what they hold: C holds nothing of it; D has the new profile
+    # already (its app brought it) beside the old one, which goes at once.
+    assert renewed.asked == 2
+    sent = await _next(server, c)
+    assert sent["Command"]["RequestType"] == "ProvisioningProfileList"
+    await _answer(server, c, sent, ProvisioningProfileList=_listing("OTHER-UUID"))
+    assert (await server.report(c, "Idle")).content == b""
+    await _answer(server, d, await _next(server, d), ProvisioningProfileList=_listing(old, new))
+    sent = await _next(server, d)
+    assert sent["Command"] == {"RequestType": "RemoveProvisioningProfile", "UUID": old}
+    await _answer(server, d, sent)
+    await _answer(server, d, await _next(server, d), ProvisioningProfileList=_listing(new))
 
     for device in (a, b):
         sent = await _next(server, device)
@@ -219,18 +229,17 @@ async def test_renewal_replaces_the_old_profile_on_every_holder(server: Server) 
         assert sent["Command"]["RequestType"] == "ProvisioningProfileList"
         await _answer(server, device, sent, ProvisioningProfileList=_listing(new))
     assert await _states(server, new) == {"UDID-A": "installed", "UDID-B": "installed"}
-    assert await _states(server, old) == {"UDID-A": "removed", "UDID-B": "removed"}
+    assert await _states(server, old) == {
+        "UDID-A": "removed", "UDID-B": "removed", "UDID-D": "removed"
+    }  # fmt: skip
     assert await storage.provisioning_holders(old) == []
 
-    # A holder seen later (C installs an app that brought the old profile) gets the renewal;
-    # one whose list shows the new profile already (D) is rid of the old one at once.
-    await server.queue("ProvisioningProfileList", {}, c, d)
+    # A holder seen later (C installs an app that brought the old profile) gets the renewal.
+    await server.queue("ProvisioningProfileList", {}, c)
     await _answer(server, c, await _next(server, c), ProvisioningProfileList=_listing(old))
     sent = await _next(server, c)
     assert sent["Command"]["RequestType"] == "InstallProvisioningProfile"
-    await _answer(server, d, await _next(server, d), ProvisioningProfileList=_listing(old, new))
-    sent = await _next(server, d)
-    assert sent["Command"] == {"RequestType": "RemoveProvisioningProfile", "UUID": old}
+    assert sent["Command"]["ProvisioningProfile"] == renewed.profile.body
 
 
 async def test_an_older_profile_renews_nothing_and_remove_forgets(server: Server) -> None:
@@ -238,7 +247,7 @@ async def test_an_older_profile_renews_nothing_and_remove_forgets(server: Server
     (a,) = await _enrolled(server, "A")
     new = (await library.upload(_profile(300))).profile.uuid
     late = await library.upload(_profile(100))
-    assert late.replaces == [] and late.installs == 0
+    assert (late.replaces, late.installs) == ([], 0)
     assert late.profile.replaced_by == new
     assert any("expires later" in w for w in late.warnings)
 

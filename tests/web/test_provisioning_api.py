@@ -100,6 +100,7 @@ async def test_upload_list_assign_renew_and_remove(server: Server) -> None:
     renewed = await server.http.post(URL, content=_profile(380, name="New"), headers=admin)
     new = renewed.json()["uuid"]
     assert (renewed.json()["replaces"], renewed.json()["installs"]) == ([old], 1)
+    assert renewed.json()["asked"] == 0  # the one device holds the old profile
     assert (await _acknowledge_next(server, device))["Command"]["RequestType"] == (
         "InstallProvisioningProfile"
     )

@@ -15,11 +15,13 @@ Renewal: Apple gives a renewed profile a new UUID and a later expiry. A profile 
 for an app id that has profiles expiring earlier renews them: each gets `replaced_by` (the
 new UUID), their assignments move to the new one, and every enrolled device holding one
 of them — installed by us, or listed in its last ProvisioningProfileList (an app's
-embedded profile) — gets InstallProvisioningProfile of the new one. Once the device
-confirms it (acknowledges the install, or lists it), RemoveProvisioningProfile of the
-old ones follows on that device, and a ProvisioningProfileList after the removal keeps
-the record of what it holds current. A profile expiring no later than one already stored
-is kept but renews nothing: it is marked replaced by the later one.
+embedded profile) — gets InstallProvisioningProfile of the new one (through an assignment
+of its own when none covers it). The other enrolled devices are asked for their
+ProvisioningProfileList, and one that lists an old profile gets the new one too. Once a
+device confirms the new one (acknowledges the install, or lists it), the old ones are
+removed there (RemoveProvisioningProfile), and a ProvisioningProfileList after the
+removal keeps the record of what it holds current. A profile expiring no later than one
+already stored is kept but renews nothing: it is marked replaced by the later one.
 
 Reconciliation: a device's desired set is the unexpired, unreplaced profiles assigned to
 it (directly, through a static group, or to all); what is missing is installed, what we
@@ -103,6 +105,7 @@ class UploadedProvisioning:
     installs: int  # InstallProvisioningProfile queued (renewal and assignments)
     unchanged: bool = False  # its UUID was stored already: nothing changed
     signer: str = ""  # the CMS signer's subject, for the admin to read
+    asked: int = 0  # other devices asked for their ProvisioningProfileList (renewal)
 
 
 @dataclass
@@ -154,12 +157,10 @@ class ProvisioningLibrary:
             return UploadedProvisioning(again or stored, (), [], 0, True, read.signer_subject)
         stored, replaces, warnings = await self._take_place(stored, read)
         warnings.extend(_upload_warnings(stored, read, now))
-        if replaces:
-            await self._renew(stored, replaces, now)
+        asked = await self._renew(stored, replaces, now) if replaces else 0
         done = await self.reconcile()
-        return UploadedProvisioning(
-            stored, tuple(warnings), replaces, done.installs, signer=read.signer_subject
-        )
+        return UploadedProvisioning(stored, tuple(warnings), replaces, done.installs,
+                                    signer=read.signer_subject, asked=asked)  # fmt: skip
 
     async def _take_place(
         self, new: StoredProvisioningProfile, read: ProvisioningProfile
@@ -187,19 +188,26 @@ class ProvisioningLibrary:
                     )
         return new, [p.uuid for p in others], []
 
-    async def _renew(self, head: StoredProvisioningProfile, olds: list[str], now: datetime) -> None:
+    async def _renew(self, head: StoredProvisioningProfile, olds: list[str], now: datetime) -> int:
         """Give the renewed profile to every enrolled holder of an old one: those its
         assignments do not cover get one of their own (the next reconciliation installs
-        it). Where it is on the device already, the old ones go at once."""
-        enrolled = set(await self.store.device_ids(enrolled=True))
+        it). Where it is on the device already, the old ones go at once. Every other
+        enrolled device is asked for its ProvisioningProfileList: an app may have brought
+        an old profile to a device that never listed it, and its answer gives that device
+        the renewal (see `_compare_with_device`). Returns how many were asked."""
+        enrolled = await self.store.device_ids(enrolled=True)
         holders: set[str] = set()
         for old in olds:
             holders.update(await self.store.provisioning_holders(old))
-        holders &= enrolled
+        holders &= set(enrolled)
         have = set(await self.store.provisioning_holders(head.uuid))
         await self._give(head.uuid, holders - have)
         for device in sorted(holders & have):
             await self._retire_olds(device, head.uuid, now)
+        unknown = [device for device in enrolled if device not in holders]
+        if unknown:
+            await self._queue(LIST, {}, unknown, now)
+        return len(unknown)
 
     async def _give(self, uuid: str, devices: Collection[str]) -> None:
         """Assign the profile to these devices unless their assignments cover them: a

@@ -72,7 +72,8 @@ def upload(
     if as_json:
         print_json({**_row(stored, datetime.now(UTC)), "unchanged": uploaded.unchanged,
                     "warnings": list(uploaded.warnings), "replaces": uploaded.replaces,
-                    "installs": uploaded.installs, "signer": uploaded.signer})  # fmt: skip
+                    "installs": uploaded.installs, "asked": uploaded.asked,
+                    "signer": uploaded.signer})  # fmt: skip
         return
     typer.echo(f"{'unchanged' if uploaded.unchanged else 'stored'}: {stored.name}")
     typer.echo(f"  uuid     {stored.uuid}")
@@ -86,6 +87,9 @@ def upload(
             f"renews {', '.join(uploaded.replaces)}: {uploaded.installs} device(s) get it now; "
             "each removes the old profile once it has confirmed this one"
         )
+        if uploaded.asked:
+            typer.echo(f"{uploaded.asked} other device(s) asked for their profiles: those "
+                       "an app brought the old profile to get this one too")  # fmt: skip
     elif uploaded.installs:
         typer.echo(f"{uploaded.installs} device(s) assigned it get it now")
     else:

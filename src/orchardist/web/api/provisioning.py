@@ -100,6 +100,10 @@ class ProvisioningStored(BaseModel):
     warnings: list[str]
     replaces: list[str] = Field(description="the profiles it renews (their holders get it)")
     installs: int = Field(description="InstallProvisioningProfile commands queued")
+    asked: int = Field(
+        description="other devices asked for their ProvisioningProfileList: those an app "
+        "brought a renewed profile to get this one too"
+    )
 
 
 class QueuedResult(BaseModel):
@@ -154,7 +158,7 @@ async def upload_provisioning(
         raise HTTPException(422, {"problems": exc.problems}) from exc
     if uploaded.unchanged:
         response.status_code = 200
-    woken(Queued(installs=uploaded.installs), services)
+    woken(Queued(installs=uploaded.installs + uploaded.asked), services)
     stored = uploaded.profile
     note(request).targets.append(stored.uuid)
     detail = {"unchanged": uploaded.unchanged, "replaces": uploaded.replaces}
@@ -168,6 +172,7 @@ async def upload_provisioning(
         warnings=list(uploaded.warnings),
         replaces=uploaded.replaces,
         installs=uploaded.installs,
+        asked=uploaded.asked,
     )
 
 
