@@ -52,10 +52,11 @@ test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDI
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	$(BIN)/python -m bench
 
-screenshots: venv ## Chromium screenshots: the enrollment pages (phone) and every console page (desktop, tablet) into docs/
+screenshots: venv ## Chromium screenshots: the enrollment and app catalog pages (phone) and every console page (desktop, tablet) into docs/
 	@dpkg -s chromium >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium)
 	$(BIN)/python -m pip install -q -c constraints.txt playwright
 	$(BIN)/python tools/screenshots.py
+	$(BIN)/python tools/catalog_screenshots.py
 	$(BIN)/python tools/console_screenshots.py
 
 clean: ## Remove the virtualenv and caches (not the data folder)
