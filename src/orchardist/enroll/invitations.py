@@ -18,7 +18,6 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
-import httpx
 
 from orchardist.storage import Invitation, InvitationStore
 
@@ -85,6 +84,8 @@ class HttpSmsProvider:
         self.config = config
 
     async def send(self, to: str, text: str) -> None:
+        import httpx  # here, as in deliver()
+
         config = self.config
         auth = httpx.BasicAuth(config.account, config.token or "") if config.account else None
         async with httpx.AsyncClient(timeout=config.timeout_seconds, auth=auth) as http:
@@ -116,6 +117,8 @@ async def deliver(
     sms: SmsProvider | None,
 ) -> list[Delivery]:
     """Send the invitation on every channel asked for; each outcome, never an exception."""
+    import httpx  # here, not at import: httpx costs every CLI command a fifth of a second
+
     text = invitation_text(user, link, expires_at, organization)
     jobs: list[tuple[str, str, asyncio.Future[None] | None]] = []
     if email:

@@ -23,12 +23,17 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 
 from orchardist.polling import drain_all, poll_forever
 from orchardist.storage.webhooks import WebhookDelivery, WebhookOutcome, WebhookStore
+
+if TYPE_CHECKING:
+    # httpx is imported where it is used: every CLI command imports this module (through
+    # wiring), and httpx would cost each a fifth of a second.
+    import httpx
 
 log = structlog.get_logger("orchardist.webhooks")
 
@@ -68,6 +73,8 @@ class WebhookSender:
         self.store = store
         self.settings = settings
         self.clock = clock
+        import httpx
+
         self._client = httpx.AsyncClient(
             timeout=settings.timeout_seconds, follow_redirects=False, transport=transport
         )
@@ -100,6 +107,8 @@ class WebhookSender:
         await self._client.aclose()
 
     async def _deliver(self, delivery: WebhookDelivery) -> WebhookOutcome:
+        import httpx
+
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": "Orchardist webhook",
