@@ -46,8 +46,12 @@ lint: venv ## ruff (lint + format), mypy, import-linter layering contract
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# One pytest-xdist worker per core (at most 4); a test file stays on one worker, so its
+# module-scoped fixtures are made once. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= auto
+
 test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDIST_TEST_POSTGRES_URL is set)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	$(BIN)/python -m bench

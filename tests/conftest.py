@@ -2,6 +2,10 @@
 `storage` is a migrated SqlStorage and `server` a running app on SQL storage, on every
 backend this run covers; `samba` is the session's one Samba AD DC (tests/directory/samba.py).
 
+`make test` runs the suite on pytest-xdist workers with --dist loadfile: a test file runs
+on one worker, so its module-scoped fixtures (data folders, servers, browsers) are made
+once. Each worker that needs the Samba DC provisions its own, on its own address.
+
 Console passwords are hashed in this process with Argon2id at its smallest cost: the real
 parameters take a third of a CPU second per hash, by design, and hundreds of console tests
 create accounts and sign in. Servers the tests start as `orchardist serve` keep the real

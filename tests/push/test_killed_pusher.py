@@ -78,7 +78,9 @@ def test_a_killed_pusher_is_resumed_by_another_process(tmp_path: Path) -> None:
             **os.environ,
             "ORCHARDIST_APNS_URL": peer.stdout.readline().strip(),
             "ORCHARDIST_APNS_CA_FILE": str(peer_ca),
-            "ORCHARDIST_PUSH_LEASE_SECONDS": "3",
+            # Longer than a batch of 1,000 pushes takes on a busy machine (parallel test
+            # workers): a live pusher whose lease ran out would see its own batch retried.
+            "ORCHARDIST_PUSH_LEASE_SECONDS": "8",
             "ORCHARDIST_PUSH_POLL_SECONDS": "0.2",
         }
         with serve_process(data_dir, http=True, env=env) as (_, doomed):
