@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchardist.apps.library import version_warnings
+from orchardist.apps.library import Uploaded, version_warnings
 from orchardist.apps.urls import AppUrls, app_icon
 from orchardist.storage.apps import AppStore, AppVersion, StoredApp
 from orchardist.storage.profiles import TargetKind
@@ -49,6 +49,36 @@ class AppDetail(AppSummary):
     history: list[VersionSummary]  # oldest first
     assignments: dict[str, list[str]]  # device / group / all
     states: dict[str, int]  # devices per state
+
+
+@dataclass(frozen=True)
+class UploadSummary:
+    bundle_id: str
+    version: str
+    build: str
+    version_id: int
+    display_name: str
+    size: int
+    sha256: str
+    replaced: bool  # this version was there: its file was replaced
+    updating: int  # devices that get it through the paced roll-out
+    warnings: list[str]
+
+
+def upload_summary(done: Uploaded) -> UploadSummary:
+    version = done.version
+    return UploadSummary(
+        bundle_id=version.bundle_id,
+        version=version.short_version,
+        build=version.build,
+        version_id=version.version_id,
+        display_name=version.display_name,
+        size=version.size,
+        sha256=version.sha256,
+        replaced=done.replaced,
+        updating=done.updating,
+        warnings=list(done.warnings),
+    )
 
 
 async def app_summaries(store: AppStore, urls: AppUrls, now: datetime) -> list[AppSummary]:

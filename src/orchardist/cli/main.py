@@ -28,6 +28,7 @@ from orchardist.cli import (
     simulate,
     token,
 )
+from orchardist.cli import app as app_cli
 from orchardist.config import resolve_data_dir
 from orchardist.logs import configure_logging
 
@@ -52,6 +53,7 @@ app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
 app.add_typer(directory.app, name="directory")
 app.add_typer(profile.app, name="profile")
+app.add_typer(app_cli.app, name="app")
 app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(group.app, name="group")
 

@@ -21,7 +21,14 @@ from orchardist.accounts.permissions import Actor, Permission
 from orchardist.apps.files import FileStoreError, FileTooLargeError
 from orchardist.apps.library import AppExistsError, AppLibrary, AppRejectedError, Reconciled
 from orchardist.apps.urls import AppUrls
-from orchardist.apps.views import AppDetail, AppSummary, app_detail, app_summaries
+from orchardist.apps.views import (
+    AppDetail,
+    AppSummary,
+    UploadSummary,
+    app_detail,
+    app_summaries,
+    upload_summary,
+)
 from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
 from orchardist.web.api.auth import Reader, requires, services_of
 from orchardist.web.api.inputs import storable_params, storable_text
@@ -172,6 +179,7 @@ async def list_apps(services: ServicesDep, _: Reader) -> list[AppSummary]:
 @uploads.post(
     "/apps",
     status_code=201,
+    response_model=AppStored,
     responses={201: {"model": AppStored, "description": "Stored as a new version"},
                200: {"model": AppStored, "description": "Replaced (replace=true)"},
                **UPLOAD_REFUSALS},
@@ -180,7 +188,7 @@ async def list_apps(services: ServicesDep, _: Reader) -> list[AppSummary]:
 @audited("app.upload")
 async def upload_app(
     request: Request, response: Response, services: ServicesDep, _: Editor, replace: Replace = False
-) -> AppStored:
+) -> UploadSummary:
     """An .ipa, streamed: stored as the next version of its bundle id; every device that
     has the app or is assigned it gets the new version through the paced roll-out."""
     return await _upload(request, response, services, replace, None)
@@ -189,6 +197,7 @@ async def upload_app(
 @uploads.post(
     "/apps/{bundle_id}/versions",
     status_code=201,
+    response_model=AppStored,
     responses={201: {"model": AppStored, "description": "Stored as a new version"},
                200: {"model": AppStored, "description": "Replaced (replace=true)"},
                **UPLOAD_REFUSALS, **refusals(NONE)},
@@ -202,7 +211,7 @@ async def upload_version(
     services: ServicesDep,
     _: Editor,
     replace: Replace = False,
-) -> AppStored:
+) -> UploadSummary:
     """As POST /api/v1/apps, for a new version of this app: an .ipa of another bundle id
     is refused (422); 404 before anything is read when there is no such app."""
     if await services.storage.get_app(bundle_id) is None:
@@ -212,7 +221,7 @@ async def upload_version(
 
 async def _upload(
     request: Request, response: Response, services: Services, replace: bool, app: str | None
-) -> AppStored:
+) -> UploadSummary:
     library = library_of(services)
     upload = StreamedUpload(request)
     try:
@@ -236,18 +245,7 @@ async def _upload(
                                 version_id=version.version_id, sha256=version.sha256,
                                 replaced=done.replaced)  # fmt: skip
     response.status_code = 200 if done.replaced else 201
-    return AppStored(
-        bundle_id=version.bundle_id,
-        version=version.short_version,
-        build=version.build,
-        version_id=version.version_id,
-        display_name=version.display_name,
-        size=version.size,
-        sha256=version.sha256,
-        replaced=done.replaced,
-        updating=done.updating,
-        warnings=list(done.warnings),
-    )
+    return upload_summary(done)
 
 
 @router.get("/apps/{bundle_id}", response_model=AppShown, responses=refusals(NONE))
