@@ -12,4 +12,8 @@ contract keeps it so).
 - `links`: `LinkSigner` for unguessable, expiring download links.
 - `manifest`: the manifest plist, the itms-services link, hostname warnings, and device
   errors in plain words.
+- `urls`: `AppUrls`, the signed manifest, .ipa, icon and install links on the public base
+  URL, and the manifest of a stored version; `ranges`: HTTP Range requests on files.
+- `catalog`: the app catalog's sessions (the enrollment site's directory sign-in) and
+  what a user's groups are offered; `webclip`: the catalog's home-screen Web Clip.
 """
