@@ -154,7 +154,9 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
             profiles.on_result, provisioning.on_result, apps.on_result, compliance.on_result
         ),
         on_enrolled=_in_turn(
-            profiles.on_enrolled, provisioning.on_enrolled, apps.on_enrolled,
+            profiles.on_enrolled,
+            provisioning.on_enrolled,
+            apps.on_enrolled,
             compliance.on_enrolled,
         ),
         events=events,
@@ -230,6 +232,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     services.provisioning = provisioning
     services.files, services.app_urls, services.apps = app_files, app_urls, apps
     apps.on_queued = pusher.wake
+    apps.on_embedded_profile = provisioning.remember
     return services
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +34,12 @@ import structlog
 from orchardist.apps.checks import upload_verdict
 from orchardist.apps.files import FileStore, StoredFile
 from orchardist.apps.ipa import AppBundle, IpaError, read_ipa
-from orchardist.apps.provisioning import EXPIRY_WARNING_DAYS, days_left, describe_expiry
+from orchardist.apps.provisioning import (
+    EXPIRY_WARNING_DAYS,
+    ProvisioningProfile,
+    days_left,
+    describe_expiry,
+)
 from orchardist.apps.results import AppResults
 from orchardist.apps.rollout import Rollout, RolloutPolicy, RolloutStore, SingleRunner
 from orchardist.apps.states import HOLDING, MAY_HOLD, moved, storable, to_install, wanted
@@ -110,6 +115,9 @@ class AppLibrary:
         self.store, self.files, self.urls, self.clock = store, files, urls, clock
         self.max_upload_bytes = max_upload_bytes
         self.on_queued: Callable[[], None] | None = None  # wakes the pusher (wiring sets it)
+        # Told of each new version's embedded provisioning profile: the provisioning library
+        # keeps it, so a renewal uploaded later reaches the phones this app brought it to.
+        self.on_embedded_profile: Callable[[ProvisioningProfile], Awaitable[None]] | None = None
         self.rollout = Rollout(store, urls, policy, clock=clock, queued=self._queued)
         self.results = AppResults(store, self.rollout, policy, clock=clock,
                                   save=self.store.save_device_apps,
@@ -173,6 +181,8 @@ class AppLibrary:
                 raise
         if before is not None:
             await self._forget_files([before.sha256, before.icon_sha256])
+        if bundle.provisioning is not None and self.on_embedded_profile is not None:
+            await self.on_embedded_profile(bundle.provisioning)
         done = await self.reconcile(resend=bundle.bundle_id if before is not None else None)
         log.info("app_uploaded", bundle_id=version.bundle_id, version=version.short_version,
                  version_id=version.version_id, updating=done.installs)  # fmt: skip

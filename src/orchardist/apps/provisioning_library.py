@@ -162,6 +162,19 @@ class ProvisioningLibrary:
         return UploadedProvisioning(stored, tuple(warnings), replaces, done.installs,
                                     signer=read.signer_subject, asked=asked)  # fmt: skip
 
+    async def remember(self, read: ProvisioningProfile) -> None:
+        """An app's embedded profile (AppLibrary.on_embedded_profile): stored, unassigned,
+        when its UUID is new — the app installs it, not we — so that uploading its renewal
+        later finds the phones that hold it and replaces it there. One already expired or
+        already stored is left as it is."""
+        now = self.clock()
+        if read.expires_at <= now or await self.store.get_provisioning_profile(read.uuid):
+            return
+        try:
+            await self.store.add_provisioning_profile(_record(read, read.raw, now))
+        except ValueError as exc:  # what the schema cannot hold; the app stands regardless
+            log.warning("embedded_profile_not_kept", uuid=read.uuid, reason=str(exc))
+
     async def _take_place(
         self, new: StoredProvisioningProfile, read: ProvisioningProfile
     ) -> tuple[StoredProvisioningProfile, list[str], list[str]]:
