@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from orchardist.cli import (
     admin,
+    app_catalog,
     audit,
     ca,
     command,
@@ -53,6 +54,8 @@ app.add_typer(device.app, name="device")
 app.add_typer(command.app, name="command")
 app.add_typer(directory.app, name="directory")
 app.add_typer(profile.app, name="profile")
+app_cli.app.command("catalog")(app_catalog.catalog)
+app_cli.app.command("catalog-clip")(app_catalog.catalog_clip)
 app.add_typer(app_cli.app, name="app")
 app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(group.app, name="group")
