@@ -8,8 +8,9 @@
 - Manifests built per second: the manifest plist, two signed links and the itms-services
   link, as a catalog page or an InstallApplication needs them.
 
-TODO(issue 13, app routes): manifest and icon fetches per second over HTTP(S) through the
-app, once the routes serving them exist; no figure is reported until then.
+- Manifest and icon fetches per second through the app (in process, ASGI: the server's
+  time, not a network's): GET of the signed /apps/manifest/… and /apps/icons/… links of an
+  app uploaded through AppLibrary, 8 requests in flight, link checks included.
 
 Everything is written to a temporary folder (the system's default) and deleted at the end.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.apps.factory import build_ipa
+from tests.web.mdm_server import running
 
 from orchardist.apps.files import LocalFileStore
 from orchardist.apps.ipa import read_ipa
@@ -35,6 +37,9 @@ from orchardist.apps.manifest import itms_services_link, manifest_plist
 TARGET_MB_PER_S = 200
 CHUNK = 64 * 1024
 MB = 1_000_000
+FETCHES = 2000
+IN_FLIGHT = 8
+FETCH_NOTE = f"in process (ASGI), {IN_FLIGHT} in flight, signed link checked"
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         read_seconds = time.perf_counter() - started
     put_rate = total / MB / put_seconds
     manifests = _manifests_per_second(args.manifests)
+    with tempfile.TemporaryDirectory(prefix="orchardist-bench-fetch-") as tmp:
+        fetched = asyncio.run(_fetches_per_second(Path(tmp), FETCHES))
     note = f"{total / MB:,.0f} MB, 64 KiB chunks, fsync included"
     return [
         _row(".ipa stored (stream + SHA-256 + fsync)", put_rate, "MB/s", note),
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "the padding is stored: a deflated .ipa inflates slower",
         ),
         _row("manifests built /s", manifests, "1/s", "plist + 2 signed links + itms link"),
+        _row("manifest fetches /s", fetched["manifest"], "1/s", FETCH_NOTE),
+        _row("icon fetches /s", fetched["icon"], "1/s", FETCH_NOTE),
     ]
 
 
@@ -90,6 +99,37 @@ def _manifests_per_second(count: int) -> float:
         subject = f"manifest/com.example.expenses/{n}"
         itms_services_link(f"{base}/manifest.plist?token={signer.sign(subject, expires)}")
     return count / (time.perf_counter() - started)
+
+
+async def _fetches_per_second(folder: Path, count: int) -> dict[str, float]:
+    """GETs of an uploaded app's signed manifest and icon links through the app, with
+    IN_FLIGHT at a time; each answer must be a 200."""
+    ipa = build_ipa(folder / "Expenses.ipa")
+    rates: dict[str, float] = {}
+    async with running("sqlite", folder / "server") as server:
+        services = server.services
+        assert services.apps is not None
+        assert services.app_urls is not None
+        uploaded = await services.apps.upload(_chunks(ipa))
+        version = uploaded.version
+        assert version.icon_sha256 is not None
+        links = {
+            "manifest": services.app_urls.manifest_url(version.bundle_id, version.version_id),
+            "icon": services.app_urls.icon_url(version.icon_sha256),
+        }
+        for kind, url in links.items():
+            path = url.split("://", 1)[1].split("/", 1)[1]
+            gate = asyncio.Semaphore(IN_FLIGHT)
+
+            async def fetch(path: str = "/" + path, gate: asyncio.Semaphore = gate) -> None:
+                async with gate:
+                    answer = await server.http.get(path)
+                    assert answer.status_code == 200, (path, answer.status_code)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(fetch() for _ in range(count)))
+            rates[kind] = count / (time.perf_counter() - started)
+    return rates
 
 
 def _row(metric: str, value: float, unit: str, note: str = "") -> dict[str, Any]:
