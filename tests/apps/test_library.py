@@ -282,6 +282,10 @@ async def test_a_new_version_reaches_every_device_at_the_pace(backend: str, tmp_
                                 State="Managed")  # fmt: skip
         rows = await server.services.storage.device_apps(bundle_id=BUNDLE)
         assert {(r.state, r.installed_version_id) for r in rows} == {(AppState.MANAGED, 2)}
+        # Replacing the file of an older version sends nothing: devices keep the latest.
+        rebuilt = build_ipa(tmp_path / "1b.ipa", display_name="Expenses Rebuilt")
+        done = await upload(server, rebuilt, replace=True)
+        assert (done.replaced, done.version.version_id, done.updating) == (True, 1, 0)
 
 
 async def test_an_offline_device_is_pushed_then_sent_anew_then_failed(

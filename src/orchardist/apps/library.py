@@ -179,11 +179,15 @@ class AppLibrary:
             except BaseException:
                 await self._forget_files(made)
                 raise
+        resend = None
         if before is not None:
             await self._forget_files([before.sha256, before.icon_sha256])
+            app = await self.store.get_app(bundle.bundle_id)
+            if app is not None and app.latest_version_id == version.version_id:
+                resend = bundle.bundle_id  # devices at that version get the new file
         if bundle.provisioning is not None and self.on_embedded_profile is not None:
             await self.on_embedded_profile(bundle.provisioning)
-        done = await self.reconcile(resend=bundle.bundle_id if before is not None else None)
+        done = await self.reconcile(resend=resend)
         log.info("app_uploaded", bundle_id=version.bundle_id, version=version.short_version,
                  version_id=version.version_id, updating=done.installs)  # fmt: skip
         return Uploaded(version, verdict.warnings, before is not None, done.installs)
