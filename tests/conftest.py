@@ -6,6 +6,11 @@ backend this run covers; `samba` is the session's one Samba AD DC (tests/directo
 on one worker, so its module-scoped fixtures (data folders, servers, browsers) are made
 once. Each worker that needs the Samba DC provisions its own, on its own address.
 
+Python may be told not to write bytecode (PYTHONDONTWRITEBYTECODE, as some sandboxes set
+it): then every `orchardist` command a test starts would compile the whole package from
+source again, a third of a CPU second each, and every run would compile the test modules
+again. pytest_configure compiles the package once and lets this run cache what it imports.
+
 Console passwords are hashed in this process with Argon2id at its smallest cost: the real
 parameters take a third of a CPU second per hash, by design, and hundreds of console tests
 create accounts and sign in. Servers the tests start as `orchardist serve` keep the real
@@ -13,17 +18,28 @@ ones."""
 
 from __future__ import annotations
 
+import compileall
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
 
+import orchardist
 from orchardist.accounts import passwords
 from orchardist.storage.sql.repositories import SqlStorage, open_storage
 from tests.db import backends, fresh_database
 from tests.directory.samba import SambaDc, running_samba
 from tests.web.mdm_server import Server, running
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if sys.dont_write_bytecode:
+        sys.dont_write_bytecode = False
+        if "PYTEST_XDIST_WORKER" not in os.environ:  # once per run, before any worker
+            compileall.compile_dir(Path(orchardist.__file__).parent, quiet=1)
 
 
 @pytest.fixture(autouse=True, scope="session")
