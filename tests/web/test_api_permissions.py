@@ -54,6 +54,8 @@ EXPECTED = {
     ("DELETE", "/api/v1/apps/{bundle_id}/assignments"): P.APPS_ASSIGN,
     ("GET", "/api/v1/apps/{bundle_id}/status"): P.READ,
     ("PUT", "/api/v1/apps/{bundle_id}/catalog"): P.APPS_EDIT,
+    ("PUT", "/api/v1/apps/{bundle_id}/icon"): P.APPS_EDIT,
+    ("DELETE", "/api/v1/apps/{bundle_id}/icon"): P.APPS_EDIT,
     ("POST", "/api/v1/apps/catalog-clip"): P.PROFILE_EDIT,
     ("GET", "/api/v1/provisioning-profiles"): P.READ,
     ("POST", "/api/v1/provisioning-profiles"): P.APPS_EDIT,

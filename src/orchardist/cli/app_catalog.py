@@ -1,11 +1,13 @@
 """`orchardist app catalog BUNDLE_ID` and `orchardist app catalog-clip`: the app catalog's
-settings from the server's shell, as PUT /api/v1/apps/{bundle_id}/catalog and POST
-/api/v1/apps/catalog-clip set them (the same storage and profile library), recorded the
-same way (`app.catalog`, `profile.upload`). Registered on `orchardist app` by cli/main.py."""
+settings from the server's shell, as PUT /api/v1/apps/{bundle_id}/catalog, PUT|DELETE
+/api/v1/apps/{bundle_id}/icon and POST /api/v1/apps/catalog-clip set them (the same
+storage, `apps.admin_icon` and profile library), recorded the same way (`app.catalog`,
+`app.icon`, `profile.upload`). Registered on `orchardist app` by cli/main.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -52,11 +54,25 @@ def catalog(
     description: Annotated[
         str | None, typer.Option("--description", help='Shown with the app ("" for none)')
     ] = None,
+    icon: Annotated[
+        Path | None,
+        typer.Option("--icon", help="A PNG to show instead of the .ipa's icon (57 to 1024 px)"),
+    ] = None,
+    reset_icon: Annotated[
+        bool, typer.Option("--reset-icon", help="Show the .ipa's own icon again")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Who sees an app in the app catalog at /apps, and the text shown with it. The groups
-    given replace the app's; without --group, --everyone or --nobody they stay. With no
-    option, shows the current settings. Installs nothing: users install from the catalog."""
+    """Who sees an app in the app catalog at /apps, the text and the icon shown with it.
+    The groups given replace the app's; without --group, --everyone or --nobody they stay.
+    --icon replaces the icon read from the .ipa (a PNG, Apple's CgBI ones too, each side 57
+    to 1024 pixels) for every version; --reset-icon goes back to it. With no option, shows
+    the current settings. Installs nothing: users install from the catalog."""
+    if icon is not None or reset_icon:
+        _change_icon(ctx=ctx, bundle_id=bundle_id, icon=icon, reset_icon=reset_icon,
+                     as_json=as_json)  # fmt: skip
+        if not (group or everyone or nobody or description is not None):
+            return
     if not (group or everyone or nobody or description is not None):
         _print(with_services(ctx, lambda services: services.storage.get_app(bundle_id)),
                bundle_id, as_json)  # fmt: skip
@@ -91,6 +107,47 @@ def _change(
         return await services.storage.update_app(bundle_id, changes, datetime.now(UTC))
 
     _print(with_services(ctx, change), bundle_id, as_json)
+
+
+@audited("app.icon", lambda args: ([str(args.get("bundle_id"))], {}))
+def _change_icon(
+    *, ctx: typer.Context, bundle_id: str, icon: Path | None, reset_icon: bool, as_json: bool
+) -> None:
+    from orchardist.apps.admin_icon import (
+        MAX_ICON_UPLOAD_BYTES,
+        IconRejectedError,
+        NoSuchAppError,
+        set_app_icon,
+    )
+
+    if icon is not None and reset_icon:
+        fail("give --icon or --reset-icon, not both")
+    data = None
+    if icon is not None:
+        try:
+            if icon.stat().st_size > MAX_ICON_UPLOAD_BYTES:
+                fail(f"{icon} is larger than {MAX_ICON_UPLOAD_BYTES} bytes", "send a smaller PNG")
+            data = icon.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {icon}: {exc.strerror}")
+
+    async def change(services: Services) -> StoredApp:
+        assert services.files is not None, "the file store is wired in open_services"
+        return await set_app_icon(services.storage, services.files, bundle_id, data,
+                                  lambda: datetime.now(UTC))  # fmt: skip
+
+    try:
+        app = with_services(ctx, change)
+    except NoSuchAppError:
+        fail(f"no app {bundle_id}", "see `orchardist app list`")
+    except IconRejectedError as exc:
+        fail(str(exc))
+    note().detail.update(icon_sha256=app.icon_sha256)
+    if as_json:
+        print_json({"bundle_id": app.bundle_id, "icon_sha256": app.icon_sha256})
+        return
+    said = "the .ipa's own icon" if app.icon_sha256 is None else f"icon {app.icon_sha256}"
+    typer.echo(f"{app.bundle_id} shows {said}")
 
 
 def _print(app: StoredApp | None, bundle_id: str, as_json: bool) -> None:

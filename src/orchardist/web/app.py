@@ -88,6 +88,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(api_routes.router)
     app.include_router(api_profiles.router)
     app.include_router(api_app_catalog.router)
+    app.include_router(api_app_catalog.icons)
     app.include_router(api_apps.router)
     app.include_router(api_apps.uploads)
     app.include_router(api_provisioning.router)

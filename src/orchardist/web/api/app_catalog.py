@@ -2,6 +2,9 @@
 
 - PUT /api/v1/apps/{bundle_id}/catalog: which directory groups see the app at /apps and
   the text shown with it (admins: apps.edit; recorded as `app.catalog`).
+- PUT|DELETE /api/v1/apps/{bundle_id}/icon: an admin's icon for the app (a PNG as the raw
+  body), or back to the .ipa's own (admins: apps.edit; recorded as `app.icon`). Its own
+  router (`icons`): the body is an image, read here within a size limit, never as JSON.
 - POST /api/v1/apps/catalog-clip: the catalog's Web Clip (orchardist.apps.webclip) stored
   in the profile library, to assign like any profile (admins: profiles.edit; recorded as
   `profile.upload`, as any profile stored).
@@ -17,19 +20,34 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from orchardist.accounts.permissions import Actor, Permission
+from orchardist.apps.admin_icon import (
+    MAX_ICON_UPLOAD_BYTES,
+    MAX_SIDE,
+    MIN_SIDE,
+    IconRejectedError,
+    NoSuchAppError,
+    set_app_icon,
+)
 from orchardist.apps.webclip import catalog_web_clip
 from orchardist.storage.apps import DESCRIPTION_MAX_CHARS, AppChanges
 from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
 from orchardist.web.api.auth import requires, services_of
-from orchardist.web.api.inputs import storable_text
+from orchardist.web.api.inputs import storable_params, storable_text
 from orchardist.web.api.profiles import ProfileStored, library_of, reconciled
 from orchardist.web.api.refusals import refusals
+from orchardist.web.bodies import read_limited_body
 from orchardist.wiring import Services
 
 router = APIRouter(
     prefix="/api/v1",
     tags=["Apps"],
     dependencies=[Depends(storable_text)],
+    route_class=AuditedRoute,
+)
+icons = APIRouter(
+    prefix="/api/v1",
+    tags=["Apps"],
+    dependencies=[Depends(storable_params)],
     route_class=AuditedRoute,
 )
 ServicesDep = Annotated[Services, Depends(services_of)]
@@ -64,6 +82,20 @@ class CatalogShown(BaseModel):
     description: str
 
 
+class IconShown(BaseModel):
+    bundle_id: str
+    icon_sha256: str | None = Field(
+        description="The admin's icon (SHA-256 of the PNG stored); null: the .ipa's own"
+    )
+
+
+ICON_BODY = {
+    "required": True,
+    "description": f"A PNG (Apple's CgBI PNGs too), each side {MIN_SIDE} to {MAX_SIDE} pixels",
+    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
 def _described(path: Mapping[str, str], body: Any) -> tuple[list[str], dict[str, Any]]:
     """The app; the groups set, and whether the description changed (not its text)."""
     detail: dict[str, Any] = {}
@@ -93,6 +125,59 @@ async def set_catalog(
     return CatalogShown(
         bundle_id=app.bundle_id, groups=list(app.catalog_groups), description=app.description
     )
+
+
+@icons.put(
+    "/apps/{bundle_id}/icon",
+    response_model=IconShown,
+    responses=refusals(
+        (404, "No app with this bundle id"),
+        (413, f"Larger than {MAX_ICON_UPLOAD_BYTES} bytes"),
+        (422, "Not a PNG, or too small or too large: the reason given"),
+        write=True,
+    ),
+    openapi_extra={"requestBody": ICON_BODY},
+)
+@audited("app.icon")
+async def set_icon(
+    bundle_id: str, request: Request, services: ServicesDep, _: AppEditor
+) -> IconShown:
+    """Replace the app's icon, shown in the catalog at /apps and by iOS while the app
+    installs, with the PNG sent as the body (`Content-Type: image/png`). Square or not,
+    each side 57 to 1024 pixels (1024 x 1024 is best), at most 4 MiB; an Apple CgBI PNG
+    (as found in an .ipa) is converted so browsers show it. The replacement stays for
+    every later version; DELETE goes back to the icon read from the .ipa."""
+    data = await read_limited_body(request, MAX_ICON_UPLOAD_BYTES)
+    return await _set_icon(bundle_id, data, request, services)
+
+
+@icons.delete(
+    "/apps/{bundle_id}/icon",
+    response_model=IconShown,
+    responses=refusals((404, "No app with this bundle id"), write=True),
+)
+@audited("app.icon")
+async def reset_icon(
+    bundle_id: str, request: Request, services: ServicesDep, _: AppEditor
+) -> IconShown:
+    """Forget the admin's icon: the app shows the icon read from its latest .ipa again
+    (none when the .ipa has none). Nothing changes for an app without a replacement."""
+    return await _set_icon(bundle_id, None, request, services)
+
+
+async def _set_icon(
+    bundle_id: str, data: bytes | None, request: Request, services: Services
+) -> IconShown:
+    assert services.files is not None, "the file store is wired in open_services"
+    try:
+        app = await set_app_icon(services.storage, services.files, bundle_id, data,
+                                 lambda: datetime.now(UTC))  # fmt: skip
+    except NoSuchAppError as exc:
+        raise HTTPException(404, f"no app {bundle_id} in the library: upload it first") from exc
+    except IconRejectedError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    note(request).detail.update(icon_sha256=app.icon_sha256)
+    return IconShown(bundle_id=app.bundle_id, icon_sha256=app.icon_sha256)
 
 
 @router.post(
