@@ -54,9 +54,15 @@ class Team:
     key: rsa.RSAPrivateKey
 
 
-@functools.cache
 def team_for(team_id: str = TEAM_ID, name: str = "Example Corp") -> Team:
-    """One test team per (team id, name) per run: keys are slow to make."""
+    """One test team per (team id, name) per run: keys are slow to make. (The cache is
+    keyed on both, however they are passed: `team_for()` and `team_for(TEAM_ID)` are one
+    team, not two made a second apart.)"""
+    return _team(team_id, name)
+
+
+@functools.cache
+def _team(team_id: str, name: str) -> Team:
     ca_key, key = rsa_key(130), rsa_key(131 + sum(map(ord, team_id)))
     ca_name = x509_name("Test Apple Root CA", "Test Apple")
     ca_cert = certificate(ca_name, ca_name, ca_key, ca_key, days=3650, ca=True)
