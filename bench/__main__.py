@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import apps, checkin, console, profiles, push, scep
+from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "scep": scep.run,
@@ -57,13 +58,20 @@ def main() -> None:
     for name in args.scenarios or SCENARIOS:
         rows.extend(SCENARIOS[name](args))
     table = Table(title="make bench")
-    for column in ("scenario", "metric", "value", "unit", "note"):
+    for column in ("scenario", "metric", "value", "unit", "target", "ratio", "note"):
         table.add_column(column)
     for row in rows:
+        target, ratio = describe_target(row)
         table.add_row(
-            row["scenario"], row["metric"], _fmt(row["value"]), row["unit"], row.get("note", "")
+            row["scenario"],
+            row["metric"],
+            _fmt(row["value"]),
+            row["unit"],
+            target,
+            ratio,
+            row.get("note", ""),
         )
-    Console(width=140).print(table)
+    Console(width=170).print(table)
     RESULTS.write_text(
         json.dumps(
             {"when": datetime.now(UTC).isoformat(), "machine": platform.node(), "results": rows},
