@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import apps, checkin, console, profiles, push, scep
+from bench import apps, checkin, console, profiles, push, reports, scep
 from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "profiles": profiles.run,
     "console": console.run,
     "apps": apps.run,
+    "reports": reports.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 

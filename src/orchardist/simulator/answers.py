@@ -28,6 +28,8 @@ class Identity:
     imei: str
     wifi_mac: str
     certificate: x509.Certificate
+    # Listed after the identity by CertificateList (`library.Stock`): none by default.
+    more_certificates: tuple[dict[str, Any], ...] = ()
 
     def query(self, name: str) -> Any:
         return {
@@ -82,7 +84,8 @@ def _certificates(me: Identity, command: Mapping[str, Any]) -> dict[str, Any]:
                 "CommonName": str(name[0].value) if name else me.udid,
                 "Data": me.certificate.public_bytes(Encoding.DER),
                 "IsIdentity": True,
-            }
+            },
+            *me.more_certificates,
         ]
     }
 

@@ -70,9 +70,14 @@ class ManagedApp:
 class DeviceApps:
     """One device's apps, in memory; managed apps by bundle id."""
 
-    def __init__(self, limits: DownloadLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: DownloadLimits | None = None,
+        more_user_apps: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
         self.limits = limits or DownloadLimits()
         self.managed: dict[str, ManagedApp] = {}
+        self.user_apps = (*USER_INSTALLED, *more_user_apps)  # unmanaged, never changing
 
     async def install(self, http: httpx.AsyncClient, command: Mapping[str, Any]) -> ManagedApp:
         """Install (or update) the app behind the command's ManifestURL, or refuse."""
@@ -99,7 +104,7 @@ class DeviceApps:
         narrow the answer as on iOS 14."""
         items = {bundle_id: app.installed_item() for bundle_id, app in self.managed.items()}
         if command.get("ManagedAppsOnly") is not True:
-            items = {item["Identifier"]: item for item in USER_INSTALLED} | items
+            items = {item["Identifier"]: dict(item) for item in self.user_apps} | items
         wanted = _strings(command.get("Identifiers"))
         keys = _strings(command.get("Items"))
         return {

@@ -24,6 +24,7 @@ from orchardist.scep.messages import MessageType, PkiStatus
 from orchardist.simulator.answers import Identity, answer
 from orchardist.simulator.app_download import DownloadLimits
 from orchardist.simulator.apps import DeviceApps
+from orchardist.simulator.library import Stock
 from orchardist.simulator.profile import EnrollmentPlan
 from orchardist.simulator.provisioning import ProvisioningProfiles, user_installed
 from orchardist.simulator.refusals import PROFILES, CommandRefusedError, refused
@@ -56,6 +57,7 @@ class VirtualDevice:
         http: httpx.AsyncClient,
         *,
         app_limits: DownloadLimits | None = None,
+        stock: Stock | None = None,
     ) -> None:
         rng = random.Random(seed)  # made-up device facts, not secrets
         self.http = http
@@ -73,7 +75,8 @@ class VirtualDevice:
         self.token = hashlib.sha256(self.udid.encode()).digest()
         self.push_magic = f"magic-{self.udid[:8]}"
         self.profiles: dict[str, dict[str, Any]] = {}  # installed, by PayloadIdentifier
-        self.apps = DeviceApps(app_limits)
+        self.stock = stock or Stock()  # how large its app and certificate lists are
+        self.apps = DeviceApps(app_limits, self.stock.installed_apps())
         self.provisioning = ProvisioningProfiles([user_installed(datetime.now(UTC))])
 
     # -- enrollment
@@ -93,6 +96,7 @@ class VirtualDevice:
             imei=f"01 234567 {self.serial[:6]} 1",
             wifi_mac="00:1e:c2:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3)),
             certificate=cert,
+            more_certificates=self.stock.certificate_items(),
         )
         facts = {
             "Topic": self.plan.topic,

@@ -1,0 +1,233 @@
+"""Scenario `reports`: InstalledApplicationList and CertificateList answers of ~1 MB each,
+parsed and stored by `orchardist serve --http`, on SQLite and (when reachable) PostgreSQL.
+
+Three phases on one server:
+1. Idle alone: a few other devices do signed Idles back to back; their p99 is the reference.
+2. Reports alone: well-stocked devices (`simulator.library.Stock`) answer the two queries,
+   several rounds; MB of report bodies per server CPU second is the throughput figure.
+3. Both at once: the Idle p99 while the reports flow, as a ratio to phase 1.
+
+The Idle devices run in a child process with their own event loop, so what the report
+senders spend building and signing a megabyte plist never shows as Idle latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.server import orchardist, running_server
+
+from bench.checkin import STATIC, _drop, _postgres_database
+from bench.scep import _cpu_seconds, _row, _server_pids
+from bench.targets import target_row
+from orchardist.simulator.device import VirtualDevice
+from orchardist.simulator.fleet import retarget
+from orchardist.simulator.library import Stock
+from orchardist.simulator.profile import read_profile
+
+REPORTERS = 4  # devices answering with large reports
+IDLERS = 4  # devices doing Idles, each one request at a time
+ROUNDS = 3  # InstalledApplicationList + CertificateList per reporter per round
+STOCK = Stock(apps=1000, certificates=840)  # ~1.0 MB per answer, either list
+IDLE_SECONDS = 6.0
+LARGE = 64 * 1024  # a body this big is a report, not an Idle or a small answer
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for backend in ("sqlite", "postgres"):
+        database = None if backend == "sqlite" else _postgres_database()
+        if backend == "postgres" and database is None:
+            rows.append(_row("postgres", 0, "", "PostgreSQL not reachable: not measured"))
+            continue
+        try:
+            rows += _measure(backend, database)
+        finally:
+            if database is not None:
+                _drop(database)
+    for row in rows:
+        row["scenario"] = "reports"
+    return rows
+
+
+def _measure(backend: str, database: str | None) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        env = {"ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC}
+        if database:
+            env["ORCHARDIST_DATABASE_URL"] = database
+        admin = json.loads(
+            orchardist(data_dir, "init", "--hostname", "localhost", "--json", env=env)
+        )
+        profile = Path(tmp) / "enroll.mobileconfig"
+        orchardist(
+            data_dir, "enrollment-profile", "--static", "--unsigned", "-o", str(profile), env=env
+        )
+        with running_server(data_dir, http=True, env=env) as base:
+            idlers = _Idlers(profile.read_bytes(), base)
+            try:
+                return asyncio.run(
+                    _phases(profile.read_bytes(), base, admin["admin_token"], backend, idlers)
+                )
+            finally:
+                idlers.close()
+
+
+async def _phases(
+    profile: bytes, base: str, token: str, backend: str, idlers: _Idlers
+) -> list[dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    sent = _Sent()
+    async with httpx.AsyncClient(timeout=120, event_hooks={"request": [sent.count]}) as http:
+        plan = retarget(read_profile(profile), base)
+        keys = [
+            rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(REPORTERS)
+        ]
+        reporters = [
+            VirtualDevice(plan, 1000 + n, keys[n], http, stock=STOCK) for n in range(REPORTERS)
+        ]
+        await asyncio.gather(*(d.enroll() for d in reporters))
+        idlers.wait_ready()
+        pids = _server_pids(base)
+        alone = idlers.measure(IDLE_SECONDS)
+        queue = _Queue(http, base, token, [d.udid for d in reporters])
+        await queue.reports()
+        cpu_before = _server_cpu(pids)
+        sent.bytes = 0
+        started = time.perf_counter()
+        await asyncio.gather(*(d.session() for d in reporters))
+        seconds = time.perf_counter() - started
+        cpu = _server_cpu(pids) - cpu_before
+        megabytes = sent.bytes / 1e6
+        await queue.reports()
+        idlers.start()
+        await asyncio.gather(*(d.session() for d in reporters))
+        during = idlers.stop()
+    label = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    note = f"{REPORTERS} devices, {megabytes / (2 * ROUNDS * REPORTERS):.2f} MB each"
+    ratio = _p99(during) / _p99(alone)
+    throughput = f"report MB per server CPU second ({label})"
+    return [
+        target_row(
+            "reports", throughput, megabytes / cpu, "MB/s", target=30, better="higher", note=note
+        ),
+        _row(f"report MB/s, wall clock ({label})", megabytes / seconds, "MB/s"),
+        _row(f"Idle p99 alone ({label})", _p99(alone) * 1000, "ms", f"{len(alone)} Idles"),
+        _row(f"Idle p99 during reports ({label})", _p99(during) * 1000, "ms", f"{len(during)}"),
+        target_row(
+            "reports",
+            f"Idle p99 during / alone ({label})",
+            ratio,
+            "times",
+            target=2.0,
+            better="lower",
+            note=f"{IDLERS} devices Idling",
+        ),
+    ]
+
+
+class _Sent:
+    """Bytes of the report bodies the reporters PUT (Idles and small answers left out)."""
+
+    bytes = 0
+
+    async def count(self, request: httpx.Request) -> None:
+        if request.method == "PUT" and len(request.content) >= LARGE:
+            self.bytes += len(request.content)
+
+
+class _Queue:
+    def __init__(self, http: httpx.AsyncClient, base: str, token: str, udids: list[str]):
+        self.http, self.base, self.udids = http, base, udids
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def reports(self) -> None:
+        for _ in range(ROUNDS):
+            for request_type in ("InstalledApplicationList", "CertificateList"):
+                body = {"request_type": request_type, "targets": self.udids}
+                url = f"{self.base}/api/v1/commands"
+                reply = await self.http.post(url, json=body, headers=self.headers)
+                reply.raise_for_status()
+
+
+def _server_cpu(pids: list[int]) -> float:
+    return sum(_cpu_seconds(pid) for pid in pids)
+
+
+def _p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+class _Idlers:
+    """The Idle devices, in a child process: measure for some seconds, or from start to
+    stop; each answer is the list of Idle latencies in seconds."""
+
+    def __init__(self, profile: bytes, base: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_idler_main, args=(profile, base, child))
+        self.process.start()
+
+    def wait_ready(self) -> None:
+        assert self.pipe.recv() == "ready"
+
+    def measure(self, seconds: float) -> list[float]:
+        self.start()
+        time.sleep(seconds)
+        return self.stop()
+
+    def start(self) -> None:
+        self.pipe.send("start")
+
+    def stop(self) -> list[float]:
+        self.pipe.send("stop")
+        latencies: list[float] = self.pipe.recv()
+        return latencies
+
+    def close(self) -> None:
+        self.pipe.send("exit")
+        self.process.join(10)
+
+
+def _idler_main(profile: bytes, base: str, pipe: Connection) -> None:
+    asyncio.run(_idle(profile, base, pipe))
+
+
+async def _idle(profile: bytes, base: str, pipe: Connection) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    async with httpx.AsyncClient(timeout=120) as http:
+        plan = retarget(read_profile(profile), base)
+        keys = [
+            rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(IDLERS)
+        ]
+        devices = [VirtualDevice(plan, n, keys[n], http) for n in range(IDLERS)]
+        await asyncio.gather(*(d.enroll() for d in devices))
+        pipe.send("ready")
+        while (order := await asyncio.to_thread(pipe.recv)) == "start":
+            running = [True]
+            latencies: list[float] = []
+            loops = [asyncio.create_task(_loop(d, running, latencies)) for d in devices]
+            assert await asyncio.to_thread(pipe.recv) == "stop"
+            running[0] = False
+            await asyncio.gather(*loops)
+            pipe.send(latencies)
+        assert order == "exit"
+
+
+async def _loop(device: VirtualDevice, running: list[bool], latencies: list[float]) -> None:
+    while running[0]:
+        started = time.perf_counter()
+        await device.session()
+        latencies.append(time.perf_counter() - started)
