@@ -15,21 +15,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from orchardist.pki.csr import CheckedCsr, CsrError, IssuablePublicKey, check_csr
+
+# CsrError and check_csr live in pki.csr; named here too for the callers that know the CA.
+__all__ = [
+    "BACKDATE",
+    "CertificateAuthority",
+    "CheckedCsr",
+    "CsrError",
+    "IssuablePublicKey",
+    "check_csr",
+    "fingerprint_sha256",
+    "generate_ca",
+    "random_serial",
+]
 
 # Certificates are back-dated so that a device whose clock runs a little slow still
 # accepts them as valid at once.
 BACKDATE = timedelta(minutes=5)
-
-IssuablePublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-
-
-class CsrError(ValueError):
-    """A CSR we refuse to sign; str(err) says why."""
 
 
 def random_serial() -> int:
@@ -86,15 +94,20 @@ class CertificateAuthority:
     ) -> x509.Certificate:
         """Sign a device identity for this CSR: its subject, public key and SubjectAltName,
         with clientAuth only. Raises CsrError for a CSR that `check_csr` refuses."""
-        public_key = check_csr(csr)
-        builder = self._leaf_builder(csr.subject, public_key, validity_days, now)
+        return self.certify(check_csr(csr), validity_days=validity_days, now=now)
+
+    def certify(
+        self, request: CheckedCsr, *, validity_days: int, now: datetime
+    ) -> x509.Certificate:
+        """`issue_client_certificate` for a CSR already checked (one private-key operation)."""
+        public_key = request.public_key
+        builder = self._leaf_builder(request.subject, public_key, validity_days, now)
         is_rsa = isinstance(public_key, rsa.RSAPublicKey)
         builder = builder.add_extension(
             _usage(signing=True, encipherment=is_rsa, agreement=not is_rsa), critical=True
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        san = _requested_san(csr)
-        if san is not None:
-            builder = builder.add_extension(san, critical=False)
+        if request.san is not None:
+            builder = builder.add_extension(request.san, critical=False)
         return builder.sign(self.key, hashes.SHA256())
 
     def issue_server_certificate(
@@ -160,34 +173,6 @@ class CertificateAuthority:
     def _ca_not_after(self) -> datetime:
         # A leaf must never outlive its issuer (RFC 5280 path validation would reject it).
         return self.certificate.not_valid_after_utc
-
-
-def check_csr(csr: x509.CertificateSigningRequest) -> IssuablePublicKey:
-    """The CSR's public key when we would certify it; CsrError says why not."""
-    try:
-        valid = csr.is_signature_valid
-        public_key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise CsrError(f"the CSR's key or signature cannot be read: {exc}") from exc
-    if not valid:
-        raise CsrError("the CSR's signature does not verify with its own public key")
-    if not isinstance(public_key, IssuablePublicKey):
-        raise CsrError("only RSA and EC keys can be certified")
-    if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < 2048:
-        raise CsrError(f"RSA keys need at least 2048 bits, this one has {public_key.key_size}")
-    _requested_san(csr)
-    return public_key
-
-
-def _requested_san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName | None:
-    """The SubjectAltName from the CSR's extensionRequest; other requested extensions
-    (key usage, basic constraints…) are ignored: the CA decides those."""
-    try:
-        return csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return None
-    except ValueError as exc:  # a malformed extensionRequest
-        raise CsrError(f"the CSR's extension request is malformed: {exc}") from exc
 
 
 def _usage(

@@ -26,16 +26,20 @@ def sequence(*items: bytes) -> bytes:
 
 
 def set_of(items: Iterable[bytes]) -> bytes:
-    """SET OF with its elements in DER order (X.690 §11.6: ascending as octet strings,
-    the shorter padded with trailing zeros)."""
+    """SET OF with its elements in DER order."""
+    return tlv(0x31, b"".join(in_der_order(items)))
+
+
+def in_der_order(items: Iterable[bytes]) -> list[bytes]:
+    """Encoded elements in the order DER gives a SET OF (X.690 §11.6: ascending as octet
+    strings, the shorter padded with trailing zeros)."""
     encoded: list[bytes] = list(items)
     width = max((len(item) for item in encoded), default=0)
 
     def padded(item: bytes) -> bytes:
         return item.ljust(width, b"\0")
 
-    ordered = sorted(encoded, key=padded)
-    return tlv(0x31, b"".join(ordered))
+    return sorted(encoded, key=padded)
 
 
 def explicit(number: int, contents: bytes) -> bytes:

@@ -8,6 +8,7 @@ import dataclasses
 
 from cryptography import x509
 
+from orchardist.pki.csr import read_csr
 from orchardist.scep.issuance import Binding, Issuer
 from orchardist.storage import ScepTransaction, ScepTransactionStatus, ScepTransactionStore
 
@@ -54,7 +55,7 @@ def describe(tx: ScepTransaction) -> dict[str, str]:
     transactionID (copied whole into approve), the subject its CSR asks for, and when it
     arrived."""
     try:
-        subject = x509.load_der_x509_csr(tx.csr_der).subject.rfc4514_string()
+        subject = read_csr(tx.csr_der).subject.rfc4514_string()
     except ValueError:
         subject = "(unreadable CSR)"
     return {

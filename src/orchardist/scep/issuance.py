@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.metrics import SCEP_ISSUANCES
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256
+from orchardist.pki.csr import CheckedCsr, read_csr
 from orchardist.storage import (
     IssuedCertificate,
     ScepTransaction,
@@ -45,14 +46,20 @@ class Issuer:
         self._clock = clock
 
     async def issue(
-        self, transaction_id: str, csr_der: bytes, binding: Binding | None = None
+        self,
+        transaction_id: str,
+        csr_der: bytes,
+        binding: Binding | None = None,
+        *,
+        checked: CheckedCsr | None = None,
     ) -> x509.Certificate:
         """Certify the CSR and record the certificate, with its binding, and its ISSUED
-        transaction. CsrError (a ValueError) when the CSR is refused; nothing is recorded."""
+        transaction. `checked` is the CSR already read from `csr_der`, when the caller has
+        it. CsrError (a ValueError) when the CSR is refused; nothing is recorded."""
         binding = binding or Binding()
         now = self._clock()
-        csr = x509.load_der_x509_csr(csr_der)
-        cert = self._ca.issue_client_certificate(csr, validity_days=self._validity_days, now=now)
+        request = checked or read_csr(csr_der)
+        cert = self._ca.certify(request, validity_days=self._validity_days, now=now)
         await self._transactions.record_issued(
             record_of(cert, binding),
             ScepTransaction(

@@ -137,16 +137,6 @@ def issued_envelope(
     return cms.encrypt(cms.certificates_only(certificates), [recipient], cipher=cipher)
 
 
-def challenge_from_csr(csr: x509.CertificateSigningRequest) -> str | None:
-    """The PKCS#9 challengePassword of a CSR, or None when it has none."""
-    try:
-        value = csr.attributes.get_attribute_for_oid(x509.oid.AttributeOID.CHALLENGE_PASSWORD)
-    except x509.AttributeNotFound:
-        return None
-    raw = value.value
-    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-
-
 def serial_from_issuer_and_serial(content: bytes) -> int:
     """The serial of a GetCert request's IssuerAndSerialNumber."""
     try:

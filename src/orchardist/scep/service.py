@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.metrics import SCEP_ISSUANCES
 from orchardist.pki import cms
-from orchardist.pki.ca import CertificateAuthority, CsrError, check_csr, fingerprint_sha256
+from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256
+from orchardist.pki.csr import CheckedCsr, CsrError, read_csr
 from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.issuance import Binding, Issuer
 from orchardist.scep.messages import (
@@ -27,7 +28,6 @@ from orchardist.scep.messages import (
     ScepMessageError,
     ScepRequest,
     build_cert_rep,
-    challenge_from_csr,
     issued_envelope,
     read_request,
     serial_from_issuer_and_serial,
@@ -196,9 +196,8 @@ class ScepService:
 
     async def _enrol(self, verified: _Verified, *, renewal: bool) -> ScepReply:
         try:
-            csr = x509.load_der_x509_csr(verified.content)
-            check_csr(csr)
-        except (ValueError, x509.InvalidVersion) as exc:  # CsrError is a ValueError too
+            csr = read_csr(verified.content)
+        except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
         replayed = await self._replayed(verified, renewal=renewal)
         if replayed is not None:
@@ -209,7 +208,7 @@ class ScepService:
             binding = await self._check_challenge(verified.request, csr)
             if self._manual_approval:
                 return await self._hold(verified, binding)
-        return await self._issue(verified, binding)
+        return await self._issue(verified, csr, binding)
 
     async def _replayed(self, verified: _Verified, *, renewal: bool) -> ScepReply | None:
         """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
@@ -229,11 +228,9 @@ class ScepService:
             raise _RefusalError(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
         return await self._answer(verified, previous)
 
-    async def _check_challenge(
-        self, request: ScepRequest, csr: x509.CertificateSigningRequest
-    ) -> Binding:
+    async def _check_challenge(self, request: ScepRequest, csr: CheckedCsr) -> Binding:
         outcome, device_id = await self._challenges.check(
-            challenge_from_csr(csr) or request.challenge_attribute
+            csr.challenge or request.challenge_attribute
         )
         if outcome != ChallengeOutcome.CONSUMED:
             reasons = {
@@ -244,9 +241,7 @@ class ScepService:
             raise _RefusalError(FailInfo.BAD_REQUEST, reasons[outcome])
         return Binding(device_id=device_id)
 
-    async def _check_renewal(
-        self, signer: x509.Certificate, csr: x509.CertificateSigningRequest
-    ) -> Binding:
+    async def _check_renewal(self, signer: x509.Certificate, csr: CheckedCsr) -> Binding:
         record = await self._certificates.get_certificate(signer.serial_number)
         if record is None or record.sha256 != fingerprint_sha256(signer):
             raise _RefusalError(
@@ -263,10 +258,10 @@ class ScepService:
         # The new certificate stands for the same device as the one it renews.
         return Binding(device_id=record.device_id, renewal_of=record.serial)
 
-    async def _issue(self, verified: _Verified, binding: Binding) -> ScepReply:
+    async def _issue(self, verified: _Verified, csr: CheckedCsr, binding: Binding) -> ScepReply:
         try:
             cert = await self._issuer.issue(
-                verified.request.transaction_id, verified.content, binding
+                verified.request.transaction_id, verified.content, binding, checked=csr
             )
         except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, str(exc)) from exc
