@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from xml.parsers.expat import ExpatError
 
+from orchardist import plistxml
+
 # Real answers nest a dozen levels at most (ProfileList → payload → EAP settings → array);
 # everything that walks a value recursively (schema checks, JSON, the API) stays far from
 # Python's recursion limit.
@@ -52,6 +54,12 @@ def load_dictionary(body: bytes) -> dict[str, Any]:
     says. plistlib refuses XML entity declarations, so entity-expansion bombs never expand."""
     if not body:
         raise PlistError("the body is empty: a plist dictionary is expected")
+    # What devices write reads in a third of plistlib's time, checked as it goes.
+    plain = plistxml.read(body, MAX_DEPTH)
+    if plain is not None:
+        if not isinstance(plain, dict):
+            raise PlistError(f"the plist holds a {type(plain).__name__}, not a dictionary")
+        return plain
     try:
         value = plistlib.loads(body)
     except RecursionError as exc:
