@@ -35,7 +35,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--workers", type=int, default=2, help="scep: server processes to try")
     parser.add_argument("--devices", type=int, default=20, help="checkin: virtual devices")
-    parser.add_argument("--cycles", type=int, default=20, help="checkin: sessions per device")
+    parser.add_argument("--cycles", type=int, default=20, help="checkin: commands per device")
+    parser.add_argument("--idles", type=int, default=6000, help="checkin: Idles replayed")
     parser.add_argument("--push-devices", type=int, default=10_000, help="push: devices")
     parser.add_argument("--push-100k", action="store_true", help="push: 100,000 devices")
     parser.add_argument(

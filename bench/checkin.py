@@ -1,8 +1,13 @@
-"""Scenario `checkin`: K virtual devices doing signed Idle → command → Acknowledged cycles
-against `orchardist serve --http`, on SQLite and (when reachable) PostgreSQL.
+"""Scenario `checkin`: signed Idles and command round trips against `orchardist serve --http`,
+on SQLite and (when reachable) PostgreSQL.
 
-Every request is signed like a device's (SHA-1 Mdm-Signature), so the client shares the
-machine's two cores with the server; its CPU is reported beside the server's.
+Idles (issue 14's table): 20 enrolled virtual devices' signed Idle PUTs, signed once and
+replayed over 16 kept-alive connections (bench/replay.py), so the server, not the client,
+runs out of CPU. Server CPU comes from /proc, PostgreSQL's from its backends for the
+bench's database; p99 is the client's view. Then the same with `serve --workers 2`.
+
+Command round trips: every device answers SecurityInfo commands through the simulator
+(each request signed as a device signs it), so the client's CPU is reported beside.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +27,9 @@ import asyncpg
 import httpx
 from tests.server import orchardist, running_server
 
-from bench.scep import _cpu_seconds, _row, _server_pids
+from bench.replay import cpu_seconds, http_request, postgres_backends, replay
+from bench.scep import _row, _server_pids
+from bench.targets import target_row
 from orchardist.simulator.device import VirtualDevice
 from orchardist.simulator.fleet import retarget
 from orchardist.simulator.profile import read_profile
@@ -30,6 +38,12 @@ STATIC = "bench-static-challenge"
 POSTGRES = os.environ.get(
     "ORCHARDIST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+CONNECTIONS = 16
+# Issue 14's targets (brief P1): CPU per Idle, p99, and how far a second worker scales.
+IDLE_CPU_MS = {"sqlite": 0.8, "postgres": 1.2}
+IDLE_POSTGRES_CPU_MS = 0.4
+IDLE_P99_MS = 20.0
+WORKERS_SCALING = 1.8
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -50,6 +64,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _measure(args: argparse.Namespace, backend: str, database: str | None) -> list[dict[str, Any]]:
+    label = "SQLite" if backend == "sqlite" else "PostgreSQL"
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         env = {"ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC}
@@ -64,12 +79,30 @@ def _measure(args: argparse.Namespace, backend: str, database: str | None) -> li
         )
         with running_server(data_dir, http=True, env=env) as base:
             plan = retarget(read_profile(profile.read_bytes()), base)
-            return asyncio.run(_cycles(args, plan, base, admin["admin_token"], backend))
+            devices = asyncio.run(_enrolled(args, plan))
+            idles = [http_request(plan.server_url, *d.signed({"Status": "Idle"})) for d in devices]
+            one = asyncio.run(_idle(args, base, idles, database))
+            commands = asyncio.run(_commands(args, devices, base, admin["admin_token"], label))
+        rows = _idle_rows(one, label, "1 process", backend)
+        if database is not None:  # does a second worker take the second core?
+            with running_server(data_dir, http=True, env=env, extra=("--workers", "2")) as base:
+                two = asyncio.run(_idle(args, base, idles, database))
+            rows += _idle_rows(two, label, "--workers 2", backend)
+            rows.append(
+                target_row(
+                    "checkin",
+                    f"signed Idles/s, --workers 2 ÷ 1 process ({label})",
+                    two.per_second / one.per_second,
+                    "times",
+                    target=WORKERS_SCALING,
+                    better="higher",
+                    note=f"{two.per_second:,.0f}/s against {one.per_second:,.0f}/s",
+                )
+            )
+    return rows + commands
 
 
-async def _cycles(
-    args: argparse.Namespace, plan: Any, base: str, token: str, backend: str
-) -> list[dict[str, Any]]:
+async def _enrolled(args: argparse.Namespace, plan: Any) -> list[VirtualDevice]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     async with httpx.AsyncClient(timeout=60) as http:
@@ -79,68 +112,122 @@ async def _cycles(
         ]
         devices = [VirtualDevice(plan, index, keys[index], http) for index in range(args.devices)]
         await asyncio.gather(*(d.enroll() for d in devices))
-        pids = _server_pids(base)
-        # Idle only: the hot path of a fleet that has nothing to do.
-        idle = await _timed(
-            pids, lambda: asyncio.gather(*(_idles(d, args.cycles) for d in devices))
+    return devices
+
+
+@dataclass
+class _Idles:
+    count: int
+    per_second: float
+    server_cpu: float
+    postgres_cpu: float | None
+    p50: float
+    p99: float
+
+
+async def _idle(
+    args: argparse.Namespace, base: str, requests: list[bytes], database: str | None
+) -> _Idles:
+    # Warm up: connections, pools and the signature cache, as on a server that has run.
+    await replay(base, requests, total=len(requests) * 10, connections=CONNECTIONS)
+    pids = _server_pids(base)
+    name = None if database is None else database.rsplit("/", 1)[1]
+    backends = [] if name is None else postgres_backends(name)
+    server_before = sum(cpu_seconds(pid) for pid in pids)
+    postgres_before = {pid: cpu_seconds(pid) for pid in backends}
+    done = await replay(base, requests, total=args.idles, connections=CONNECTIONS)
+    server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_before
+    postgres_cpu = None
+    if name is not None:
+        postgres_cpu = sum(
+            cpu_seconds(pid) - postgres_before.get(pid, 0.0) for pid in postgres_backends(name)
         )
-        idle_trips = args.devices * args.cycles
-        # Commands: after the Idle, every answer's request brings the next command.
+    if set(done.statuses) != {200}:
+        raise RuntimeError(f"Idles answered {done.statuses}")
+    return _Idles(
+        count=args.idles,
+        per_second=args.idles / done.seconds,
+        server_cpu=server_cpu,
+        postgres_cpu=postgres_cpu,
+        p50=done.percentile(0.50),
+        p99=done.percentile(0.99),
+    )
+
+
+def _idle_rows(idles: _Idles, label: str, processes: str, backend: str) -> list[dict[str, Any]]:
+    where = f"{label}, {processes}"
+    note = f"{idles.count:,} Idles, {CONNECTIONS} connections, p50 {idles.p50 * 1000:.1f} ms"
+    rows = [
+        _row(f"signed Idles/s ({where})", idles.per_second, "1/s", note),
+        target_row(
+            "checkin",
+            f"server CPU per Idle ({where})",
+            idles.server_cpu / idles.count * 1000,
+            "ms",
+            target=IDLE_CPU_MS[backend],
+            better="lower",
+        ),
+    ]
+    if idles.postgres_cpu is not None:
+        rows.append(
+            target_row(
+                "checkin",
+                f"PostgreSQL CPU per Idle ({where})",
+                idles.postgres_cpu / idles.count * 1000,
+                "ms",
+                target=IDLE_POSTGRES_CPU_MS,
+                better="lower",
+            )
+        )
+    rows.append(
+        target_row(
+            "checkin",
+            f"Idle p99 latency ({where})",
+            idles.p99 * 1000,
+            "ms",
+            target=IDLE_P99_MS,
+            better="lower",
+        )
+    )
+    return rows
+
+
+async def _commands(
+    args: argparse.Namespace, devices: list[VirtualDevice], base: str, token: str, label: str
+) -> list[dict[str, Any]]:
+    """Every answer's request brings the next command: the devices drain their queues."""
+    async with httpx.AsyncClient(timeout=60) as http:
+        for device in devices:
+            device.http = http
+        pids = _server_pids(base)
         headers = {"Authorization": f"Bearer {token}"}
         for _ in range(args.cycles):
             body = {"request_type": "SecurityInfo", "targets": {"all": True}}
             (
                 await http.post(f"{base}/api/v1/commands", json=body, headers=headers)
             ).raise_for_status()
-        busy = await _timed(pids, lambda: asyncio.gather(*(_drain(d) for d in devices)))
-        busy_trips = sum(busy.result)
-    label = "SQLite" if backend == "sqlite" else "PostgreSQL"
-    note = f"{args.devices} devices"
+        server_before = sum(cpu_seconds(pid) for pid in pids)
+        client_before = time.process_time()
+        started = time.perf_counter()
+        trips = sum(await asyncio.gather(*(_drain(d) for d in devices)))
+        seconds = time.perf_counter() - started
+        client_cpu = time.process_time() - client_before
+        server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_before
     return [
-        _row(f"signed Idle round trips/s ({label})", idle_trips / idle.seconds, "1/s", note),
-        _row(f"server CPU per 1,000 Idles ({label})", idle.server_cpu / idle_trips * 1000, "s"),
         _row(
             f"command round trips/s ({label})",
-            busy_trips / busy.seconds,
+            trips / seconds,
             "1/s",
             "each carries a result and brings a command",
         ),
+        _row(f"server CPU per command round trip ({label})", server_cpu / trips * 1000, "ms"),
         _row(
-            f"server CPU per 1,000 command round trips ({label})",
-            busy.server_cpu / busy_trips * 1000,
-            "s",
-        ),
-        _row(
-            f"client CPU per 1,000 round trips ({label})",
-            busy.client_cpu / busy_trips * 1000,
-            "s",
-            "same machine",
+            f"client CPU per command round trip ({label})",
+            client_cpu / trips * 1000,
+            "ms",
+            "same machine: signing, httpx",
         ),
     ]
-
-
-class _Timing:
-    seconds: float
-    server_cpu: float
-    client_cpu: float
-    result: Any
-
-
-async def _timed(pids: list[int], work: Any) -> _Timing:
-    timing = _Timing()
-    server_before = sum(_cpu_seconds(pid) for pid in pids)
-    client_before = time.process_time()
-    started = time.perf_counter()
-    timing.result = await work()
-    timing.seconds = time.perf_counter() - started
-    timing.client_cpu = time.process_time() - client_before
-    timing.server_cpu = sum(_cpu_seconds(pid) for pid in pids) - server_before
-    return timing
-
-
-async def _idles(device: VirtualDevice, count: int) -> None:
-    for _ in range(count):
-        await device.session()
 
 
 async def _drain(device: VirtualDevice) -> int:

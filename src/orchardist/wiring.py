@@ -34,6 +34,7 @@ from orchardist.enroll.invitations import (
 from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
+from orchardist.mdm.identity import SignatureVerifier
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
@@ -85,8 +86,11 @@ class Services:
     # sign in.
     gate: Gate = field(default_factory=Gate)
     accounts: Accounts = field(init=False)
+    # Mdm-Signature checks, with what is per certificate done once per certificate.
+    signatures: SignatureVerifier = field(init=False)
 
     def __post_init__(self) -> None:
+        self.signatures = SignatureVerifier([self.ca.certificate])
         self.audit = AuditLog(self.storage, utc_now)
         self.gate.on_denied = self.audit.record_denial
         self.accounts = _accounts(self.settings, self.storage)

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography import x509
-
 from orchardist.mdm.binding import authenticate_refusal
 from orchardist.mdm.checkin import Checkin, MessageType
+from orchardist.mdm.identity import DeviceIdentity
 from orchardist.mdm.inventory import inventory_from
 from orchardist.mdm.reports import Report, Status
-from orchardist.pki.ca import fingerprint_sha256
 from orchardist.schema.jsonvalues import to_json
 from orchardist.storage import (
+    LAST_SEEN_RESOLUTION,
     CertificateStatus,
     CertificateStore,
     DeviceFacts,
@@ -81,7 +80,7 @@ class MdmService:
         self.on_enrolled = on_enrolled  # told of every TokenUpdate (the profile library)
         self.events = events  # webhooks: device events and command results
 
-    async def checkin(self, message: Checkin, identity: x509.Certificate) -> MdmAnswer:
+    async def checkin(self, message: Checkin, identity: DeviceIdentity) -> MdmAnswer:
         now = self._clock()
         if message.message_type == MessageType.AUTHENTICATE:
             record = await self._issued(identity)
@@ -101,7 +100,9 @@ class MdmService:
             await self._emit_checkin(message)
         return answer
 
-    async def connect(self, report: Report, identity: x509.Certificate) -> MdmAnswer:
+    async def connect(self, report: Report, identity: DeviceIdentity) -> MdmAnswer:
+        if report.status == Status.IDLE and await self._idle_with_nothing_to_do(report, identity):
+            return MdmAnswer(200)  # a zero-length body ends the session
         refusal = await self._refuse_unbound(report.device_id, identity)
         if refusal is not None:
             return refusal
@@ -138,6 +139,22 @@ class MdmService:
             return MdmAnswer(200)  # a zero-length body ends the session
         command_uuid, body = exchange.next_command
         return MdmAnswer(200, body, command_uuid=command_uuid)
+
+    async def _idle_with_nothing_to_do(self, report: Report, identity: DeviceIdentity) -> bool:
+        """The hot path of a fleet with nothing to do: one query answers the Idle. Anything
+        else — a refusal, a command waiting — is the full path's to handle and explain."""
+        now = self._clock()
+        state = await self._store.idle_state(report.device_id, now)
+        if (
+            state is None
+            or state.identity_sha256 != identity.sha256
+            or not state.certificate_valid
+            or state.pending
+        ):
+            return False
+        if state.last_seen_at is None or now - state.last_seen_at >= LAST_SEEN_RESOLUTION:
+            await self._store.touch(report.device_id, now)
+        return True
 
     async def _take_inventory(self, report: Report, request_type: str, now: datetime) -> None:
         update = inventory_from(request_type, report.result)
@@ -201,10 +218,10 @@ class MdmService:
             kind, device, raw = message.message_type.value, message.device_id, message.raw
             await self.events.emit(lambda at: [checkin_event(kind, device, raw, at)])
 
-    async def _issued(self, identity: x509.Certificate) -> IssuedCertificate | MdmAnswer:
+    async def _issued(self, identity: DeviceIdentity) -> IssuedCertificate | MdmAnswer:
         """Our record of the certificate, or the refusal when it is not ours or revoked."""
-        record = await self._certificates.get_certificate(identity.serial_number)
-        if record is None or record.sha256 != fingerprint_sha256(identity):
+        record = await self._certificates.get_certificate(identity.certificate.serial_number)
+        if record is None or record.sha256 != identity.sha256:
             return MdmAnswer(403, reason="the identity certificate was not issued by this server")
         if record.status != CertificateStatus.VALID:
             return MdmAnswer(403, reason="the identity certificate is revoked")
@@ -228,11 +245,11 @@ class MdmService:
             return None
         return MdmAnswer(403, reason=refusal.reason, certificate_device=refusal.certificate_device)
 
-    async def _refuse_unbound(self, device_id: str, identity: x509.Certificate) -> MdmAnswer | None:
+    async def _refuse_unbound(self, device_id: str, identity: DeviceIdentity) -> MdmAnswer | None:
         enrollment = await self._store.get_enrollment(device_id)
         if enrollment is None:
             return MdmAnswer(403, reason="unknown device: it must Authenticate first")
-        sha256 = fingerprint_sha256(identity)
+        sha256 = identity.sha256
         if enrollment.identity_sha256 != sha256:
             owner = await self._store.device_bound_to(sha256, device_id)
             return MdmAnswer(

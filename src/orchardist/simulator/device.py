@@ -257,7 +257,10 @@ class VirtualDevice:
     async def _connect(self, fields: dict[str, Any]) -> bytes:
         return await self._put(self.plan.server_url, fields, CONNECT)
 
-    async def _put(self, url: str, fields: dict[str, Any], content_type: str) -> bytes:
+    def signed(
+        self, fields: dict[str, Any], content_type: str = CONNECT
+    ) -> tuple[bytes, dict[str, str]]:
+        """A request's body and headers as this device sends them (benchmarks replay them)."""
         body = plistlib.dumps({"UDID": self.udid, **fields})
         signer = self.identity.certificate if self.identity else None
         if signer is None:
@@ -268,6 +271,10 @@ class VirtualDevice:
             "Content-Type": content_type,
             "Mdm-Signature": base64.b64encode(signature).decode(),
         }
+        return body, headers
+
+    async def _put(self, url: str, fields: dict[str, Any], content_type: str) -> bytes:
+        body, headers = self.signed(fields, content_type)
         response = await self.http.put(url, content=body, headers=headers)
         if response.status_code != 200:
             raise SimulationError(f"{url} answered {response.status_code}: {response.text.strip()}")

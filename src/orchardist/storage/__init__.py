@@ -254,6 +254,22 @@ class Exchange:
     stored_request_type: str | None = None  # the RequestType of a STORED report
 
 
+@dataclass(frozen=True)
+class IdleState:
+    """What an Idle needs to know, read in one query: is the caller the bound identity, is
+    its certificate still valid (not revoked), is anything waiting for it."""
+
+    identity_sha256: str
+    certificate_valid: bool
+    pending: bool  # a command to send (queued, sent unanswered, or NotNow'd; not expired)
+    last_seen_at: datetime | None
+
+
+# How stale last_seen_at may get: an Idle writes it only when it is older than this, so a
+# device polling every few seconds costs one write a minute, not one a request.
+LAST_SEEN_RESOLUTION = timedelta(seconds=60)
+
+
 class EnrollmentStore(Protocol):
     async def authenticate(self, facts: DeviceFacts, identity_sha256: str, now: datetime) -> None:
         """Create or refresh the enrollment, not enrolled until TokenUpdate, bound to this
@@ -315,6 +331,12 @@ class CommandStore(Protocol):
         again; then pick the next command (highest priority, oldest, not expired, not
         NotNow'd in this session), mark it sent, and note the device as seen. With an
         UNKNOWN report nothing is stored and no command is picked."""
+
+    async def idle_state(self, device_id: str, now: datetime) -> IdleState | None:
+        """The Idle's one query (one database round trip); None for an unknown device."""
+
+    async def touch(self, device_id: str, now: datetime) -> None:
+        """Note the device as seen."""
 
     async def command_targets(
         self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0

@@ -106,6 +106,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(mdm.MdmLane, state=app.state)  # outermost: devices skip the rest
     return app
 
 

@@ -10,13 +10,9 @@ from fastapi import HTTPException, Request
 async def read_limited_body(request: Request, limit: int) -> bytes:
     """The whole body, or a 413 as soon as it is known to exceed `limit` bytes: first from
     Content-Length, then while streaming (a chunked body declares no length)."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        # isdigit alone admits "²" and other Unicode digits that int() refuses.
-        if not declared.isascii() or not declared.isdigit():
-            raise HTTPException(400, "Content-Length is not a number")
-        if len(declared) > 18 or int(declared) > limit:
-            raise HTTPException(413, f"request body over the {limit}-byte limit")
+    refusal = length_refusal(request.headers.get("content-length"), limit)
+    if refusal is not None:
+        raise HTTPException(*refusal)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -25,6 +21,18 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"request body over the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def length_refusal(declared: str | None, limit: int) -> tuple[int, str] | None:
+    """Why a declared Content-Length is refused before reading (status, reason), or None."""
+    if declared is None:
+        return None
+    # isdigit alone admits "²" and other Unicode digits that int() refuses.
+    if not declared.isascii() or not declared.isdigit():
+        return 400, "Content-Length is not a number"
+    if len(declared) > 18 or int(declared) > limit:
+        return 413, f"request body over the {limit}-byte limit"
+    return None
 
 
 async def read_form(request: Request, limit: int) -> dict[str, str]:

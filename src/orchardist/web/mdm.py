@@ -3,93 +3,175 @@
 Each request: read the body (size-limited), establish the device identity (Mdm-Signature,
 or a proxy's client-certificate header when configured), parse, hand to the MdmService.
 A check-in PUT to /mdm/connect is handled as a check-in, for servers configured with one URL.
+
+These two are answered straight from ASGI by `MdmLane`, in front of the framework: every
+device polls them, and routing, middleware and the framework's request objects cost more
+than an Idle's own work. The lane keeps the framework's promises itself — a 4xx with a
+reason for bad input, a 500 logged with its traceback, the request counted for /metrics —
+and writes one log line per request.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
-from cryptography import x509
-from fastapi import HTTPException, Request, Response
+from fastapi import Response
+from starlette.datastructures import State
+from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchardist.mdm.checkin import CheckinError, parse_checkin
-from orchardist.mdm.identity import IdentityError, forwarded_certificate, signer_of
+from orchardist.mdm.identity import DeviceIdentity, IdentityError, forwarded_certificate
 from orchardist.mdm.reports import ReportError, parse_report
-from orchardist.mdm.service import MdmAnswer, MdmService
+from orchardist.mdm.service import MdmAnswer
+from orchardist.metrics import HTTP_REQUESTS, MDM_REQUEST_SECONDS
 from orchardist.storage import ChallengeOutcome
-from orchardist.web.bodies import read_limited_body
+from orchardist.web.bodies import length_refusal
 from orchardist.wiring import Services
 
 log = structlog.get_logger("orchardist.mdm")
 CHECKIN_TYPE = "application/x-apple-aspen-mdm-checkin"
+PATHS = frozenset({"/mdm/checkin", "/mdm/connect"})
 
 
-async def checkin(request: Request) -> Response:
-    services, mdm = _services(request)
-    body = await read_limited_body(request, services.settings.mdm_max_body_bytes)
-    return await _checkin(request, services, mdm, body)
+class _RefusedError(Exception):
+    def __init__(self, status: int, reason: str, **fields: Any) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.fields = status, reason, fields
 
 
-async def connect(request: Request) -> Response:
-    services, mdm = _services(request)
-    body = await read_limited_body(request, services.settings.mdm_max_body_bytes)
-    if _is_checkin(request, body):
-        return await _checkin(request, services, mdm, body)
-    identity = _identity(request, services, body)
-    try:
-        report = parse_report(body)
-    except ReportError as exc:
-        return _refused(400, str(exc), request)
-    answer = await mdm.connect(report, identity)
-    _log(request, answer, status=report.status, device_id=report.device_id,
-         reported=report.command_uuid)  # fmt: skip
-    return _response(answer)
+class MdmLane:
+    """PUT /mdm/checkin and /mdm/connect; everything else goes on to `app`."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "PUT" or scope["path"] not in PATHS:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        headers = _headers(scope)
+        fields: dict[str, Any] = {}
+        try:
+            answer = await self._answer(path, headers, receive, fields)
+        except _RefusedError as refused:
+            answer = MdmAnswer(refused.status, reason=refused.reason)
+            fields.update(refused.fields)
+        except Exception:
+            log.exception("mdm_failed", path=path, **fields)
+            answer = MdmAnswer(500, reason="the server failed to answer; see its log")
+        await _send(send, answer)
+        seconds = time.perf_counter() - started
+        HTTP_REQUESTS.labels("PUT", path, str(answer.status)).inc()
+        MDM_REQUEST_SECONDS.labels(path).observe(seconds)
+        _log(path, answer, round(seconds * 1000, 2), fields)
+
+    async def _answer(
+        self, path: str, headers: dict[str, str], receive: Receive, fields: dict[str, Any]
+    ) -> MdmAnswer:
+        services: Services = self.state.services
+        mdm = services.mdm
+        if mdm is None:
+            raise _RefusedError(503, "MDM is not configured on this server")
+        body = await _read_body(headers, receive, services.settings.mdm_max_body_bytes)
+        identity = _identity(services, headers, body)
+        try:
+            if path == "/mdm/checkin" or _is_checkin(headers, body):
+                message = parse_checkin(body)
+                fields.update(message_type=message.message_type, device_id=message.device_id)
+                return await mdm.checkin(message, identity)
+            report = parse_report(body)
+        except (CheckinError, ReportError) as exc:
+            raise _RefusedError(400, str(exc)) from exc
+        fields.update(status=report.status, device_id=report.device_id)
+        if report.command_uuid is not None:
+            fields["reported"] = report.command_uuid
+        return await mdm.connect(report, identity)
 
 
-async def _checkin(request: Request, services: Services, mdm: MdmService, body: bytes) -> Response:
-    identity = _identity(request, services, body)
-    try:
-        message = parse_checkin(body)
-    except CheckinError as exc:
-        return _refused(400, str(exc), request)
-    answer = await mdm.checkin(message, identity)
-    _log(request, answer, message_type=message.message_type, device_id=message.device_id)
-    return _response(answer)
+def _headers(scope: Scope) -> dict[str, str]:
+    # Names are lower case in ASGI; the last of a repeated header wins (none repeat here).
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-def _is_checkin(request: Request, body: bytes) -> bool:
+async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+    """The whole body, or a 413 as soon as it is known to exceed `limit` bytes (see
+    web/bodies.read_limited_body, the same rules for the framework's routes)."""
+    refusal = length_refusal(headers.get("content-length"), limit)
+    if refusal is not None:
+        raise _RefusedError(*refusal)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _RefusedError(400, "the client went away before the body was read")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _RefusedError(413, f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _is_checkin(headers: dict[str, str], body: bytes) -> bool:
     """A check-in sent to the ServerURL: by its content type, or, for clients that omit it, by
     a MessageType key in a body without Status. Every report has a top-level Status, so a
     query result that merely contains a "MessageType" key somewhere stays a report."""
-    if request.headers.get("content-type", "").startswith(CHECKIN_TYPE):
+    if headers.get("content-type", "").startswith(CHECKIN_TYPE):
         return True
     return b"<key>MessageType</key>" in body and b"<key>Status</key>" not in body
 
 
-def _services(request: Request) -> tuple[Services, MdmService]:
-    services: Services = request.app.state.services
-    if services.mdm is None:
-        raise HTTPException(503, "MDM is not configured on this server")
-    return services, services.mdm
-
-
-def _identity(request: Request, services: Services, body: bytes) -> x509.Certificate:
-    trusted = [services.ca.certificate]
+def _identity(services: Services, headers: dict[str, str], body: bytes) -> DeviceIdentity:
     now = datetime.now(UTC)
     header = services.settings.mdm_client_cert_header
     try:
-        if header and request.headers.get(header):
-            return forwarded_certificate(request.headers[header], trusted, now)
-        signature = request.headers.get("mdm-signature")
+        if header and headers.get(header.lower()):
+            trusted = [services.ca.certificate]
+            certificate = forwarded_certificate(headers[header.lower()], trusted, now)
+            return DeviceIdentity.of(certificate)
+        signature = headers.get("mdm-signature")
         if signature:
-            return signer_of(signature, body, trusted, now)
+            return services.signatures.signer(signature, body, now)
         raise IdentityError("no Mdm-Signature header and no client certificate")
     except IdentityError as exc:
-        log.warning("mdm_identity_refused", reason=str(exc), path=request.url.path)
         # 403, not 401: a device takes 401 as an order to unenroll.
-        raise HTTPException(403, str(exc)) from exc
+        raise _RefusedError(403, str(exc), identity_refused=True) from exc
+
+
+async def _send(send: Send, answer: MdmAnswer) -> None:
+    if answer.reason is not None:
+        body, content_type = f"{answer.reason}\n".encode(), b"text/plain; charset=utf-8"
+    else:
+        body, content_type = answer.body, answer.content_type.encode("latin-1")
+    headers = [
+        (b"content-length", str(len(body)).encode("latin-1")),
+        (b"content-type", content_type),
+    ]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _log(path: str, answer: MdmAnswer, ms: float, fields: dict[str, Any]) -> None:
+    if answer.command_uuid is not None:
+        fields["sent"] = answer.command_uuid
+    if answer.certificate_device is not None:
+        fields["certificate_device"] = answer.certificate_device
+    if answer.status >= 400:
+        event = "mdm_identity_refused" if fields.pop("identity_refused", False) else "mdm_refused"
+        log.warning(event, path=path, http_status=answer.status, reason=answer.reason, ms=ms,
+                    **fields)  # fmt: skip
+    else:
+        log.info("mdm_exchange", path=path, http_status=answer.status, ms=ms, **fields)
 
 
 def _refused(status: int, reason: str, request: Request) -> Response:
@@ -97,32 +179,11 @@ def _refused(status: int, reason: str, request: Request) -> Response:
     return Response(f"{reason}\n", status_code=status, media_type="text/plain")
 
 
-def _response(answer: MdmAnswer) -> Response:
-    if answer.reason is not None:
-        return Response(f"{answer.reason}\n", status_code=answer.status, media_type="text/plain")
-    return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
-
-
-def _log(request: Request, answer: MdmAnswer, **fields: object) -> None:
-    event = "mdm_refused" if answer.status >= 400 else "mdm_exchange"
-    level = log.warning if answer.status >= 400 else log.info
-    if answer.certificate_device is not None:
-        fields["certificate_device"] = answer.certificate_device
-    level(event, path=request.url.path, http_status=answer.status, reason=answer.reason,
-          sent=answer.command_uuid, **fields)  # fmt: skip
-
-
-routes = [
-    Route("/mdm/checkin", checkin, methods=["PUT"]),
-    Route("/mdm/connect", connect, methods=["PUT"]),
-]
-
-
 async def enroll(request: Request) -> Response:
     """GET /mdm/enroll?token=…: a one-time link's enrollment profile, for Safari to install."""
     services: Services = request.app.state.services
     if services.enrollment is None:
-        raise HTTPException(503, "enrollment is not configured on this server")
+        return _refused(503, "enrollment is not configured on this server", request)
     token = request.query_params.get("token", "")
     outcome = await services.enrollment.redeem(token) if token else ChallengeOutcome.UNKNOWN
     if outcome != ChallengeOutcome.CONSUMED:
@@ -142,4 +203,14 @@ async def enroll(request: Request) -> Response:
     )
 
 
-routes.append(Route("/mdm/enroll", enroll, methods=["GET"]))
+async def _answered_by_the_lane(request: Request) -> Response:
+    """Never reached while `MdmLane` is installed; the routes exist so that other methods
+    get a 405 and /metrics knows the templates."""
+    return _refused(500, "the MDM lane is not installed", request)
+
+
+routes = [
+    Route("/mdm/checkin", _answered_by_the_lane, methods=["PUT"]),
+    Route("/mdm/connect", _answered_by_the_lane, methods=["PUT"]),
+    Route("/mdm/enroll", enroll, methods=["GET"]),
+]

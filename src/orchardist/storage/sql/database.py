@@ -9,13 +9,24 @@ runs on both backends.
   microseconds in-process, so the thread hop was the cost. Running inline also makes each
   transaction atomic with respect to other coroutines (`work` cannot await), which is the
   single-writer discipline SQLite wants.
+
+`fetch_row` is the hot path's way around all of that: one statement in plain SQL on the
+driver itself (asyncpg with its prepared-statement cache; a reading sqlite3 connection of
+its own), for the one query every device check-in runs. SQLAlchemy's statement building,
+caching and result wrapping cost more than the query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+import asyncio
+import functools
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs upstream
 import sqlalchemy
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,6 +44,11 @@ class Database(Protocol):
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection for reading."""
 
+    async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """One row of one plain-SQL statement (placeholders $1, $2…; datetime parameters
+        aware UTC), or None; for reads on the hot path only. Values come as the driver gives
+        them: read datetime columns through `utc_datetime`."""
+
     async def close(self) -> None:
         """Release every connection."""
 
@@ -43,6 +59,26 @@ class Database(Protocol):
 class AsyncDatabase:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._hot: asyncpg.Pool | None = None
+        self._hot_loop: asyncio.AbstractEventLoop | None = None
+
+    async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        pool = await self._hot_pool()
+        row = await pool.fetchrow(sql, *params)
+        return None if row is None else tuple(row)
+
+    async def _hot_pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        if self._hot is None or self._hot_loop is not loop:
+            if self._hot is not None:  # made on another loop (tests): unusable here
+                self._hot.terminate()
+            url = self.engine.url.set(drivername="postgresql")
+            # Small: each statement is a fraction of a millisecond.
+            self._hot = await asyncpg.create_pool(
+                url.render_as_string(hide_password=False), min_size=1, max_size=4
+            )
+            self._hot_loop = loop
+        return self._hot
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         async with self.engine.begin() as conn:
@@ -53,6 +89,12 @@ class AsyncDatabase:
             return await conn.run_sync(work)
 
     async def close(self) -> None:
+        if self._hot is not None:
+            if self._hot_loop is asyncio.get_running_loop():
+                await self._hot.close()
+            else:
+                self._hot.terminate()
+            self._hot = None
         await self.engine.dispose()
 
     def pool(self) -> Pool:
@@ -65,6 +107,22 @@ class InlineSqliteDatabase:
         # One connection: statements run one at a time on the loop thread anyway.
         self.engine = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
         sqlalchemy.event.listen(self.engine, "connect", sqlite_pragmas)
+        self._reader: sqlite3.Connection | None = None
+
+    async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        reader = self._reader or self._open_reader()
+        values = [_sqlite_value(value) for value in params]
+        row = reader.execute(_numbered_for_sqlite(sql), values).fetchone()
+        return None if row is None else tuple(row)
+
+    def _open_reader(self) -> sqlite3.Connection:
+        path = self.engine.url.database
+        if not path or path == ":memory:":  # a second connection would see another database
+            raise RuntimeError("fetch_row needs a SQLite database file")
+        # Autocommit: a read never leaves a transaction open to hold the WAL back.
+        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._reader.execute("PRAGMA busy_timeout=5000")
+        return self._reader
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         with self.engine.begin() as conn:
@@ -75,10 +133,37 @@ class InlineSqliteDatabase:
             return work(conn)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.engine.dispose()
 
     def pool(self) -> Pool:
         return self.engine.pool
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def utc_datetime(value: datetime | str | None) -> datetime | None:
+    """A datetime column from `fetch_row`: SQLite gives SQLAlchemy's UTC text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered_for_sqlite(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A parameter as SQLAlchemy stores it in SQLite: datetimes as UTC text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def open_database(url: str) -> Database:

@@ -18,21 +18,37 @@ from sqlalchemy.engine import Connection
 from orchardist.os_versions import sort_key
 from orchardist.storage import (
     ANSWERED,
+    CertificateStatus,
     DeviceFacts,
     EndedBy,
     Enrollment,
     Exchange,
+    IdleState,
     NewCommand,
     ReportOutcome,
     TargetState,
     TargetStatus,
 )
-from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.database import Database, utc_datetime
 from orchardist.storage.sql.push import BATCH, schedule_pushes
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
 _targets = command_targets
 _PENDING = (TargetStatus.QUEUED.value, TargetStatus.SENT.value)
+
+# The Idle's one query: the binding, the bound certificate's status, and whether anything
+# waits (an index range on ix_command_targets_device_id). NotNow'd commands count: an Idle
+# starts a session in which they are offered again. Plain SQL for `fetch_row`, on both
+# backends; the status words are TargetStatus and CertificateStatus values.
+_IDLE_STATE = """
+SELECT e.identity_sha256, e.last_seen_at, c.status,
+       EXISTS (SELECT 1 FROM command_targets t
+               WHERE t.device_id = e.device_id
+                 AND t.status IN ('queued', 'sent', 'not_now')
+                 AND (t.expires_at IS NULL OR t.expires_at > $2))
+FROM enrollments e LEFT JOIN issued_certificates c ON c.sha256 = e.identity_sha256
+WHERE e.device_id = $1
+"""
 
 
 class SqlMdmStorage:
@@ -235,6 +251,24 @@ class SqlMdmStorage:
             return Exchange(outcome, _next_command(conn, device_id, now), request_type)
 
         return await self.database.write(work)
+
+    async def idle_state(self, device_id: str, now: datetime) -> IdleState | None:
+        row = await self.database.fetch_row(_IDLE_STATE, (device_id, now))
+        if row is None:
+            return None
+        identity_sha256, last_seen_at, certificate_status, pending = row
+        return IdleState(
+            identity_sha256=identity_sha256,
+            certificate_valid=certificate_status == CertificateStatus.VALID.value,
+            pending=bool(pending),
+            last_seen_at=utc_datetime(last_seen_at),
+        )
+
+    async def touch(self, device_id: str, now: datetime) -> None:
+        change = (
+            update(enrollments).where(enrollments.c.device_id == device_id).values(last_seen_at=now)
+        )
+        await self.database.write(lambda conn: conn.execute(change))
 
     async def command_targets(
         self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0

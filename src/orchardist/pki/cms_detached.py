@@ -1,0 +1,221 @@
+"""The common shape of a detached SignedData, read without asn1crypto: the per-request part of
+an MDM request signature (Apple, "Mdm-Signature").
+
+Every check-in and command answer carries one, so the full reader (`cms.verify`, asn1crypto
+objects for every field) was a tenth of a check-in's CPU. Devices all send the same shape:
+detached id-data content, one SignerInfo addressed by issuerAndSerialNumber, signed
+attributes, RSA PKCS#1 v1.5. `read_detached` picks that shape apart with a plain TLV walk and
+returns None for anything else — the caller then takes the full reader, which also gives the
+precise refusal. This module only reads; the digest, signature and certificate checks are
+the caller's (`mdm/identity.py`), with the same rules as `cms_sign.verify`.
+
+Hand-written because no maintained library reads CMS without building an object per field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from orchardist.pki.cms_common import DigestName
+
+# DER tags (X.690 §8): universal class, and the context-specific ones CMS uses.
+_INTEGER, _OCTET_STRING, _OID, _SEQUENCE, _SET = 0x02, 0x04, 0x06, 0x30, 0x31
+_UTC_TIME, _GENERALIZED_TIME = 0x17, 0x18
+_CONTEXT_0, _CONTEXT_1 = 0xA0, 0xA1  # constructed [0], [1]
+
+# DER of the OIDs' contents (after tag and length).
+_SIGNED_DATA = bytes.fromhex("2a864886f70d010702")  # 1.2.840.113549.1.7.2
+_ID_DATA = bytes.fromhex("2a864886f70d010701")  # 1.2.840.113549.1.7.1
+_CONTENT_TYPE = bytes.fromhex("2a864886f70d010903")  # 1.2.840.113549.1.9.3
+_MESSAGE_DIGEST = bytes.fromhex("2a864886f70d010904")  # 1.2.840.113549.1.9.4
+_SIGNING_TIME = bytes.fromhex("2a864886f70d010905")  # 1.2.840.113549.1.9.5
+_DIGESTS: dict[bytes, DigestName] = {
+    bytes.fromhex("2b0e03021a"): "sha1",
+    bytes.fromhex("608648016503040201"): "sha256",
+}
+_RSA_ENCRYPTION = bytes.fromhex("2a864886f70d010101")
+# sha1WithRSAEncryption, sha256WithRSAEncryption: each names its digest, which must agree.
+_RSA_WITH: dict[bytes, DigestName] = {
+    bytes.fromhex("2a864886f70d010105"): "sha1",
+    bytes.fromhex("2a864886f70d01010b"): "sha256",
+}
+
+
+@dataclass(frozen=True)
+class DetachedSignature:
+    certificates: tuple[bytes, ...]  # the DER of each certificate carried
+    issuer: bytes  # the signer's issuerAndSerialNumber: issuer Name, DER
+    serial: int
+    digest: DigestName
+    message_digest: bytes  # the messageDigest attribute's value
+    signing_time: datetime | None  # the signingTime attribute, UTC
+    signed_bytes: bytes  # the signed attributes as the DER SET OF the signature covers
+    signature: bytes
+
+
+class _UnusualShapeError(Exception):
+    """Not the common shape (or not DER at all): the full reader decides."""
+
+
+def read_detached(der: bytes) -> DetachedSignature | None:
+    """The parts of a detached, attribute-signed, RSA SignedData; None for any other shape."""
+    try:
+        return _read(der)
+    except (_UnusualShapeError, IndexError, ValueError):
+        return None
+
+
+def _read(der: bytes) -> DetachedSignature:
+    info = _children(der, *_expect(der, 0, _SEQUENCE, whole=True))
+    if len(info) != 2 or _oid(der, info[0]) != _SIGNED_DATA or info[1][0] != _CONTEXT_0:
+        raise _UnusualShapeError
+    signed_data = _children(der, *_expect(der, info[1][3], _SEQUENCE, within=info[1][2]))
+    # version, digestAlgorithms, encapContentInfo, [0] certificates, signerInfos; no [1] crls
+    if len(signed_data) != 5 or signed_data[3][0] != _CONTEXT_0:
+        raise _UnusualShapeError
+    encapsulated = _children(der, *_inner(signed_data[2], _SEQUENCE))
+    if len(encapsulated) != 1 or _oid(der, encapsulated[0]) != _ID_DATA:
+        raise _UnusualShapeError  # content carried in the message, or not id-data
+    certificates = tuple(
+        der[start:end] for _, start, end, _ in _children(der, *_inner(signed_data[3]))
+    )
+    signer_infos = _children(der, *_inner(signed_data[4], _SET))
+    if len(signer_infos) != 1:
+        raise _UnusualShapeError
+    return _signer_info(der, _children(der, *_inner(signer_infos[0], _SEQUENCE)), certificates)
+
+
+def _signer_info(
+    der: bytes, fields: list[tuple[int, int, int, int]], certificates: tuple[bytes, ...]
+) -> DetachedSignature:
+    # version 1, issuerAndSerialNumber, digestAlgorithm, [0] signedAttrs, signatureAlgorithm,
+    # signature; no unsigned attributes
+    if len(fields) != 6 or _integer(der, fields[0]) != 1 or fields[3][0] != _CONTEXT_0:
+        raise _UnusualShapeError
+    sid = _children(der, *_inner(fields[1], _SEQUENCE))
+    if len(sid) != 2 or sid[0][0] != _SEQUENCE:
+        raise _UnusualShapeError
+    digest = _DIGESTS.get(_algorithm(der, fields[2]) or b"")
+    signature_oid = _algorithm(der, fields[4])
+    if digest is None or not (
+        signature_oid == _RSA_ENCRYPTION or _RSA_WITH.get(signature_oid or b"") == digest
+    ):
+        raise _UnusualShapeError
+    _, attributes_start, attributes_end, _ = fields[3]
+    content_type, message_digest, signing_time = _attributes(der, fields[3])
+    if content_type != _ID_DATA or message_digest is None:
+        raise _UnusualShapeError
+    return DetachedSignature(
+        certificates=certificates,
+        issuer=der[sid[0][1] : sid[0][2]],
+        serial=_integer(der, sid[1]),
+        digest=digest,
+        message_digest=message_digest,
+        signing_time=signing_time,
+        # RFC 5652 §5.4: signed as a universal SET OF, not as the [0] IMPLICIT it travels in.
+        signed_bytes=b"\x31" + der[attributes_start + 1 : attributes_end],
+        signature=_octets(der, fields[5]),
+    )
+
+
+def _attributes(
+    der: bytes, field: tuple[int, int, int, int]
+) -> tuple[bytes | None, bytes | None, datetime | None]:
+    found: dict[bytes, tuple[int, int, int, int]] = {}
+    for attribute in _children(der, *_inner(field)):
+        parts = _children(der, *_inner(attribute, _SEQUENCE))
+        if len(parts) != 2:
+            raise _UnusualShapeError
+        values = _children(der, *_inner(parts[1], _SET))
+        oid = _oid(der, parts[0])
+        if oid in found or len(values) != 1:  # §5.3: one instance; §11: one value each
+            raise _UnusualShapeError
+        found[oid] = values[0]
+    content_type = _oid(der, found[_CONTENT_TYPE]) if _CONTENT_TYPE in found else None
+    digest = _octets(der, found[_MESSAGE_DIGEST]) if _MESSAGE_DIGEST in found else None
+    time = _time(der, found[_SIGNING_TIME]) if _SIGNING_TIME in found else None
+    return content_type, digest, time
+
+
+# -- the TLV walk: (tag, start of the whole TLV, end, start of the contents)
+
+
+def _header(der: bytes, at: int, end: int) -> tuple[int, int, int, int]:
+    tag = der[at]
+    if tag & 0x1F == 0x1F:  # high tag numbers: nothing in this shape uses them
+        raise _UnusualShapeError
+    length = der[at + 1]
+    contents = at + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 1 <= count <= 4:  # indefinite (BER) or absurd: not DER
+            raise _UnusualShapeError
+        length = int.from_bytes(der[contents : contents + count], "big")
+        contents += count
+    if contents + length > end:
+        raise _UnusualShapeError
+    return tag, at, contents + length, contents
+
+
+def _expect(
+    der: bytes, at: int, tag: int, *, within: int | None = None, whole: bool = False
+) -> tuple[int, int]:
+    found, _, end, contents = _header(der, at, len(der) if within is None else within)
+    if found != tag or (whole and end != len(der)):
+        raise _UnusualShapeError
+    return contents, end
+
+
+def _inner(field: tuple[int, int, int, int], tag: int | None = None) -> tuple[int, int]:
+    found, _, end, contents = field
+    if tag is not None and found != tag:
+        raise _UnusualShapeError
+    return contents, end
+
+
+def _children(der: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    found = []
+    while start < end:
+        field = _header(der, start, end)
+        found.append(field)
+        start = field[2]
+    return found
+
+
+def _oid(der: bytes, field: tuple[int, int, int, int]) -> bytes:
+    return der[slice(*_inner(field, _OID))]
+
+
+def _octets(der: bytes, field: tuple[int, int, int, int]) -> bytes:
+    return der[slice(*_inner(field, _OCTET_STRING))]
+
+
+def _integer(der: bytes, field: tuple[int, int, int, int]) -> int:
+    return int.from_bytes(der[slice(*_inner(field, _INTEGER))], "big", signed=True)
+
+
+def _algorithm(der: bytes, field: tuple[int, int, int, int]) -> bytes | None:
+    """An AlgorithmIdentifier's OID, when its parameters are absent or NULL."""
+    parts = _children(der, *_inner(field, _SEQUENCE))
+    if not 1 <= len(parts) <= 2:
+        return None
+    if len(parts) == 2 and der[parts[1][1] : parts[1][2]] != b"\x05\x00":
+        return None
+    return _oid(der, parts[0])
+
+
+def _time(der: bytes, field: tuple[int, int, int, int]) -> datetime:
+    tag, _, end, contents = field
+    text = der[contents:end].decode("ascii")
+    if not text.endswith("Z"):
+        raise _UnusualShapeError
+    if tag == _UTC_TIME and len(text) == 13:  # YYMMDDHHMMSSZ; RFC 5280 §4.1.2.5.1 window
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    elif tag != _GENERALIZED_TIME or len(text) != 15:
+        raise _UnusualShapeError
+    if not text[:14].isdigit():
+        raise _UnusualShapeError
+    month, day, hour, minute, second = (int(text[i : i + 2]) for i in range(4, 14, 2))
+    return datetime(int(text[:4]), month, day, hour, minute, second, tzinfo=UTC)
