@@ -43,6 +43,15 @@ class ChallengeVerifier:
         await self._store.add_challenge(challenge_digest(value), expires_at, device_id)
         return value, expires_at
 
+    def digest_to_consume(self, presented: str) -> str | None:
+        """What `ScepTransactionStore.record_enrolment` consumes for a presented challenge:
+        its digest, or None for the static challenge, which is never used up."""
+        if self._static is not None and hmac.compare_digest(
+            presented.encode("utf-8"), self._static.encode("utf-8")
+        ):
+            return None
+        return challenge_digest(presented)
+
     async def check(self, presented: str | None) -> tuple[ChallengeOutcome, str | None]:
         """CONSUMED when the request may proceed (a one-time challenge is used up by this),
         with the device the challenge was minted for; the static challenge binds none."""

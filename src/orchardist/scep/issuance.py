@@ -14,6 +14,7 @@ from orchardist.metrics import SCEP_ISSUANCES
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256
 from orchardist.pki.csr import CheckedCsr, read_csr
 from orchardist.storage import (
+    ChallengeOutcome,
     IssuedCertificate,
     ScepTransaction,
     ScepTransactionStatus,
@@ -71,6 +72,33 @@ class Issuer:
                 device_id=binding.device_id,
             ),
         )
+        SCEP_ISSUANCES.labels("issued").inc()
+        return cert
+
+    async def enrol(
+        self, transaction_id: str, csr_der: bytes, checked: CheckedCsr, challenge_sha256: str | None
+    ) -> x509.Certificate | ScepTransaction | ChallengeOutcome:
+        """A PKCSReq's certificate, recorded with the challenge consumed in one transaction
+        (`ScepTransactionStore.record_enrolment`): the certificate when recorded, the
+        earlier transaction for a resent request, or why the challenge was refused.
+
+        The certificate is signed before the transaction, so a request refused there cost
+        one private-key operation for nothing; the database is visited once instead of
+        three times for every certificate issued."""
+        now = self._clock()
+        cert = self._ca.certify(checked, validity_days=self._validity_days, now=now)
+        tx = ScepTransaction(
+            transaction_id=transaction_id,
+            status=ScepTransactionStatus.ISSUED,
+            csr_der=csr_der,
+            created_at=now,
+            certificate_serial=cert.serial_number,
+        )
+        result = await self._transactions.record_enrolment(
+            record_of(cert), tx, challenge_sha256, now
+        )
+        if result != ChallengeOutcome.CONSUMED:
+            return result
         SCEP_ISSUANCES.labels("issued").inc()
         return cert
 

@@ -62,6 +62,13 @@ SUPPORTED_DIGESTS: dict[str, cms.DigestName] = {
 }
 
 
+_CHALLENGE_REFUSALS = {
+    ChallengeOutcome.UNKNOWN: "the challenge password is missing or wrong",
+    ChallengeOutcome.ALREADY_USED: "the challenge password was already used",
+    ChallengeOutcome.EXPIRED: "the challenge password has expired",
+}
+
+
 @dataclass(frozen=True)
 class ScepReply:
     """A CertRep and what it says, for the log line."""
@@ -199,6 +206,8 @@ class ScepService:
             csr = read_csr(verified.content)
         except CsrError as exc:
             raise _RefusalError(FailInfo.BAD_REQUEST, f"unusable CSR: {exc}") from exc
+        if not renewal and not self._manual_approval:
+            return await self._enrol_at_once(verified, csr)
         replayed = await self._replayed(verified, renewal=renewal)
         if replayed is not None:
             return replayed
@@ -209,6 +218,24 @@ class ScepService:
             if self._manual_approval:
                 return await self._hold(verified, binding)
         return await self._issue(verified, csr, binding)
+
+    async def _enrol_at_once(self, verified: _Verified, csr: CheckedCsr) -> ScepReply:
+        """A PKCSReq answered with its certificate: one database transaction checks for a
+        resend, consumes the challenge and records the certificate."""
+        presented = csr.challenge or verified.request.challenge_attribute
+        if not presented:
+            raise _RefusalError(FailInfo.BAD_REQUEST, _CHALLENGE_REFUSALS[ChallengeOutcome.UNKNOWN])
+        result = await self._issuer.enrol(
+            verified.request.transaction_id,
+            verified.content,
+            csr,
+            self._challenges.digest_to_consume(presented),
+        )
+        if isinstance(result, x509.Certificate):
+            return self._success(verified, result)
+        if isinstance(result, ScepTransaction):
+            return await self._resent(verified, result)
+        raise _RefusalError(FailInfo.BAD_REQUEST, _CHALLENGE_REFUSALS[result])
 
     async def _replayed(self, verified: _Verified, *, renewal: bool) -> ScepReply | None:
         """RFC 8894 §3.3.1: a resent request gets the same answer, not a second certificate
@@ -224,6 +251,9 @@ class ScepService:
             # reuse it when they renew with the same key: signed by the certificate that
             # transaction produced, or for another CSR, this is a new renewal.
             return None
+        return await self._resent(verified, previous)
+
+    async def _resent(self, verified: _Verified, previous: ScepTransaction) -> ScepReply:
         if previous.csr_der != verified.content:
             raise _RefusalError(FailInfo.BAD_REQUEST, "transactionID already used for another CSR")
         return await self._answer(verified, previous)
@@ -233,12 +263,7 @@ class ScepService:
             csr.challenge or request.challenge_attribute
         )
         if outcome != ChallengeOutcome.CONSUMED:
-            reasons = {
-                ChallengeOutcome.UNKNOWN: "the challenge password is missing or wrong",
-                ChallengeOutcome.ALREADY_USED: "the challenge password was already used",
-                ChallengeOutcome.EXPIRED: "the challenge password has expired",
-            }
-            raise _RefusalError(FailInfo.BAD_REQUEST, reasons[outcome])
+            raise _RefusalError(FailInfo.BAD_REQUEST, _CHALLENGE_REFUSALS[outcome])
         return Binding(device_id=device_id)
 
     async def _check_renewal(self, signer: x509.Certificate, csr: CheckedCsr) -> Binding:

@@ -124,6 +124,20 @@ class ScepTransactionStore(Protocol):
     async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
         """`add_certificate` and `save_transaction` in one transaction: both or neither."""
 
+    async def record_enrolment(
+        self,
+        cert: IssuedCertificate,
+        tx: ScepTransaction,
+        challenge_sha256: str | None,
+        now: datetime,
+    ) -> ScepTransaction | ChallengeOutcome:
+        """A PKCSReq's whole write, in one transaction. When a transaction with
+        tx.transaction_id exists, it is returned and nothing is checked or written (the
+        request is a resend, RFC 8894 §3.3.1). Otherwise the one-time challenge with this
+        digest is consumed (None: nothing to consume, as for the static challenge) and
+        `cert` and `tx` recorded, bound to the challenge's device if it has one: CONSUMED.
+        Any other outcome says why the challenge was refused, and nothing is written."""
+
     async def pending_transactions(self) -> list[ScepTransaction]:
         """Transactions waiting for an administrator, oldest first."""
 

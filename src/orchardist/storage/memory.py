@@ -62,7 +62,10 @@ class MemoryStorage:
     async def consume_challenge(
         self, challenge_sha256: str, now: datetime
     ) -> tuple[ChallengeOutcome, str | None]:
-        # No await inside: atomic with respect to other coroutines.
+        return self._consume(challenge_sha256, now)
+
+    def _consume(self, challenge_sha256: str, now: datetime) -> tuple[ChallengeOutcome, str | None]:
+        # Not a coroutine: atomic with respect to other coroutines.
         entry = self.challenges.get(challenge_sha256)
         if entry is None:
             return ChallengeOutcome.UNKNOWN, None
@@ -89,6 +92,28 @@ class MemoryStorage:
     async def record_issued(self, cert: IssuedCertificate, tx: ScepTransaction) -> None:
         await self.add_certificate(cert)
         await self.save_transaction(tx)
+
+    async def record_enrolment(
+        self,
+        cert: IssuedCertificate,
+        tx: ScepTransaction,
+        challenge_sha256: str | None,
+        now: datetime,
+    ) -> ScepTransaction | ChallengeOutcome:
+        # No await before the writes: atomic with respect to other coroutines.
+        previous = self.transactions.get(tx.transaction_id)
+        if previous is not None:
+            return previous
+        device_id = cert.device_id
+        if challenge_sha256 is not None:
+            outcome, device_id = self._consume(challenge_sha256, now)
+            if outcome != ChallengeOutcome.CONSUMED:
+                return outcome
+        if cert.serial in self.certificates:
+            raise ValueError(f"serial {cert.serial:x} exists already")
+        self.certificates[cert.serial] = dataclasses.replace(cert, device_id=device_id)
+        self.transactions[tx.transaction_id] = dataclasses.replace(tx, device_id=device_id)
+        return ChallengeOutcome.CONSUMED
 
     async def add_api_token(self, token: ApiToken) -> None:
         if token.name in self.tokens:

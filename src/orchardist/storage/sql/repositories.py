@@ -26,6 +26,7 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
+from orchardist.storage.sql import scep_enrolment
 from orchardist.storage.sql.accounts import SqlAccountStorage
 from orchardist.storage.sql.apps import SqlAppStorage
 from orchardist.storage.sql.audit import SqlAuditStorage
@@ -243,6 +244,20 @@ class SqlStorage(
         await self._insert_certificate(
             cert, lambda conn: conn.execute(_upsert_transaction(conn, tx))
         )
+
+    async def record_enrolment(
+        self,
+        cert: IssuedCertificate,
+        tx: ScepTransaction,
+        challenge_sha256: str | None,
+        now: datetime,
+    ) -> ScepTransaction | ChallengeOutcome:
+        try:
+            return await self.database.write(
+                lambda conn: scep_enrolment.record_enrolment(conn, cert, tx, challenge_sha256, now)
+            )
+        except IntegrityError as exc:  # a twin request with the static challenge won
+            raise ValueError(f"transaction {tx.transaction_id!r} is recorded already") from exc
 
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         query = select(_transactions).where(_transactions.c.transaction_id == transaction_id)

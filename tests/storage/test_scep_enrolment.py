@@ -1,0 +1,55 @@
+"""`record_enrolment`: a PKCSReq's one transaction, on every backend and in memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchardist.storage import ChallengeOutcome, ScepTransaction, ScepTransactionStatus, Storage
+from orchardist.storage.memory import MemoryStorage
+from tests.storage.test_repositories import certificate
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sql", "memory"])
+def store(request: pytest.FixtureRequest, storage: Storage) -> Storage:
+    return storage if request.param == "sql" else MemoryStorage()
+
+
+def issued(name: str, serial: int) -> ScepTransaction:
+    return ScepTransaction(name, ScepTransactionStatus.ISSUED, b"csr-" + name.encode(), NOW, serial)
+
+
+async def test_consumes_the_challenge_and_binds_its_device(store: Storage) -> None:
+    await store.add_challenge("a" * 64, NOW + timedelta(hours=1), "UDID-1")
+    cert, tx = certificate(101), issued("tx-e1", 101)
+    assert await store.record_enrolment(cert, tx, "a" * 64, NOW) == ChallengeOutcome.CONSUMED
+    assert await store.get_certificate(101) == dataclasses.replace(cert, device_id="UDID-1")
+    assert await store.get_transaction("tx-e1") == dataclasses.replace(tx, device_id="UDID-1")
+    again = await store.record_enrolment(certificate(102), issued("tx-e2", 102), "a" * 64, NOW)
+    assert again == ChallengeOutcome.ALREADY_USED
+    assert await store.get_certificate(102) is None
+    assert await store.get_transaction("tx-e2") is None
+
+
+async def test_refused_challenges_write_nothing(store: Storage) -> None:
+    await store.add_challenge("b" * 64, NOW - timedelta(seconds=1))
+    for digest, outcome in (("b" * 64, ChallengeOutcome.EXPIRED), ("c" * 64, "unknown")):
+        result = await store.record_enrolment(certificate(103), issued("tx-e3", 103), digest, NOW)
+        assert result == ChallengeOutcome(outcome)
+    assert await store.get_certificate(103) is None
+    assert await store.get_transaction("tx-e3") is None
+
+
+async def test_a_resent_transaction_is_returned_untouched(store: Storage) -> None:
+    first = issued("tx-e4", 104)
+    assert await store.record_enrolment(certificate(104), first, None, NOW) == (
+        ChallengeOutcome.CONSUMED
+    )
+    resent = await store.record_enrolment(certificate(105), issued("tx-e4", 105), None, NOW)
+    assert resent == first
+    assert await store.get_certificate(105) is None
