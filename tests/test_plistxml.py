@@ -134,3 +134,15 @@ def test_depth_and_range_refusals_read_as_before() -> None:
         load_dictionary(_plist(b"<dict><key>a</key><integer>-9223372036854775809</integer></dict>"))
     with pytest.raises(PlistError, match="not a dictionary"):
         load_dictionary(_plist(b"<array/>"))
+
+
+def test_a_large_document_reads_across_chunks() -> None:
+    value = {
+        "InstalledApplicationList": [
+            {"Identifier": f"com.example.app{n}", "Name": "A & B\n\tC", "BundleSize": n}
+            for n in range(5000)
+        ]
+    }
+    body = plistlib.dumps(value)
+    assert len(body) > 4 * plistxml._CHUNK
+    assert plistxml.read(body, MAX_DEPTH) == value

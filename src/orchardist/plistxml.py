@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import plistlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # Apple's prolog as its writers and plistlib emit it; anything else goes the slow way.
@@ -37,6 +38,8 @@ _TOKEN = re.compile(
     r"|(.))",
     re.DOTALL,
 )
+_SPLIT = re.compile(r"[ \t\n]*<key>")
+_CHUNK = 64 * 1024
 _CONTROL = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0D, 0x20)])  # all but tab and newline
 _ENTITY = re.compile(r"&(amp|lt|gt|quot|apos);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -70,11 +73,11 @@ def _unplain(body: bytes) -> bool:
     """What expat refuses or changes (control characters, line-end normalisation, the
     non-characters U+FFFE and U+FFFF, "]]>" in text). Comments, CDATA, declarations and
     processing instructions fail as tokens."""
+    # One-byte searches first: memchr finds no "]" or lead byte 0xEF in most bodies at once.
     return (
         len(body.translate(None, _CONTROL)) != len(body)
-        or b"]]>" in body
-        or b"\xef\xbf\xbe" in body
-        or b"\xef\xbf\xbf" in body
+        or (b"]" in body and b"]]>" in body)
+        or (b"\xef" in body and (b"\xef\xbf\xbe" in body or b"\xef\xbf\xbf" in body))
     )
 
 
@@ -82,7 +85,7 @@ def _build(inner: str, max_depth: int) -> Any:
     root: list[Any] = []
     stack: list[Any] = [root]  # the containers open; the root's holder first
     top: Any = root
-    for key, tag, raw, empty, opening, closing, _other in _TOKEN.findall(inner):
+    for key, tag, raw, empty, opening, closing, _other in _tokens(inner):
         if tag == "string":  # the common cases first, inline: a third of the time
             item: Any = raw if "&" not in raw else _text(raw)
         elif tag == "integer":
@@ -117,6 +120,20 @@ def _build(inner: str, max_depth: int) -> Any:
     if len(stack) != 1 or len(root) != 1:
         raise _Unplain
     return root[0]
+
+
+def _tokens(inner: str) -> Iterator[tuple[str, ...]]:
+    """The tokens, found a chunk at a time: one findall over a megabyte holds the GIL for
+    ~10 ms, which a thread reading a report in the background must not do to the event
+    loop. A chunk ends before a <key> ("<" is always a tag: text escapes it)."""
+    start = 0
+    while start < len(inner):
+        split = _SPLIT.search(inner, start + _CHUNK)
+        end = len(inner) if split is None else split.start()
+        while end > start and inner[end - 1] in " \t\n":  # the search began amid them
+            end -= 1
+        yield from _TOKEN.findall(inner, start, end)
+        start = end
 
 
 def _integer(raw: str) -> int:

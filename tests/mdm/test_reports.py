@@ -6,7 +6,7 @@ import plistlib
 
 import pytest
 
-from orchardist.mdm.reports import ReportError, Status, parse_report
+from orchardist.mdm.reports import OFF_LOOP_BYTES, ReportError, Status, parse_report, read_report
 from tests.captures import capture
 
 COMMANDMENT = "cmdmnt_commandment/testdata"
@@ -87,3 +87,20 @@ def test_certificate_list_capture_redacted_upstream_is_refused_cleanly() -> None
 def test_bad_reports_give_a_reason(fields: dict[str, object], reason: str) -> None:
     with pytest.raises(ReportError, match=reason):
         parse_report(plistlib.dumps(fields))
+
+
+@pytest.mark.anyio
+async def test_a_large_report_reads_the_same_off_the_event_loop() -> None:
+    apps = [{"Identifier": f"com.example.app{n}", "Name": f"App {n}"} for n in range(5000)]
+    body = plistlib.dumps(
+        {
+            "Status": "Acknowledged",
+            "UDID": "u",
+            "CommandUUID": "c",
+            "InstalledApplicationList": apps,
+        }
+    )
+    assert len(body) > OFF_LOOP_BYTES
+    assert await read_report(body) == parse_report(body)
+    with pytest.raises(ReportError, match="without CommandUUID"):
+        await read_report(body.replace(b"<key>CommandUUID</key>", b"<key>Other</key>"))

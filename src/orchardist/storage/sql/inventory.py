@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +39,11 @@ class SqlInventoryStorage:
             ]
             for table, items in lists:
                 if items is not None:
-                    _replace(conn, table, device_id, [asdict(item) for item in items])
+                    _replace(conn, table, device_id, [_row(device_id, item) for item in items])
             if update.certificates is not None:
-                rows = [{"position": n, **asdict(c)} for n, c in enumerate(update.certificates)]
+                rows = [
+                    {"position": n, **_row(device_id, c)} for n, c in enumerate(update.certificates)
+                ]
                 _replace(conn, inventory_certificates, device_id, rows)
 
         await self.database.write(work)
@@ -105,10 +106,16 @@ def _inventory_row(device_id: str) -> Any:
     return update(inventory).where(inventory.c.device_id == device_id)
 
 
+def _row(device_id: str, item: Any) -> dict[str, Any]:
+    # The record's fields as they are: dataclasses.asdict deep-copies every value, a tenth
+    # of a large report's cost.
+    return {"device_id": device_id, **vars(item)}
+
+
 def _replace(conn: Connection, table: Table, device_id: str, rows: list[dict[str, Any]]) -> None:
     conn.execute(delete(table).where(table.c.device_id == device_id))
     if rows:
-        conn.execute(insert(table), [{"device_id": device_id, **row} for row in rows])
+        conn.execute(insert(table), rows)
 
 
 def _rows(conn: Connection, table: Table, device_id: str, order: str) -> list[dict[str, Any]]:
