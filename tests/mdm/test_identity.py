@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -10,7 +11,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from orchardist.mdm.identity import IdentityError, forwarded_certificate, signer_of
+from orchardist.mdm.identity import (
+    DeviceIdentity,
+    IdentityError,
+    SignatureVerifier,
+    forwarded_certificate,
+    signer_of,
+)
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep.client import make_csr
@@ -76,3 +83,47 @@ def test_forwarded_refusals(ca: CertificateAuthority, device: x509.Certificate) 
     for junk in (":bm90IGEgY2VydA==:", "garbage", ":%%:", "-----BEGIN CERTIFICATE-----\nxx"):
         with pytest.raises(IdentityError):
             forwarded_certificate(junk, [ca.certificate], NOW)
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+def test_verifier_accepts_what_signer_of_accepts(
+    ca: CertificateAuthority, device: x509.Certificate, digest: str
+) -> None:
+    verifier = SignatureVerifier([ca.certificate])
+    for _ in range(2):  # learning the certificate, then from what it learnt
+        found = verifier.signer(_signature(device, digest=digest), BODY, NOW)
+        assert found == DeviceIdentity.of(device)
+        assert found.sha256 == hashlib.sha256(device.public_bytes(Encoding.DER)).hexdigest()
+
+
+def test_verifier_refuses_with_the_reasons_of_signer_of(
+    ca: CertificateAuthority, device: x509.Certificate
+) -> None:
+    verifier = SignatureVerifier([ca.certificate])
+    good = _signature(device)
+    verifier.signer(good, BODY, NOW)  # the certificate is known from now on
+    with pytest.raises(IdentityError, match="not base64"):
+        verifier.signer("%%%", BODY, NOW)
+    with pytest.raises(IdentityError, match="message digest mismatch"):
+        verifier.signer(good, BODY + b" ", NOW)
+    with pytest.raises(IdentityError, match="does not verify"):
+        verifier.signer(base64.b64encode(b"junk").decode(), BODY, NOW)
+    # Known and valid once is not valid for ever: the dates are checked on every request.
+    with pytest.raises(IdentityError, match="expired"):
+        verifier.signer(good, BODY, NOW + timedelta(days=60))
+    stranger = SignatureVerifier([CertificateAuthority(*generate_ca("Other", "Else")).certificate])
+    with pytest.raises(IdentityError, match="not issued by a trusted CA"):
+        stranger.signer(good, BODY, NOW)
+    with pytest.raises(IdentityError, match="not issued by a trusted CA"):
+        stranger.signer(good, BODY, NOW)  # declined certificates are remembered as such
+
+
+def test_verifier_forgets_the_oldest_when_full(ca: CertificateAuthority) -> None:
+    verifier = SignatureVerifier([ca.certificate], size=2)
+    devices = [
+        ca.issue_client_certificate(make_csr(rsa_key(70), f"d{n}"), validity_days=30, now=NOW)
+        for n in range(3)
+    ]
+    for _ in range(2):
+        for cert in devices:
+            assert verifier.signer(_signature(cert), BODY, NOW).certificate == cert

@@ -8,6 +8,7 @@ import pytest
 
 from orchardist.storage import (
     DeviceFacts,
+    IssuedCertificate,
     NewCommand,
     ReportOutcome,
     TargetStatus,
@@ -178,3 +179,50 @@ async def test_device_ids_without_whole_rows(storage: SqlStorage) -> None:
     assert await storage.device_ids(enrolled=True) == ["UDID-1", "UDID-2"]
     assert await storage.device_ids(["UDID-3", "NOPE", "UDID-1", "UDID-1"]) == ["UDID-1", "UDID-3"]
     assert await storage.device_ids(["UDID-3"], enrolled=True) == []
+
+
+async def test_the_idle_state_in_one_query(storage: SqlStorage) -> None:
+    assert await storage.idle_state("UDID-1", NOW) is None
+    serial = 0x1D1E
+    await storage.add_certificate(
+        IssuedCertificate(
+            serial=serial,
+            subject="CN=UDID-1",
+            not_before=NOW,
+            not_after=NOW + timedelta(days=30),
+            sha256="a" * 64,
+            der=b"\x30\x82" + serial.to_bytes(20, "big"),
+        )
+    )
+    await _enrolled(storage)
+    state = await storage.idle_state("UDID-1", NOW)
+    assert state is not None
+    assert (state.identity_sha256, state.certificate_valid, state.pending) == (
+        "a" * 64,
+        True,
+        False,
+    )
+    assert state.last_seen_at == NOW  # the TokenUpdate's
+    await storage.touch("UDID-1", NOW + timedelta(minutes=5))
+    touched = await storage.idle_state("UDID-1", NOW)
+    assert touched is not None
+    assert touched.last_seen_at == NOW + timedelta(minutes=5)
+
+    async def pending(at: datetime = NOW) -> bool:
+        found = await storage.idle_state("UDID-1", at)
+        assert found is not None
+        return found.pending
+
+    await storage.enqueue(_command("C1", expires_at=NOW + timedelta(hours=1)), ["UDID-1"], NOW)
+    assert await pending()
+    assert not await pending(NOW + timedelta(hours=2))  # only expired commands wait
+    await storage.exchange("UDID-1", None, NOW)  # sent, unanswered: still pending
+    assert await pending()
+    await storage.exchange("UDID-1", ("C1", TargetStatus.NOT_NOW, b"nn"), NOW)
+    assert await pending()  # offered again at the next Idle
+    await storage.exchange("UDID-1", ("C1", TargetStatus.ACKNOWLEDGED, b"ok"), NOW)
+    assert not await pending()
+    await storage.revoke_certificate(serial, NOW)
+    revoked = await storage.idle_state("UDID-1", NOW)
+    assert revoked is not None
+    assert not revoked.certificate_valid

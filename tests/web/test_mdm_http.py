@@ -92,6 +92,24 @@ async def test_identity_refusals(server: Server) -> None:
     assert (revoked.status_code, "revoked" in revoked.text) == (403, True)
 
 
+async def test_the_idle_hot_path_sees_a_revocation_at_once(server: Server) -> None:
+    """An Idle with nothing queued is answered from one query and the signature cache; the
+    certificate's status is read on every request all the same."""
+    device = await server.device("UDID-R", 89)
+    await server.enroll(device)
+    storage = server.services.storage
+    enrolled = await storage.get_enrollment("UDID-R")  # type: ignore[attr-defined]
+    for _ in range(3):
+        idle = await server.report(device, "Idle")
+        assert (idle.status_code, idle.content) == (200, b"")
+    seen = await storage.get_enrollment("UDID-R")  # type: ignore[attr-defined]
+    # Seen a moment ago at TokenUpdate: the Idles do not write it again within a minute.
+    assert seen.last_seen_at == enrolled.last_seen_at
+    await storage.revoke_certificate(device.cert.serial_number, datetime.now(UTC))
+    revoked = await server.report(device, "Idle")
+    assert (revoked.status_code, "revoked" in revoked.text) == (403, True)
+
+
 async def test_expired_and_foreign_certificates_cannot_authenticate(server: Server) -> None:
     expired = await server.device("UDID-E", 84, days=10, ago=40)
     assert (await server.checkin(expired, "Authenticate", Topic="t")).status_code == 403
@@ -130,6 +148,7 @@ async def test_bad_input_is_a_4xx_with_a_reason(server: Server) -> None:
     ).status_code == 413
     never_authenticated = await server.device("UDID-I", 87)
     assert (await server.report(never_authenticated, "Idle")).status_code == 403
+    assert (await server.http.get("/mdm/connect")).status_code == 405  # devices only PUT
 
 
 async def test_queued_commands_survive_a_restart(server: Server, tmp_path: Path) -> None:
