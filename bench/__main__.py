@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import apps, checkin, console, profiles, push, reports, scep
+from bench import apps, checkin, console, profiles, push, reports, scep, storm
 from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -24,6 +24,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "console": console.run,
     "apps": apps.run,
     "reports": reports.run,
+    "storm": storm.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -50,6 +51,8 @@ def main() -> None:
     )
     parser.add_argument("--ipa-mb", type=int, default=500, help="apps: size of the .ipa stored")
     parser.add_argument("--manifests", type=int, default=20_000, help="apps: manifests to build")
+    parser.add_argument("--storm-devices", type=int, default=200, help="storm: devices at once")
+    parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
     if unknown:
