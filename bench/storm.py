@@ -152,23 +152,25 @@ def _storm_against_server(args: argparse.Namespace, backend: str, database: str 
             postgres_before = postgres.cpu_seconds(database) if database else 0.0
             client_before = time.process_time()
             started = time.perf_counter()
-            commands = asyncio.run(_enroll_all(plan, keys[WARM_UP:], first=WARM_UP))
+            try:
+                commands = asyncio.run(_enroll_all(plan, keys[WARM_UP:], first=WARM_UP))
+            finally:
+                _keep_log(args, data_dir, backend)
             seconds = time.perf_counter() - started
             client_cpu = time.process_time() - client_before
             server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_before
             postgres_cpu = postgres.cpu_seconds(database) - postgres_before if database else None
             if spy is not None:
                 spy.wait()
-            if args.storm_py_spy:
-                for log in data_dir.glob("serve-*.log"):
-                    shutil.copy(log, Path(args.storm_py_spy) / f"storm-{backend}.log")
     return _Storm(count, seconds, commands, server_cpu, client_cpu, postgres_cpu)
 
 
 async def _enroll_all(plan: EnrollmentPlan, keys: list[rsa.RSAPrivateKey], first: int) -> int:
     """Every device at once: enroll, then sessions until the queue is empty; the command
     round trips made."""
-    limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
+    # A connection per request: the server closes a kept-alive connection left idle for its
+    # keep-alive timeout, and a storm leaves them idle (a request sent as it closes fails).
+    limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
 
         async def one(index: int, key: rsa.RSAPrivateKey) -> int:
@@ -194,3 +196,10 @@ def _py_spy(args: argparse.Namespace, pid: int, backend: str) -> subprocess.Pope
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attaches before the storm starts
     return process
+
+
+def _keep_log(args: argparse.Namespace, data_dir: Path, backend: str) -> None:
+    """The server's log beside the recording (the data directory is thrown away)."""
+    if args.storm_py_spy:
+        for log in data_dir.glob("serve-*.log"):
+            shutil.copy(log, Path(args.storm_py_spy) / f"storm-{backend}.log")
