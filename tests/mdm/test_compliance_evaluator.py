@@ -94,3 +94,25 @@ async def test_a_result_the_rules_read_re_evaluates_the_device(storage: SqlStora
     assert (await _status(storage, "D-1"))[0] == "unknown"
     await evaluator.on_result("D-1", "C-2", "SecurityInfo", True, {})
     assert await _status(storage, "D-1") == ("non_compliant", ("no passcode",))
+
+
+async def test_a_profile_result_re_evaluates_only_when_profiles_are_required(
+    storage: SqlStorage,
+) -> None:
+    await add_device(storage, Spec("D-1"))
+    await add_device(storage, Spec("D-2"))
+    plain = ComplianceEvaluator(storage, ComplianceRules(passcode=True), clock=Clock(NOW))
+    required = ComplianceEvaluator(
+        storage,
+        ComplianceRules(passcode=True, required_profiles=("com.example.wifi",)),
+        clock=Clock(NOW),
+    )
+    for evaluator, device in ((plain, "D-1"), (required, "D-2")):
+        await evaluator.on_enrolled(device)
+        await storage.apply_inventory(
+            device, InventoryUpdate(security={"PasscodePresent": False}), NOW
+        )
+        await evaluator.on_result(device, "C-1", "InstallProfile", True, {})
+    # Without required profiles an InstallProfile answer cannot change a verdict: not read.
+    assert (await _status(storage, "D-1"))[0] == "unknown"
+    assert (await _status(storage, "D-2"))[0] == "non_compliant"

@@ -165,3 +165,34 @@ async def test_bad_profiles_are_not_stored(server: Server) -> None:
     assert await server.services.storage.list_profiles() == []
     with pytest.raises(LookupError, match="no profile"):
         await library.assign("com.example.none", everyone=True)
+
+
+async def test_an_enrolling_device_gets_its_groups_and_alls_profiles(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = server.services.profiles
+    assert isinstance(library, ProfileLibrary)
+    storage = server.services.storage
+    others = await server.device("UDID-O", 176)
+    await server.enroll(others)
+    for identifier, ssid in (("com.example.sales", "S"), ("com.example.all", "A"),
+                             ("com.example.ops", "O")):  # fmt: skip
+        await library.add({**_profile(tmp_path, ssid), "PayloadIdentifier": identifier})
+    await storage.set_group("sales", ["UDID-N"])
+    await storage.set_group("ops", ["UDID-O"])
+    await library.assign("com.example.sales", groups=["sales"])
+    await library.assign("com.example.all", everyone=True)
+    await library.assign("com.example.ops", groups=["ops"])
+
+    async def fleet_groups() -> None:
+        raise AssertionError("a TokenUpdate read every group's members")
+
+    # One device's enrollment reads its own groups, never the fleet's.
+    monkeypatch.setattr(storage, "groups", fleet_groups)
+    device = await server.device("UDID-N", 177)
+    await server.enroll(device)
+    rows = await storage.device_profiles(device_id="UDID-N")
+    assert {(r.identifier, r.state) for r in rows} == {
+        ("com.example.sales", ProfileState.PENDING),
+        ("com.example.all", ProfileState.PENDING),
+    }

@@ -45,7 +45,7 @@ from orchardist.apps.rollout import Rollout, RolloutPolicy, RolloutStore, Single
 from orchardist.apps.states import HOLDING, MAY_HOLD, moved, storable, to_install, wanted
 from orchardist.apps.urls import AppUrls
 from orchardist.polling import poll_forever
-from orchardist.profiles.targets import check_devices, targets, wanted_versions
+from orchardist.profiles.targets import check_devices, scope, targets, wanted_versions
 from orchardist.storage.apps import (
     AppState,
     AppVersion,
@@ -291,13 +291,12 @@ class AppLibrary:
 
     async def desired(self, only: str | None = None) -> dict[str, dict[str, int]]:
         """enrolled device (or only this one) → {bundle id: latest version id}."""
-        if only is None:
-            enrolled = await self.store.device_ids(enrolled=True)
-        else:
-            enrolled = await self.store.device_ids([only], enrolled=True)
-        groups = await self.store.groups()
+        assignments = await self.store.app_assignments()
+        enrolled, groups = await scope(self.store, assignments, only)
+        if not assignments:
+            return {device: {} for device in enrolled}
         latest = {app.bundle_id: app.latest_version_id for app in await self.store.list_apps()}
-        return wanted_versions(await self.store.app_assignments(), latest, enrolled, groups)
+        return wanted_versions(assignments, latest, enrolled, groups)
 
     async def reconcile(self, only: str | None = None, *, resend: str | None = None) -> Reconciled:
         """Mark what each device (or only this one) lacks for the roll-out, and send

@@ -19,6 +19,8 @@ from orchardist.storage.compliance import ComplianceStore
 RELEVANT_RESULTS = frozenset(
     {"DeviceInformation", "SecurityInfo", "ProfileList", "InstallProfile", "RemoveProfile"}
 )
+# These only through the required profiles: without any, their answers change no verdict.
+PROFILE_RESULTS = frozenset({"ProfileList", "InstallProfile", "RemoveProfile"})
 BATCH = 500
 log = structlog.get_logger("orchardist.compliance")
 
@@ -75,6 +77,8 @@ class ComplianceEvaluator:
         result: Mapping[str, Any],
     ) -> None:
         """An MdmService result hook: a result the rules read re-evaluates the device."""
+        if request_type in PROFILE_RESULTS and not self.rules.required_profiles:
+            return  # every profile result of a fleet's enrollment would be evaluated for nothing
         if request_type in RELEVANT_RESULTS:
             await self._refresh_quietly(device_id)
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.mdm.commands import new_command
 from orchardist.profiles import envelope
-from orchardist.profiles.targets import check_devices, targets, wanted_versions
+from orchardist.profiles.targets import check_devices, scope, targets, wanted_versions
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
 from orchardist.storage import CertificateStore, MdmStorage, NewCommand
@@ -150,21 +150,22 @@ class ProfileLibrary:
 
     # -- reconciliation
 
-    async def desired(self) -> dict[str, dict[str, int]]:
-        """device → {identifier: latest version} from the assignments."""
-        enrolled = await self.store.device_ids(enrolled=True)
-        groups = await self.store.groups()
+    async def desired(self, only: str | None = None) -> dict[str, dict[str, int]]:
+        """enrolled device (or only this one) → {identifier: latest version} from the
+        assignments."""
+        assignments = await self.store.assignments()
+        enrolled, groups = await scope(self.store, assignments, only)
+        if not assignments:
+            return {device: {} for device in enrolled}
         latest = {p.identifier: p.latest_version for p in await self.store.list_profiles()}
-        return wanted_versions(await self.store.assignments(), latest, enrolled, groups)
+        return wanted_versions(assignments, latest, enrolled, groups)
 
     async def reconcile(self, only: str | None = None) -> Reconciled:
         """Queue what each device (or only this one) lacks or no longer needs; safe to run
         any time (the periodic repair pass runs it too)."""
         done = Reconciled()
-        wanted = await self.desired()
+        wanted = await self.desired(only)
         rows = await self.store.device_profiles(device_id=only)
-        if only is not None:
-            wanted = {only: wanted[only]} if only in wanted else {}
         current = {(r.device_id, r.identifier): r for r in rows}
         removals: dict[str, list[DeviceProfile]] = {}
         changes: list[DeviceProfile] = []

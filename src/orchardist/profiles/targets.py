@@ -5,9 +5,20 @@ devices, static groups and "all" at once, and an assignment reaches its members.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 from orchardist.storage import MdmStorage
 from orchardist.storage.profiles import Assignment, TargetKind
+
+
+class ScopeStore(Protocol):
+    async def device_ids(
+        self, among: Sequence[str] | None = None, *, enrolled: bool = False
+    ) -> list[str]: ...
+
+    async def groups(self) -> Mapping[str, list[str]]: ...
+
+    async def groups_of(self, device_id: str) -> list[str]: ...
 
 
 async def check_devices(store: MdmStorage, devices: Sequence[str]) -> None:
@@ -16,6 +27,20 @@ async def check_devices(store: MdmStorage, devices: Sequence[str]) -> None:
     unknown = [d for d in devices if d not in known]
     if unknown:
         raise LookupError(f"unknown device {', '.join(unknown[:10])}")
+
+
+async def scope(
+    store: ScopeStore, assignments: Sequence[Assignment], only: str | None = None
+) -> tuple[list[str], Mapping[str, Sequence[str]]]:
+    """The enrolled devices and group memberships `wanted_versions` needs: the whole fleet's,
+    or only this device's (every TokenUpdate asks for one device, and reading the fleet's
+    memberships there made an enrollment cost grow with the fleet)."""
+    if only is None:
+        return await store.device_ids(enrolled=True), await store.groups()
+    enrolled = await store.device_ids([only], enrolled=True)
+    if not enrolled or not any(a.kind == TargetKind.GROUP for a in assignments):
+        return enrolled, {}
+    return enrolled, {name: [only] for name in await store.groups_of(only)}
 
 
 def targets(
