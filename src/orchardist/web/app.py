@@ -28,6 +28,7 @@ from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import provisioning as api_provisioning
 from orchardist.web.api import routes as api_routes
 from orchardist.web.console import mount as console
+from orchardist.web.scep_lane import ScepLane
 from orchardist.wiring import Services, open_services
 
 log = structlog.get_logger("orchardist.profiles")
@@ -106,6 +107,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(ScepLane, state=app.state)  # enrolling devices skip it too
     app.add_middleware(mdm.MdmLane, state=app.state)  # outermost: devices skip the rest
     return app
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import structlog
 from fastapi import HTTPException, Request, Response
@@ -44,11 +45,15 @@ async def scep(request: Request) -> Response:
 
 
 async def _pki_operation(request: Request, service: ScepService) -> Response:
+    """Reached only without `ScepLane` (web/scep_lane.py), which answers PKIOperation first."""
     limit: int = request.app.state.services.settings.scep_max_body_bytes
     if request.method == "POST":
         der = await read_limited_body(request, limit)
     else:
-        der = _message_from_query(request, limit)
+        try:
+            der = message_from_query(request.query_params.get("message", ""), limit)
+        except MessageRefusedError as refused:
+            raise HTTPException(refused.status, refused.reason) from refused
     try:
         reply = await service.pki_operation(der)
     except ScepMessageError as exc:
@@ -58,11 +63,19 @@ async def _pki_operation(request: Request, service: ScepService) -> Response:
     return Response(reply.body, media_type=PKI_MESSAGE)
 
 
-def _message_from_query(request: Request, limit: int) -> bytes:
-    raw = request.query_params.get("message", "")
+class MessageRefusedError(Exception):
+    """A request refused before SCEP reads it: its HTTP status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def message_from_query(raw: str, limit: int) -> bytes:
+    """The pkiMessage of a GET's `message` parameter (form-decoded), or MessageRefusedError."""
     # Base64 grows by 4/3; refuse before decoding.
     if len(raw) > limit * 4 // 3 + 4:
-        raise HTTPException(413, f"message over the {limit}-byte limit")
+        raise MessageRefusedError(413, f"message over the {limit}-byte limit")
     # Clients are told to URL-encode the base64, but some do not: a bare '+' then arrives
     # as a space after form decoding. RFC 8894 §4.3 also allows the URL-safe alphabet.
     text = raw.replace(" ", "+").replace("-", "+").replace("_", "/").strip()
@@ -70,19 +83,29 @@ def _message_from_query(request: Request, limit: int) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise HTTPException(400, "the message parameter is not base64") from exc
+        raise MessageRefusedError(400, "the message parameter is not base64") from exc
 
 
-def _log_reply(reply: ScepReply) -> None:
-    fields = {
+def reply_fields(reply: ScepReply) -> dict[str, Any]:
+    """What a CertRep's log line says: scep_failure with these when fail_info is in them."""
+    fields: dict[str, Any] = {
         "transaction_id": reply.transaction_id,
         "message_type": reply.message_type,
         "status": reply.status.name,
     }
     if reply.fail_info is not None:
-        log.warning("scep_failure", fail_info=reply.fail_info.name, reason=reply.reason, **fields)
+        fields.update(fail_info=reply.fail_info.name, reason=reply.reason)
     else:
-        log.info("scep_reply", serial=_hex(reply.certificate_serial), cipher=reply.cipher, **fields)
+        fields.update(serial=_hex(reply.certificate_serial), cipher=reply.cipher)
+    return fields
+
+
+def _log_reply(reply: ScepReply) -> None:
+    fields = reply_fields(reply)
+    if reply.fail_info is not None:
+        log.warning("scep_failure", **fields)
+    else:
+        log.info("scep_reply", **fields)
 
 
 def _hex(serial: int | None) -> str | None:
