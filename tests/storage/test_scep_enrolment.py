@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -53,3 +54,18 @@ async def test_a_resent_transaction_is_returned_untouched(store: Storage) -> Non
     resent = await store.record_enrolment(certificate(105), issued("tx-e4", 105), None, NOW)
     assert resent == first
     assert await store.get_certificate(105) is None
+
+
+async def test_twins_racing_record_once_and_see_the_winner(store: Storage) -> None:
+    await store.add_challenge("d" * 64, NOW + timedelta(hours=1))
+    for digest, name, serial in ((None, "tx-e6", 106), ("d" * 64, "tx-e7", 108)):
+        twins = (issued(name, serial), issued(name, serial + 1))
+        results = await asyncio.gather(
+            *(store.record_enrolment(certificate(t.certificate_serial or 0), t, digest, NOW)
+              for t in twins)
+        )  # fmt: skip
+        consumed = [result == ChallengeOutcome.CONSUMED for result in results]
+        assert consumed.count(True) == 1
+        winner = twins[consumed.index(True)]
+        assert results[consumed.index(False)] == winner  # the loser is told it is a resend
+        assert await store.get_transaction(name) == winner

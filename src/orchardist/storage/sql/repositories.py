@@ -252,12 +252,7 @@ class SqlStorage(
         challenge_sha256: str | None,
         now: datetime,
     ) -> ScepTransaction | ChallengeOutcome:
-        try:
-            return await self.database.write(
-                lambda conn: scep_enrolment.record_enrolment(conn, cert, tx, challenge_sha256, now)
-            )
-        except IntegrityError as exc:  # a twin request with the static challenge won
-            raise ValueError(f"transaction {tx.transaction_id!r} is recorded already") from exc
+        return await scep_enrolment.record(self.database, cert, tx, challenge_sha256, now)
 
     async def get_transaction(self, transaction_id: str) -> ScepTransaction | None:
         query = select(_transactions).where(_transactions.c.transaction_id == transaction_id)
