@@ -63,7 +63,7 @@ async def test_each_lookup_of_a_search_ranges_over_its_index(
     assert [d.enrollment.device_id for d in page.devices] == [f"00008030-00{n}" for n in range(3)]
     lookups = [(statement, parameters) for statement, parameters in ran if "LIKE" in statement]
     assert len(lookups) == len(LOOKUP_INDEXES)  # few found: each way looked up, then paged
-    plans = await storage.database.read(
+    plans = await storage.database.write(  # a transaction, for SET LOCAL
         lambda conn: [_plan(conn, statement, parameters) for statement, parameters in lookups]
     )
     if backend == "sqlite":  # every row of the table (or of an index holding the column)

@@ -27,6 +27,7 @@ from orchardist.storage import (
     CertificateStore,
     DeviceFacts,
     EndedBy,
+    IdleState,
     IssuedCertificate,
     MdmStorage,
     ReportOutcome,
@@ -92,25 +93,32 @@ class MdmService:
             await self._store.authenticate(_facts(message), record.sha256, now)
             await self._emit_checkin(message)
             return MdmAnswer(200)
-        refusal = await self._refuse_unbound(message.device_id, identity)
-        if refusal is not None:
-            return refusal
+        if not _bound(await self._store.idle_state(message.device_id, now), identity):
+            refusal = await self._refuse_unbound(message.device_id, identity)
+            if refusal is not None:
+                return refusal
         answer = await self._after_authenticate(message, now)
         if answer.status == 200 and message.message_type in _EMITTED:
             await self._emit_checkin(message)
         return answer
 
     async def connect(self, report: Report, identity: DeviceIdentity) -> MdmAnswer:
-        if report.status == Status.IDLE and await self._idle_with_nothing_to_do(report, identity):
+        now = self._clock()
+        # One query: the binding, the certificate's status, and whether anything waits.
+        state = await self._store.idle_state(report.device_id, now)
+        if not _bound(state, identity):
+            refusal = await self._refuse_unbound(report.device_id, identity)
+            if refusal is not None:
+                return refusal
+        if report.status == Status.IDLE and state is not None and not state.pending:
+            # The hot path of a fleet with nothing to do: that query was the whole work.
+            if state.last_seen_at is None or now - state.last_seen_at >= LAST_SEEN_RESOLUTION:
+                await self._store.touch(report.device_id, now)
             return MdmAnswer(200)  # a zero-length body ends the session
-        refusal = await self._refuse_unbound(report.device_id, identity)
-        if refusal is not None:
-            return refusal
         stored = None
         if report.status != Status.IDLE:
             assert report.command_uuid is not None  # parse_report guarantees it
             stored = (report.command_uuid, _TARGET_STATUS[report.status], report.raw)
-        now = self._clock()
         exchange = await self._store.exchange(report.device_id, stored, now)
         if exchange.outcome == ReportOutcome.UNKNOWN:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
@@ -139,22 +147,6 @@ class MdmService:
             return MdmAnswer(200)  # a zero-length body ends the session
         command_uuid, body = exchange.next_command
         return MdmAnswer(200, body, command_uuid=command_uuid)
-
-    async def _idle_with_nothing_to_do(self, report: Report, identity: DeviceIdentity) -> bool:
-        """The hot path of a fleet with nothing to do: one query answers the Idle. Anything
-        else — a refusal, a command waiting — is the full path's to handle and explain."""
-        now = self._clock()
-        state = await self._store.idle_state(report.device_id, now)
-        if (
-            state is None
-            or state.identity_sha256 != identity.sha256
-            or not state.certificate_valid
-            or state.pending
-        ):
-            return False
-        if state.last_seen_at is None or now - state.last_seen_at >= LAST_SEEN_RESOLUTION:
-            await self._store.touch(report.device_id, now)
-        return True
 
     async def _take_inventory(self, report: Report, request_type: str, now: datetime) -> None:
         update = inventory_from(request_type, report.result)
@@ -260,6 +252,14 @@ class MdmService:
             )
         record = await self._issued(identity)
         return record if isinstance(record, MdmAnswer) else None
+
+
+def _bound(state: IdleState | None, identity: DeviceIdentity) -> bool:
+    """The quick yes: the device is bound to this certificate and it is not revoked. A no
+    goes to `_refuse_unbound`, which works out the reason (and says yes in no other case)."""
+    return (
+        state is not None and state.identity_sha256 == identity.sha256 and state.certificate_valid
+    )
 
 
 # Check-ins besides Authenticate that webhooks hear of (MicroMDM sends the same).

@@ -86,6 +86,9 @@ class AsyncDatabase:
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         async with self.engine.connect() as conn:
+            # Autocommit: no BEGIN before and ROLLBACK after, two round trips a read. Each
+            # statement sees committed data as of its start either way (READ COMMITTED).
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             return await conn.run_sync(work)
 
     async def close(self) -> None:

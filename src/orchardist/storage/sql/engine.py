@@ -29,7 +29,11 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # No pool_pre_ping: a ping on every checkout was a round trip per transaction, a
+        # sixth of an enrollment's CPU. A connection that died (a PostgreSQL restart) fails
+        # one request and SQLAlchemy then drops the pool's stale connections; recycling
+        # bounds how long an idle one is kept.
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
     # SQLite allows one writer at a time; several writer connections fail with "database is
     # locked" even in WAL mode with a busy timeout. One connection serialises every
     # statement through it, which is what SQLite would do anyway, minus the errors.

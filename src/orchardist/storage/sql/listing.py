@@ -83,7 +83,9 @@ class SqlDeviceListing:
                     break
             return rows
 
-        rows = await self.database.read(work)
+        # In a transaction (write commits nothing here): a search's SET LOCAL lasts until it
+        # ends, and reads run without one.
+        rows = await self.database.write(work)
         page = rows[:limit]
         last = page[-1] if len(rows) > limit and page else None
         return DevicePage(
