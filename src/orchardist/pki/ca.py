@@ -8,6 +8,7 @@ KeyUsage and BasicConstraints.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import secrets
@@ -152,7 +153,6 @@ class CertificateAuthority:
     def _leaf_builder(
         self, subject: x509.Name, public_key: IssuablePublicKey, validity_days: int, now: datetime
     ) -> x509.CertificateBuilder:
-        ca_ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
         return (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -163,16 +163,20 @@ class CertificateAuthority:
             .not_valid_after(min(now + timedelta(days=validity_days), self._ca_not_after))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski.value),
-                critical=False,
-            )
+            .add_extension(_authority_key_id(self.certificate), critical=False)
         )
 
     @property
     def _ca_not_after(self) -> datetime:
         # A leaf must never outlive its issuer (RFC 5280 path validation would reject it).
         return self.certificate.not_valid_after_utc
+
+
+@functools.lru_cache(maxsize=8)
+def _authority_key_id(ca: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI a CA's leaves carry, from its SKI: read once per CA, not per certificate."""
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _usage(

@@ -8,6 +8,7 @@ asn1crypto; cryptography does every hash, signature and certificate operation.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,8 +66,7 @@ def sign(
     certificates = [cert, *extra_certs]. Bad arguments raise ValueError.
 
     Encoded with `der` rather than asn1crypto: this runs for every SCEP reply."""
-    if cert.public_key() != key.public_key():
-        raise ValueError("the signing key does not belong to the signing certificate")
+    signer = _signer_parts(cert, key)
     algorithm = digest_of(digest)
     hasher = hashes.Hash(algorithm)
     hasher.update(content)
@@ -78,7 +78,7 @@ def sign(
     digest_algorithm = der.sequence(der.oid(_DIGEST_OIDS[digest]))
     signer_info = der.sequence(
         der.integer(1),  # §5.3: v1 for an issuerAndSerialNumber sid
-        der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number)),
+        signer.issuer_and_serial,
         digest_algorithm,
         b"\xa0" + attributes[1:],  # [0] IMPLICIT SET OF Attribute
         der.sequence(der.oid(_RSA_ENCRYPTION), der.NULL),
@@ -87,7 +87,7 @@ def sign(
     encapsulated = [der.oid(_ID_DATA)]
     if not detached:
         encapsulated.append(der.explicit(0, der.octet_string(content)))
-    certificates = der.set_of(c.public_bytes(Encoding.DER) for c in (cert, *extra_certs))
+    certificates = der.set_of([signer.der, *(c.public_bytes(Encoding.DER) for c in extra_certs)])
     signed_data = der.sequence(
         der.integer(1),  # §5.1: no attribute certs, id-data content, v1 signers
         der.set_of([digest_algorithm]),
@@ -96,6 +96,26 @@ def sign(
         der.set_of([signer_info]),
     )
     return der.sequence(der.oid(_ID_SIGNED_DATA), der.explicit(0, signed_data))
+
+
+@dataclass(frozen=True)
+class _SignerParts:
+    issuer_and_serial: bytes
+    der: bytes
+
+
+@functools.lru_cache(maxsize=8)
+def _signer_parts(cert: x509.Certificate, key: rsa.RSAPrivateKey) -> _SignerParts:
+    """What `sign` needs of its certificate, worked out once per certificate and key: every
+    SCEP reply is signed by the same one (parsing its key to compare cost a tenth of a
+    millisecond per reply). Keys compare by identity here, so a cache miss only repeats
+    the check."""
+    if cert.public_key() != key.public_key():
+        raise ValueError("the signing key does not belong to the signing certificate")
+    return _SignerParts(
+        der.sequence(cert.issuer.public_bytes(), der.integer(cert.serial_number)),
+        cert.public_bytes(Encoding.DER),
+    )
 
 
 _ID_DATA = "1.2.840.113549.1.7.1"
