@@ -169,6 +169,31 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+class DriverSql:
+    """Plain SQL inside a `write`/`read` transaction, sent to the driver as written (`$n`
+    placeholders, SQLite given `?n`; datetimes as each backend stores them): for statements
+    every device request runs, where SQLAlchemy's statement building and caching cost more
+    than the statement."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"  # for what the two write differently
+
+    def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        row = self._run(sql, params).first()
+        return None if row is None else tuple(row)
+
+    def execute(self, sql: str, *params: Any) -> int:
+        """Runs the statement; how many rows it changed."""
+        return int(self._run(sql, params).rowcount)
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
+        if self.sqlite:
+            sql = _numbered_for_sqlite(sql)
+            params = tuple(_sqlite_value(value) for value in params)
+        return self._conn.exec_driver_sql(sql, params)
+
+
 def open_database(url: str) -> Database:
     if is_sqlite(url):
         return InlineSqliteDatabase(url)

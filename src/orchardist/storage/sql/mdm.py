@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, Select, and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.os_versions import sort_key
@@ -29,7 +29,7 @@ from orchardist.storage import (
     TargetState,
     TargetStatus,
 )
-from orchardist.storage.sql.database import Database, utc_datetime
+from orchardist.storage.sql.database import Database, DriverSql, utc_datetime
 from orchardist.storage.sql.push import BATCH, schedule_pushes
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
@@ -235,20 +235,18 @@ class SqlMdmStorage:
         report: tuple[str, TargetStatus, bytes] | None,
         now: datetime,
     ) -> Exchange:
+        # Plain SQL (every command round trip runs this); see _EXCHANGE_SQL.
         def work(conn: Connection) -> Exchange:
+            sql = DriverSql(conn)
             outcome, request_type = None, None
             if report is None:
-                _offer_not_now_again(conn, device_id)
+                sql.execute(_NOT_NOW_AGAIN, device_id)
             else:
-                outcome, request_type = _store_report(conn, device_id, report, now)
+                outcome, request_type = _store_report(sql, device_id, report, now)
                 if outcome == ReportOutcome.UNKNOWN:
                     return Exchange(outcome, None)
-            conn.execute(
-                update(enrollments)
-                .where(enrollments.c.device_id == device_id)
-                .values(last_seen_at=now)
-            )
-            return Exchange(outcome, _next_command(conn, device_id, now), request_type)
+            sql.execute(_SEEN, device_id, now)
+            return Exchange(outcome, _next_command(sql, device_id, now), request_type)
 
         return await self.database.write(work)
 
@@ -315,90 +313,87 @@ def _cancel_pending(conn: Connection, device_id: str, now: datetime) -> None:
     )
 
 
-def _offer_not_now_again(conn: Connection, device_id: str) -> None:
-    """A new session (Idle): what the device put off last time is offered again."""
-    conn.execute(
-        update(_targets)
-        .where(
-            and_(_targets.c.device_id == device_id, _targets.c.status == TargetStatus.NOT_NOW.value)
-        )
-        .values(status=TargetStatus.QUEUED.value)
-    )
-
-
 def _store_report(
-    conn: Connection, device_id: str, report: tuple[str, TargetStatus, bytes], now: datetime
+    sql: DriverSql,
+    device_id: str,
+    report: tuple[str, TargetStatus, bytes],
+    now: datetime,
 ) -> tuple[ReportOutcome, str | None]:
     command_uuid, status, body = report
-    where = and_(_targets.c.command_uuid == command_uuid, _targets.c.device_id == device_id)
-    current = conn.execute(_with_request_type().where(where)).first()
+    current = sql.one(_CURRENT, command_uuid, device_id)
     if current is None:
         return ReportOutcome.UNKNOWN, None
-    if TargetStatus(current.status) in ANSWERED:
+    current_status, request_type = current
+    if TargetStatus(current_status) in ANSWERED:
         return ReportOutcome.DUPLICATE, None  # a retransmission: the first answer stands
     answered_at = None if status == TargetStatus.NOT_NOW else now
-    conn.execute(
-        update(_targets)
-        .where(where)
-        .values(status=status.value, result=body, answered_at=answered_at)
-    )
+    sql.execute(_STORE, command_uuid, device_id, status.value, body, answered_at)
     if answered_at is not None:
-        _forget_old_results(conn, device_id, current.request_type)
-    return ReportOutcome.STORED, current.request_type
+        _forget_old_results(sql, device_id, request_type)
+    return ReportOutcome.STORED, request_type
 
 
 # Raw results kept per device and RequestType; older ones keep their status, lose the body.
 RESULTS_KEPT = 5
 
 
-def _forget_old_results(conn: Connection, device_id: str, request_type: str) -> None:
+def _forget_old_results(sql: DriverSql, device_id: str, request_type: str) -> None:
     """Bounded retention: an app list every day for a year would otherwise pile up."""
-    kept = (
-        select(_targets.c.command_uuid)
-        .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
-        .where(
-            and_(
-                _targets.c.device_id == device_id,
-                commands.c.request_type == request_type,
-                _targets.c.result.is_not(None),
-                _targets.c.answered_at.is_not(None),
-            )
-        )
-        .order_by(_targets.c.answered_at.desc(), _targets.c.command_uuid.desc())
-        .offset(RESULTS_KEPT)
-    )
-    stale = [row.command_uuid for row in conn.execute(kept)]
-    if stale:
-        conn.execute(
-            update(_targets)
-            .where(and_(_targets.c.device_id == device_id, _targets.c.command_uuid.in_(stale)))
-            .values(result=None)
-        )
+    sql.execute(_FORGET_SQLITE if sql.sqlite else _FORGET_POSTGRES, device_id, request_type)
 
 
-def _next_command(conn: Connection, device_id: str, now: datetime) -> tuple[str, bytes] | None:
-    query = (
-        select(_targets.c.command_uuid, commands.c.body)
-        .join(commands, commands.c.command_uuid == _targets.c.command_uuid)
-        .where(
-            and_(
-                _targets.c.device_id == device_id,
-                _targets.c.status.in_(_PENDING),
-                or_(_targets.c.expires_at.is_(None), _targets.c.expires_at > now),
-            )
-        )
-        .order_by(_targets.c.priority.desc(), _targets.c.created_at, _targets.c.command_uuid)
-        .limit(1)
-    )
-    row = conn.execute(query).first()
-    if row is None:
+# One statement: the results past the newest RESULTS_KEPT of this device and RequestType
+# lose their body. An OFFSET without a LIMIT is written differently on each backend.
+_FORGET = """
+UPDATE command_targets SET result = NULL
+WHERE device_id = $1 AND command_uuid IN (
+    SELECT t.command_uuid FROM command_targets t
+    JOIN commands c ON c.command_uuid = t.command_uuid
+    WHERE t.device_id = $1 AND c.request_type = $2
+      AND t.result IS NOT NULL AND t.answered_at IS NOT NULL
+    ORDER BY t.answered_at DESC, t.command_uuid DESC
+    {offset}
+)
+"""
+_FORGET_SQLITE = _FORGET.format(offset=f"LIMIT -1 OFFSET {RESULTS_KEPT}")
+_FORGET_POSTGRES = _FORGET.format(offset=f"OFFSET {RESULTS_KEPT}")
+
+
+def _next_command(sql: DriverSql, device_id: str, now: datetime) -> tuple[str, bytes] | None:
+    found = sql.one(_NEXT, device_id, now)
+    if found is None:
         return None
-    conn.execute(
-        update(_targets)
-        .where(and_(_targets.c.command_uuid == row.command_uuid, _targets.c.device_id == device_id))
-        .values(status=TargetStatus.SENT.value, sent_at=now)
-    )
-    return row.command_uuid, row.body
+    command_uuid, body = found
+    sql.execute(_SENT, command_uuid, device_id, now)
+    return command_uuid, bytes(body)
+
+
+# _EXCHANGE_SQL: what `exchange` runs, for both backends. The status words are TargetStatus
+# values; the next command is one range of ix_command_targets_device_id.
+_NOT_NOW_AGAIN = (  # a new session (Idle): what the device put off is offered again
+    "UPDATE command_targets SET status = 'queued' WHERE device_id = $1 AND status = 'not_now'"
+)
+_CURRENT = (
+    "SELECT t.status, c.request_type FROM command_targets t"
+    " JOIN commands c ON c.command_uuid = t.command_uuid"
+    " WHERE t.command_uuid = $1 AND t.device_id = $2"
+)
+_STORE = (
+    "UPDATE command_targets SET status = $3, result = $4, answered_at = $5"
+    " WHERE command_uuid = $1 AND device_id = $2"
+)
+_SEEN = "UPDATE enrollments SET last_seen_at = $2 WHERE device_id = $1"
+_NEXT = (
+    "SELECT t.command_uuid, c.body FROM command_targets t"
+    " JOIN commands c ON c.command_uuid = t.command_uuid"
+    " WHERE t.device_id = $1 AND t.status IN ('queued', 'sent')"
+    " AND (t.expires_at IS NULL OR t.expires_at > $2)"
+    " ORDER BY t.priority DESC, t.created_at, t.command_uuid LIMIT 1"
+)
+_SENT = (
+    "UPDATE command_targets SET status = 'sent', sent_at = $3"
+    " WHERE command_uuid = $1 AND device_id = $2"
+)
 
 
 def enrollment_from_row(row: Row[Any]) -> Enrollment:
