@@ -45,9 +45,11 @@ class Database(Protocol):
         """Run `work` on a connection for reading."""
 
     async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        """One row of one plain-SQL statement (placeholders $1, $2…; datetime parameters
-        aware UTC), or None; for reads on the hot path only. Values come as the driver gives
-        them: read datetime columns through `utc_datetime`."""
+        """One row of one plain-SQL statement run on its own (placeholders $1, $2…; datetime
+        parameters aware UTC), or None: the hot path's reads, and on PostgreSQL one
+        self-contained statement (its own implicit transaction; SQLite's connection here
+        only reads). Values come as the driver gives them: datetime columns through
+        `utc_datetime`."""
 
     async def close(self) -> None:
         """Release every connection."""

@@ -10,9 +10,7 @@ inline, where a statement costs microseconds and there is no round trip to save.
 
 from __future__ import annotations
 
-import functools
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs upstream
@@ -25,7 +23,7 @@ from orchardist.storage import (
     ScepTransaction,
     ScepTransactionStatus,
 )
-from orchardist.storage.sql.database import AsyncDatabase, Database, utc_datetime
+from orchardist.storage.sql.database import AsyncDatabase, Database, DriverSql, utc_datetime
 from orchardist.storage.sql.tables import SERIAL_HEX_DIGITS
 
 _PREVIOUS = (
@@ -119,7 +117,7 @@ async def record(
 async def _recorded(
     database: Database, transaction_id: str, now: datetime
 ) -> ScepTransaction | None:
-    row = await database.read(lambda conn: _Runner(conn).one(_PREVIOUS, transaction_id))
+    row = await database.read(lambda conn: DriverSql(conn).one(_PREVIOUS, transaction_id))
     return None if row is None else _previous(transaction_id, row, now)
 
 
@@ -172,7 +170,7 @@ def record_enrolment(
 ) -> ScepTransaction | ChallengeOutcome:
     """See `ScepTransactionStore.record_enrolment`; `conn` is in a transaction that rolls
     back unless this returns CONSUMED."""
-    run = _Runner(conn)
+    run = DriverSql(conn)
     previous = run.one(_PREVIOUS, tx.transaction_id)
     if previous is not None:
         return _previous(tx.transaction_id, previous, now)
@@ -223,36 +221,5 @@ def _previous(transaction_id: str, row: tuple[Any, ...], now: datetime) -> ScepT
     )
 
 
-class _Runner:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._sqlite = conn.dialect.name == "sqlite"
-
-    def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        row = self._run(sql, params).first()
-        return None if row is None else tuple(row)
-
-    def execute(self, sql: str, *params: Any) -> None:
-        self._run(sql, params)
-
-    def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
-        if self._sqlite:
-            sql = _numbered(sql)
-            params = tuple(_sqlite_value(value) for value in params)
-        return self._conn.exec_driver_sql(sql, params)
-
-
 def _key(serial: int) -> str:
     return f"{serial:0{SERIAL_HEX_DIGITS}x}"  # as repositories.serial_key stores it
-
-
-@functools.lru_cache(maxsize=16)
-def _numbered(sql: str) -> str:
-    return re.sub(r"\$(\d+)", r"?\1", sql)
-
-
-def _sqlite_value(value: Any) -> Any:
-    """As SQLAlchemy's UtcDateTime stores it in SQLite: UTC text."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
