@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.pki import cms
-from orchardist.pki.cms_detached import DetachedSignature, read_detached
+from orchardist.pki.cms_quick import QuickSigned, read_signed
 
 
 class IdentityError(ValueError):
@@ -50,7 +50,7 @@ class SignatureVerifier:
     a TLV walk, one hash of the body and one RSA verification. The dates are checked on
     every request, and revocation is the storage's business on every request, so nothing
     kept here can let a revoked or expired certificate in. Anything but the common shape
-    (see `pki/cms_detached`), and every failure, goes to the full `signer_of`, which gives
+    (see `pki/cms_quick`), and every failure, goes to the full `signer_of`, which gives
     the precise reason.
     """
 
@@ -64,13 +64,13 @@ class SignatureVerifier:
             der = base64.b64decode(mdm_signature.strip(), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise IdentityError("Mdm-Signature is not base64") from exc
-        parsed = read_detached(der)
-        known = None if parsed is None else self._signer(parsed)
+        parsed = read_signed(der)
+        known = None if parsed is None or parsed.content is not None else self._signer(parsed)
         if parsed is None or known is None or not known.verifies(parsed, body, now):
             return DeviceIdentity.of(signer_of(mdm_signature, body, self._trusted, now))
         return known.identity
 
-    def _signer(self, parsed: DetachedSignature) -> _Known | None:
+    def _signer(self, parsed: QuickSigned) -> _Known | None:
         for certificate in parsed.certificates:
             if certificate not in self._known:
                 if len(self._known) >= self._size:  # oldest first out
@@ -117,7 +117,7 @@ class _Known:
         except (ValueError, TypeError, UnsupportedAlgorithm):
             return None
 
-    def verifies(self, parsed: DetachedSignature, body: bytes, now: datetime) -> bool:
+    def verifies(self, parsed: QuickSigned, body: bytes, now: datetime) -> bool:
         """The checks of `cms.verify` with `trusted`, for this shape; False on any doubt."""
         if not self.not_before <= now <= self.not_after:
             return False

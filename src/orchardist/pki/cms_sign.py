@@ -33,6 +33,7 @@ from orchardist.pki.cms_common import (
     load_content,
     malformed_as_cms_error,
 )
+from orchardist.pki.cms_quick import read_signed
 
 OID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 OID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
@@ -169,6 +170,9 @@ def verify(
 ) -> SignedMessage:
     """Verify the first SignerInfo of a ContentInfo(SignedData); see the module docstring
     of `orchardist.pki.cms` for the checks. Every failure is a CmsError."""
+    quick = _verify_quick(der, detached_content, trusted, at)
+    if quick is not None:
+        return quick
     signed_data = load_content(der, "signed_data")
     with malformed_as_cms_error("SignedData"):
         parsed = _Parsed.read(signed_data, detached_content)
@@ -199,6 +203,66 @@ def verify(
         signed_attributes=MappingProxyType(attributes),
         signing_time=signing_time,
     )
+
+
+def _verify_quick(
+    der: bytes,
+    detached_content: bytes | None,
+    trusted: Sequence[x509.Certificate] | None,
+    at: datetime | None,
+) -> SignedMessage | None:
+    """The same checks on the common shape read by `cms_quick` (no asn1crypto objects); None
+    for any other shape and on any failure, for the full path to refuse with its reason."""
+    parts = read_signed(der)
+    if parts is None:
+        return None
+    if parts.content is None:
+        if detached_content is None:
+            return None
+        content = detached_content
+    elif detached_content is not None and parts.content != detached_content:
+        return None
+    else:
+        content = parts.content
+    try:
+        certificates = tuple(x509.load_der_x509_certificate(c) for c in parts.certificates)
+        signer = next(
+            (
+                c
+                for c in certificates
+                if c.serial_number == parts.serial and c.issuer.public_bytes() == parts.issuer
+            ),
+            None,
+        )
+        if signer is None:
+            return None
+        public_key = signer.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            return None
+        algorithm = digest_of(parts.digest)
+        if not hmac.compare_digest(_hash(algorithm, content), parts.message_digest):
+            return None
+        public_key.verify(parts.signature, parts.signed_bytes, padding.PKCS1v15(), algorithm)
+        if trusted is not None:
+            _check_chain(signer, certificates, trusted, _utc(at))
+            if parts.signing_time is not None:
+                _check_validity(signer, "signer", parts.signing_time)
+    except (CmsError, InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return SignedMessage(
+        content=content,
+        signer=signer,
+        certificates=certificates,
+        digest=parts.digest,
+        signed_attributes=MappingProxyType({o: (v,) for o, v in parts.attributes.items()}),
+        signing_time=parts.signing_time,
+    )
+
+
+def _hash(algorithm: hashes.HashAlgorithm, content: bytes) -> bytes:
+    hasher = hashes.Hash(algorithm)
+    hasher.update(content)
+    return hasher.finalize()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from cryptography import x509
 
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority
+from orchardist.pki.cms_quick import read_signed
 
 # VeriSign arc used by every SCEP attribute (RFC 8894 §3.2.1)
 OID_MESSAGE_TYPE = "2.16.840.1.113733.1.9.2"
@@ -79,6 +80,21 @@ class ScepRequest:
 
 def read_request(der: bytes) -> ScepRequest:
     """Parse a pkiMessage's SignedData and SCEP signed attributes, trusting nothing yet."""
+    quick = read_signed(der)
+    if quick is not None:  # the common shape, without asn1crypto's objects (see cms_quick)
+        try:
+            wanted = (
+                OID_MESSAGE_TYPE,
+                OID_TRANSACTION_ID,
+                OID_SENDER_NONCE,
+                OID_CHALLENGE_PASSWORD,
+            )
+            attributes = {
+                oid: core.load(quick.attributes[oid]) for oid in wanted if oid in quick.attributes
+            }
+        except (ValueError, TypeError) as exc:
+            raise ScepMessageError(f"a SCEP attribute is not DER: {exc}") from exc
+        return _request(der, attributes, quick.digest)
     try:
         info = asn1_cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "signed_data":
@@ -92,6 +108,10 @@ def read_request(der: bytes) -> ScepRequest:
         raise
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ScepMessageError(f"not DER CMS SignedData: {exc}") from exc
+    return _request(der, attributes, digest)
+
+
+def _request(der: bytes, attributes: dict[str, core.Asn1Value], digest: str) -> ScepRequest:
     return ScepRequest(
         der=der,
         message_type=_message_type(attributes),

@@ -1,19 +1,22 @@
-"""The common shape of a detached SignedData, read without asn1crypto: the per-request part of
-an MDM request signature (Apple, "Mdm-Signature").
+"""The common shape of a SignedData, read without asn1crypto: every MDM request signature
+(Apple, "Mdm-Signature") and every SCEP pkiMessage (RFC 8894 §3.2) has it.
 
-Every check-in and command answer carries one, so the full reader (`cms.verify`, asn1crypto
-objects for every field) was a tenth of a check-in's CPU. Devices all send the same shape:
-detached id-data content, one SignerInfo addressed by issuerAndSerialNumber, signed
-attributes, RSA PKCS#1 v1.5. `read_detached` picks that shape apart with a plain TLV walk and
-returns None for anything else — the caller then takes the full reader, which also gives the
-precise refusal. This module only reads; the digest, signature and certificate checks are
-the caller's (`mdm/identity.py`), with the same rules as `cms_sign.verify`.
+Each device request carries one, and the full reader (asn1crypto objects for every field)
+was a tenth of a check-in's CPU and a quarter of a SCEP request's. Devices and SCEP clients
+all send the same shape: id-data content (carried or detached), certificates, one SignerInfo
+addressed by issuerAndSerialNumber, signed attributes with one value each, RSA PKCS#1 v1.5.
+`read_signed` picks that shape apart with a plain TLV walk and returns None for anything
+else — the caller then takes the full reader, which also gives the precise refusal. This
+module only reads; the digest, signature and certificate checks are the callers'
+(`cms_sign.verify`, `mdm/identity.py`), with the rules of RFC 5652 §5.
 
 Hand-written because no maintained library reads CMS without building an object per field.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -33,17 +36,22 @@ _SIGNING_TIME = bytes.fromhex("2a864886f70d010905")  # 1.2.840.113549.1.9.5
 _DIGESTS: dict[bytes, DigestName] = {
     bytes.fromhex("2b0e03021a"): "sha1",
     bytes.fromhex("608648016503040201"): "sha256",
+    bytes.fromhex("608648016503040202"): "sha384",
+    bytes.fromhex("608648016503040203"): "sha512",
 }
 _RSA_ENCRYPTION = bytes.fromhex("2a864886f70d010101")
-# sha1WithRSAEncryption, sha256WithRSAEncryption: each names its digest, which must agree.
+# shaNWithRSAEncryption: each names its digest, which must be the SignerInfo's.
 _RSA_WITH: dict[bytes, DigestName] = {
     bytes.fromhex("2a864886f70d010105"): "sha1",
     bytes.fromhex("2a864886f70d01010b"): "sha256",
+    bytes.fromhex("2a864886f70d01010c"): "sha384",
+    bytes.fromhex("2a864886f70d01010d"): "sha512",
 }
 
 
 @dataclass(frozen=True)
-class DetachedSignature:
+class QuickSigned:
+    content: bytes | None  # the encapsulated content; None when detached
     certificates: tuple[bytes, ...]  # the DER of each certificate carried
     issuer: bytes  # the signer's issuerAndSerialNumber: issuer Name, DER
     serial: int
@@ -52,21 +60,22 @@ class DetachedSignature:
     signing_time: datetime | None  # the signingTime attribute, UTC
     signed_bytes: bytes  # the signed attributes as the DER SET OF the signature covers
     signature: bytes
+    attributes: Mapping[str, bytes]  # every signed attribute: dotted OID -> its value's DER
 
 
 class _UnusualShapeError(Exception):
     """Not the common shape (or not DER at all): the full reader decides."""
 
 
-def read_detached(der: bytes) -> DetachedSignature | None:
-    """The parts of a detached, attribute-signed, RSA SignedData; None for any other shape."""
+def read_signed(der: bytes) -> QuickSigned | None:
+    """The parts of an attribute-signed RSA SignedData of id-data; None for any other shape."""
     try:
-        return _read(der)
+        return _read(bytes(der))  # slices of a bytes are bytes: hashable, comparable
     except (_UnusualShapeError, IndexError, ValueError):
         return None
 
 
-def _read(der: bytes) -> DetachedSignature:
+def _read(der: bytes) -> QuickSigned:
     info = _children(der, *_expect(der, 0, _SEQUENCE, whole=True))
     if len(info) != 2 or _oid(der, info[0]) != _SIGNED_DATA or info[1][0] != _CONTEXT_0:
         raise _UnusualShapeError
@@ -75,20 +84,28 @@ def _read(der: bytes) -> DetachedSignature:
     if len(signed_data) != 5 or signed_data[3][0] != _CONTEXT_0:
         raise _UnusualShapeError
     encapsulated = _children(der, *_inner(signed_data[2], _SEQUENCE))
-    if len(encapsulated) != 1 or _oid(der, encapsulated[0]) != _ID_DATA:
-        raise _UnusualShapeError  # content carried in the message, or not id-data
+    if not 1 <= len(encapsulated) <= 2 or _oid(der, encapsulated[0]) != _ID_DATA:
+        raise _UnusualShapeError
+    content = None
+    if len(encapsulated) == 2:  # [0] EXPLICIT OCTET STRING (a constructed one is BER)
+        (carried,) = _children(der, *_inner(encapsulated[1], _CONTEXT_0))
+        content = _octets(der, carried)
     certificates = tuple(
         der[start:end] for _, start, end, _ in _children(der, *_inner(signed_data[3]))
     )
     signer_infos = _children(der, *_inner(signed_data[4], _SET))
     if len(signer_infos) != 1:
         raise _UnusualShapeError
-    return _signer_info(der, _children(der, *_inner(signer_infos[0], _SEQUENCE)), certificates)
+    signer_info = _children(der, *_inner(signer_infos[0], _SEQUENCE))
+    return _signer_info(der, signer_info, content, certificates)
 
 
 def _signer_info(
-    der: bytes, fields: list[tuple[int, int, int, int]], certificates: tuple[bytes, ...]
-) -> DetachedSignature:
+    der: bytes,
+    fields: list[tuple[int, int, int, int]],
+    content: bytes | None,
+    certificates: tuple[bytes, ...],
+) -> QuickSigned:
     # version 1, issuerAndSerialNumber, digestAlgorithm, [0] signedAttrs, signatureAlgorithm,
     # signature; no unsigned attributes
     if len(fields) != 6 or _integer(der, fields[0]) != 1 or fields[3][0] != _CONTEXT_0:
@@ -103,25 +120,31 @@ def _signer_info(
     ):
         raise _UnusualShapeError
     _, attributes_start, attributes_end, _ = fields[3]
-    content_type, message_digest, signing_time = _attributes(der, fields[3])
-    if content_type != _ID_DATA or message_digest is None:
+    found = _attributes(der, fields[3])
+    if _CONTENT_TYPE not in found or _oid(der, found[_CONTENT_TYPE]) != _ID_DATA:
         raise _UnusualShapeError
-    return DetachedSignature(
+    if _MESSAGE_DIGEST not in found:
+        raise _UnusualShapeError
+    signing_time = _time(der, found[_SIGNING_TIME]) if _SIGNING_TIME in found else None
+    return QuickSigned(
+        content=content,
         certificates=certificates,
         issuer=der[sid[0][1] : sid[0][2]],
         serial=_integer(der, sid[1]),
         digest=digest,
-        message_digest=message_digest,
+        message_digest=_octets(der, found[_MESSAGE_DIGEST]),
         signing_time=signing_time,
         # RFC 5652 §5.4: signed as a universal SET OF, not as the [0] IMPLICIT it travels in.
         signed_bytes=b"\x31" + der[attributes_start + 1 : attributes_end],
         signature=_octets(der, fields[5]),
+        attributes={_dotted(oid): der[value[1] : value[2]] for oid, value in found.items()},
     )
 
 
 def _attributes(
     der: bytes, field: tuple[int, int, int, int]
-) -> tuple[bytes | None, bytes | None, datetime | None]:
+) -> dict[bytes, tuple[int, int, int, int]]:
+    """Each signed attribute's OID (contents) and its one value."""
     found: dict[bytes, tuple[int, int, int, int]] = {}
     for attribute in _children(der, *_inner(field)):
         parts = _children(der, *_inner(attribute, _SEQUENCE))
@@ -129,13 +152,26 @@ def _attributes(
             raise _UnusualShapeError
         values = _children(der, *_inner(parts[1], _SET))
         oid = _oid(der, parts[0])
-        if oid in found or len(values) != 1:  # §5.3: one instance; §11: one value each
+        if oid in found or len(values) != 1:  # §5.3: one instance; one value each here
             raise _UnusualShapeError
         found[oid] = values[0]
-    content_type = _oid(der, found[_CONTENT_TYPE]) if _CONTENT_TYPE in found else None
-    digest = _octets(der, found[_MESSAGE_DIGEST]) if _MESSAGE_DIGEST in found else None
-    time = _time(der, found[_SIGNING_TIME]) if _SIGNING_TIME in found else None
-    return content_type, digest, time
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _dotted(oid: bytes) -> str:
+    """An OID's contents (X.690 §8.19) as dotted text."""
+    arcs: list[int] = []
+    value = 0
+    for byte in oid:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if not arcs or value:
+        raise _UnusualShapeError
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(arc) for arc in (first, arcs[0] - 40 * first, *arcs[1:]))
 
 
 # -- the TLV walk: (tag, start of the whole TLV, end, start of the contents)

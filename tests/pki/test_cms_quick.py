@@ -1,5 +1,6 @@
-"""The quick reader of a detached Mdm-Signature agrees with the full one on the shape
-devices send, and declines everything else instead of guessing."""
+"""The quick SignedData reader agrees with the full one on the shape devices and SCEP
+clients send, and declines everything else instead of guessing; cms.verify gives the same
+answer through it as without it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchardist.pki import cms
+from orchardist.pki import cms, cms_sign
 from orchardist.pki.ca import CertificateAuthority, generate_ca
-from orchardist.pki.cms_detached import read_detached
+from orchardist.pki.cms_quick import read_signed
 from orchardist.scep.client import make_csr
 from tests.keys import rsa_key
 
@@ -38,8 +39,10 @@ def _signed(device: x509.Certificate, digest: str = "sha1", detached: bool = Tru
 def test_agrees_with_the_full_reader(device: x509.Certificate, digest: str) -> None:
     der = _signed(device, digest)
     full = cms.verify(der, detached_content=BODY)
-    quick = read_detached(der)
+    quick = read_signed(der)
     assert quick is not None
+    assert quick.content is None
+    assert dict(quick.attributes) == {o: v for o, (v,) in full.signed_attributes.items()}
     assert quick.certificates == (device.public_bytes(Encoding.DER),)
     assert (quick.issuer, quick.serial) == (device.issuer.public_bytes(), device.serial_number)
     assert quick.digest == digest
@@ -52,10 +55,32 @@ def test_agrees_with_the_full_reader(device: x509.Certificate, digest: str) -> N
     public_key.verify(quick.signature, quick.signed_bytes, padding.PKCS1v15(), algorithm)
 
 
+def test_reads_carried_content_and_every_attribute(device: x509.Certificate) -> None:
+    extra = [("2.16.840.1.113733.1.9.7", b"\x13\x04abcd")]  # a SCEP transactionID
+    der = cms.sign(BODY, device, rsa_key(71), signed_attributes=extra)  # type: ignore[arg-type]
+    quick = read_signed(der)
+    assert quick is not None
+    assert quick.content == BODY
+    assert quick.attributes["2.16.840.1.113733.1.9.7"] == b"\x13\x04abcd"
+
+
+@pytest.mark.parametrize("detached", [True, False])
+def test_verify_answers_the_same_with_and_without_the_quick_path(
+    device: x509.Certificate, detached: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    der = _signed(device, detached=detached)
+    content = BODY if detached else None
+    quick = cms.verify(der, detached_content=content)
+    monkeypatch.setattr(cms_sign, "read_signed", lambda _der: None)
+    full = cms.verify(der, detached_content=content)
+    assert quick == full
+    refusal = "message digest mismatch" if detached else "carries content other than"
+    with pytest.raises(cms.CmsError, match=refusal):
+        cms.verify(der, detached_content=BODY + b"!")
+
+
 def test_declines_other_shapes(device: x509.Certificate) -> None:
-    assert read_detached(_signed(device, detached=False)) is None  # content carried
-    assert read_detached(_signed(device, "sha512")) is None  # a digest devices do not use
-    assert read_detached(_signed(device) + b"\x00") is None  # trailing bytes
+    assert read_signed(_signed(device) + b"\x00") is None  # trailing bytes
     no_attributes = (
         pkcs7.PKCS7SignatureBuilder()
         .set_data(BODY)
@@ -65,15 +90,15 @@ def test_declines_other_shapes(device: x509.Certificate) -> None:
             [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.NoAttributes],
         )
     )
-    assert read_detached(no_attributes) is None
-    assert read_detached(b"") is None
-    assert read_detached(b"\x30\x80\x00\x00") is None  # BER indefinite length
+    assert read_signed(no_attributes) is None
+    assert read_signed(b"") is None
+    assert read_signed(b"\x30\x80\x00\x00") is None  # BER indefinite length
 
 
 def test_truncations_are_declined_never_raised(device: x509.Certificate) -> None:
     der = _signed(device)
     for end in range(len(der)):
-        assert read_detached(der[:end]) is None
+        assert read_signed(der[:end]) is None
 
 
 @settings(
@@ -85,4 +110,4 @@ def test_mutations_never_raise(device: x509.Certificate, flips: list[tuple[int, 
     der = bytearray(_signed(device))
     for where, xor in flips:
         der[where % len(der)] ^= xor
-    read_detached(bytes(der))
+    read_signed(bytes(der))
