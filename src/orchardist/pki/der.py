@@ -8,6 +8,7 @@ Parsing stays with asn1crypto.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -59,6 +60,7 @@ def octet_string(value: bytes) -> bytes:
 NULL = b"\x05\x00"
 
 
+@functools.lru_cache(maxsize=256)  # a few dozen OIDs, encoded for every message
 def oid(dotted: str) -> bytes:
     """An OBJECT IDENTIFIER; ValueError for anything that is not a dotted OID."""
     try:

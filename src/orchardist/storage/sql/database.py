@@ -32,7 +32,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 
-from orchardist.storage.sql.engine import async_url, create_engine, is_sqlite, sqlite_pragmas
+from orchardist.storage.sql.engine import (
+    SQLITE_PRAGMAS,
+    async_url,
+    create_engine,
+    is_sqlite,
+    sqlite_pragmas,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +49,10 @@ class Database(Protocol):
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection for reading."""
+
+    async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
+        """`write` for a transaction of plain SQL only (see DriverSql): on SQLite, on the
+        driver's own connection, without SQLAlchemy's transaction and pool machinery."""
 
     async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         """One row of one plain-SQL statement run on its own (placeholders $1, $2…; datetime
@@ -63,6 +73,10 @@ class AsyncDatabase:
         self.engine = engine
         self._hot: asyncpg.Pool | None = None
         self._hot_loop: asyncio.AbstractEventLoop | None = None
+
+    async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(lambda sync: work(DriverSql(sync)))
 
     async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
         pool = await self._hot_pool()
@@ -112,22 +126,37 @@ class InlineSqliteDatabase:
         # One connection: statements run one at a time on the loop thread anyway.
         self.engine = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
         sqlalchemy.event.listen(self.engine, "connect", sqlite_pragmas)
-        self._reader: sqlite3.Connection | None = None
+        self._raw: sqlite3.Connection | None = None
+
+    async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
+        # Inline like `write`: nothing else runs on this process's connections meanwhile, so
+        # the second connection never waits on the first.
+        conn = self._raw or self._open_raw()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(DriverSql(conn))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
 
     async def fetch_row(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-        reader = self._reader or self._open_reader()
+        conn = self._raw or self._open_raw()
         values = [_sqlite_value(value) for value in params]
-        row = reader.execute(_numbered_for_sqlite(sql), values).fetchone()
+        row = conn.execute(_numbered_for_sqlite(sql), values).fetchone()
         return None if row is None else tuple(row)
 
-    def _open_reader(self) -> sqlite3.Connection:
+    def _open_raw(self) -> sqlite3.Connection:
         path = self.engine.url.database
         if not path or path == ":memory:":  # a second connection would see another database
-            raise RuntimeError("fetch_row needs a SQLite database file")
-        # Autocommit: a read never leaves a transaction open to hold the WAL back.
-        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._reader.execute("PRAGMA busy_timeout=5000")
-        return self._reader
+            raise RuntimeError("plain SQL needs a SQLite database file")
+        # Autocommit outside write_sql's explicit transactions: a read never leaves one open
+        # to hold the WAL back.
+        self._raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in SQLITE_PRAGMAS:  # the same as SQLAlchemy's connection gets
+            self._raw.execute(pragma)
+        return self._raw
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         with self.engine.begin() as conn:
@@ -138,9 +167,9 @@ class InlineSqliteDatabase:
             return work(conn)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
         self.engine.dispose()
 
     def pool(self) -> Pool:
@@ -172,17 +201,19 @@ def _sqlite_value(value: Any) -> Any:
 
 
 class DriverSql:
-    """Plain SQL inside a `write`/`read` transaction, sent to the driver as written (`$n`
-    placeholders, SQLite given `?n`; datetimes as each backend stores them): for statements
-    every device request runs, where SQLAlchemy's statement building and caching cost more
-    than the statement."""
+    """Plain SQL in a transaction, sent to the driver as written (`$n` placeholders, SQLite
+    given `?n`; datetimes as each backend stores them): for statements every device request
+    runs, where SQLAlchemy's statement building and caching cost more than the statement.
+    On a SQLAlchemy connection (inside `write`/`read`), or on a sqlite3 one (`write_sql`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection | sqlite3.Connection) -> None:
         self._conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"  # for what the two write differently
+        # for what the two backends write differently
+        self.sqlite = isinstance(conn, sqlite3.Connection) or conn.dialect.name == "sqlite"
 
     def one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
-        row = self._run(sql, params).first()
+        cursor = self._run(sql, params)
+        row = cursor.fetchone() if isinstance(self._conn, sqlite3.Connection) else cursor.first()
         return None if row is None else tuple(row)
 
     def execute(self, sql: str, *params: Any) -> int:
@@ -193,6 +224,8 @@ class DriverSql:
         if self.sqlite:
             sql = _numbered_for_sqlite(sql)
             params = tuple(_sqlite_value(value) for value in params)
+        if isinstance(self._conn, sqlite3.Connection):
+            return self._conn.execute(sql, params)
         return self._conn.exec_driver_sql(sql, params)
 
 

@@ -44,13 +44,16 @@ def create_engine(url: str) -> AsyncEngine:
 
 def sqlite_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> Any:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers (other processes: the CLI while the server runs) proceed during a
-    # write; NORMAL sync is durable across application crashes, and the standard WAL pairing.
-    for pragma in (
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA busy_timeout=5000",
-        "PRAGMA foreign_keys=ON",
-    ):
+    for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+# WAL lets readers (other processes: the CLI while the server runs) proceed during a write;
+# NORMAL sync is durable across application crashes, and the standard WAL pairing.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA foreign_keys=ON",
+)

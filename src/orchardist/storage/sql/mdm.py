@@ -236,8 +236,7 @@ class SqlMdmStorage:
         now: datetime,
     ) -> Exchange:
         # Plain SQL (every command round trip runs this); see _EXCHANGE_SQL.
-        def work(conn: Connection) -> Exchange:
-            sql = DriverSql(conn)
+        def work(sql: DriverSql) -> Exchange:
             outcome, request_type = None, None
             if report is None:
                 sql.execute(_NOT_NOW_AGAIN, device_id)
@@ -248,7 +247,7 @@ class SqlMdmStorage:
             sql.execute(_SEEN, device_id, now)
             return Exchange(outcome, _next_command(sql, device_id, now), request_type)
 
-        return await self.database.write(work)
+        return await self.database.write_sql(work)
 
     async def idle_state(self, device_id: str, now: datetime) -> IdleState | None:
         row = await self.database.fetch_row(_IDLE_STATE, (device_id, now))

@@ -10,11 +10,11 @@ inline, where a statement costs microseconds and there is no round trip to save.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs upstream
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from orchardist.storage import (
@@ -98,10 +98,10 @@ async def record(
         if isinstance(database, AsyncDatabase):
             outcome = await _record_postgres(database, cert, tx, challenge_sha256, now)
         else:
-            outcome = await database.write(
-                lambda conn: record_enrolment(conn, cert, tx, challenge_sha256, now)
+            outcome = await database.write_sql(
+                lambda sql: record_enrolment(sql, cert, tx, challenge_sha256, now)
             )
-    except (IntegrityError, asyncpg.IntegrityConstraintViolationError):
+    except (IntegrityError, sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError):
         # A twin request (same transactionID) racing this one was recorded first: this is
         # a resend (RFC 8894 §3.3.1). Any other collision is raised again.
         resent = await _recorded(database, tx.transaction_id, now)
@@ -162,15 +162,14 @@ async def _record_postgres(
 
 
 def record_enrolment(
-    conn: Connection,
+    run: DriverSql,
     cert: IssuedCertificate,
     tx: ScepTransaction,
     challenge_sha256: str | None,
     now: datetime,
 ) -> ScepTransaction | ChallengeOutcome:
-    """See `ScepTransactionStore.record_enrolment`; `conn` is in a transaction that rolls
-    back unless this returns CONSUMED."""
-    run = DriverSql(conn)
+    """See `ScepTransactionStore.record_enrolment`, in `run`'s transaction (which writes
+    nothing unless this returns CONSUMED)."""
     previous = run.one(_PREVIOUS, tx.transaction_id)
     if previous is not None:
         return _previous(tx.transaction_id, previous, now)
