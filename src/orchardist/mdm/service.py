@@ -8,6 +8,7 @@ certificate. Refusals are 403, never 401, which a device takes as "unenroll".
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import plistlib
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,7 +20,7 @@ from orchardist.mdm.binding import authenticate_refusal
 from orchardist.mdm.checkin import Checkin, MessageType
 from orchardist.mdm.identity import DeviceIdentity
 from orchardist.mdm.inventory import inventory_from
-from orchardist.mdm.reports import Report, Status
+from orchardist.mdm.reports import OFF_LOOP_BYTES, Report, Status
 from orchardist.schema.jsonvalues import to_json
 from orchardist.storage import (
     LAST_SEEN_RESOLUTION,
@@ -33,7 +34,7 @@ from orchardist.storage import (
     ReportOutcome,
     TargetStatus,
 )
-from orchardist.storage.inventory import InventoryStore
+from orchardist.storage.inventory import InventoryStore, InventoryUpdate
 from orchardist.webhooks.events import WebhookEmitter, acknowledge_event, checkin_event
 
 PLIST = "application/xml"  # what Apple's examples answer commands with
@@ -149,16 +150,12 @@ class MdmService:
         return MdmAnswer(200, body, command_uuid=command_uuid)
 
     async def _take_inventory(self, report: Report, request_type: str, now: datetime) -> None:
-        update = inventory_from(request_type, report.result)
+        if len(report.raw) >= OFF_LOOP_BYTES:  # thousands of apps: not on the event loop
+            update = await asyncio.to_thread(_inventory_of, request_type, report.result)
+        else:
+            update = _inventory_of(request_type, report.result)
         if update is None:
             return
-        # The dictionaries are stored as JSON: data as base64, dates as ISO 8601.
-        update = dataclasses.replace(
-            update,
-            facts=None if update.facts is None else to_json(update.facts),
-            security=None if update.security is None else to_json(update.security),
-            restrictions=None if update.restrictions is None else to_json(update.restrictions),
-        )
         await self._inventory.apply_inventory(report.device_id, update, now)
         if update.facts:
             # The listing shows what the device says now (an OS update, a new name).
@@ -277,6 +274,19 @@ _FACT_FIELDS = {
     "IMEI": "imei",
     "MEID": "meid",
 }
+
+
+def _inventory_of(request_type: str, result: Mapping[str, Any]) -> InventoryUpdate | None:
+    update = inventory_from(request_type, result)
+    if update is None:
+        return None
+    # The dictionaries are stored as JSON: data as base64, dates as ISO 8601.
+    return dataclasses.replace(
+        update,
+        facts=None if update.facts is None else to_json(update.facts),
+        security=None if update.security is None else to_json(update.security),
+        restrictions=None if update.restrictions is None else to_json(update.restrictions),
+    )
 
 
 def _facts(message: Checkin) -> DeviceFacts:

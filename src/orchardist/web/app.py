@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,6 +46,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             yield
             return
         opened = await open_services(settings, migrate=False)  # `serve` migrated already
+        # A thread reading a large report (mdm/reports.read_report) hands the interpreter
+        # back every millisecond instead of every five, so Idles are answered meanwhile.
+        sys.setswitchinterval(0.001)
         await asyncio.to_thread(passwords.dummy_hash)  # before the first sign-in, not in it
         app.state.services = opened
         assert opened.pusher is not None

@@ -50,6 +50,11 @@ class Database(Protocol):
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` on a connection for reading."""
 
+    async def write_beside(self, work: Callable[[Connection], T]) -> T:
+        """`write` for a large transaction, kept off the event loop: on SQLite in a worker
+        thread on a connection of its own (the driver lets other threads run meanwhile;
+        reads go on, another write waits for SQLite's lock), on PostgreSQL as `write`."""
+
     async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
         """`write` for a transaction of plain SQL only (see DriverSql): on SQLite, on the
         driver's own connection, without SQLAlchemy's transaction and pool machinery."""
@@ -73,6 +78,9 @@ class AsyncDatabase:
         self.engine = engine
         self._hot: asyncpg.Pool | None = None
         self._hot_loop: asyncio.AbstractEventLoop | None = None
+
+    async def write_beside(self, work: Callable[[Connection], T]) -> T:
+        return await self.write(work)  # asyncpg waits on the network, not the loop
 
     async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
         async with self.engine.begin() as conn:
@@ -126,7 +134,24 @@ class InlineSqliteDatabase:
         # One connection: statements run one at a time on the loop thread anyway.
         self.engine = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
         sqlalchemy.event.listen(self.engine, "connect", sqlite_pragmas)
+        # write_beside's: one at a time, in a worker thread.
+        self._beside = sqlalchemy.create_engine(
+            sync_url,
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"check_same_thread": False},  # any worker thread, one at a time
+        )
+        sqlalchemy.event.listen(self._beside, "connect", sqlite_pragmas)
+        self._beside_lock = asyncio.Lock()
         self._raw: sqlite3.Connection | None = None
+
+    async def write_beside(self, work: Callable[[Connection], T]) -> T:
+        def in_thread() -> T:
+            with self._beside.begin() as conn:
+                return work(conn)
+
+        async with self._beside_lock:
+            return await asyncio.to_thread(in_thread)
 
     async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
         # Inline like `write`: nothing else runs on this process's connections meanwhile, so
@@ -170,6 +195,7 @@ class InlineSqliteDatabase:
         if self._raw is not None:
             self._raw.close()
             self._raw = None
+        self._beside.dispose()
         self.engine.dispose()
 
     def pool(self) -> Pool:

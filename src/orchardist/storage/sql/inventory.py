@@ -25,6 +25,9 @@ from orchardist.storage.sql.tables import (
     inventory_provisioning_profiles,
 )
 
+# From this many listed items, the rows are written off the event loop (Idles go on).
+LARGE_INVENTORY = 200
+
 
 class SqlInventoryStorage:
     database: Database
@@ -46,7 +49,13 @@ class SqlInventoryStorage:
                 ]
                 _replace(conn, inventory_certificates, device_id, rows)
 
-        await self.database.write(work)
+        items = sum(
+            len(found or ()) for found in (update.apps, update.certificates, update.profiles)
+        )
+        if items >= LARGE_INVENTORY:  # thousands of rows: written beside the event loop
+            await self.database.write_beside(work)
+        else:
+            await self.database.write(work)
 
     async def get_inventory(self, device_id: str) -> DeviceInventory | None:
         def work(conn: Connection) -> DeviceInventory | None:
