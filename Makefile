@@ -54,6 +54,7 @@ test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDI
 	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
+	@dpkg -s wrk >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends wrk)
 	$(BIN)/python -m bench
 
 screenshots: venv ## Chromium screenshots: the enrollment and app catalog pages (phone) and every console page (desktop, tablet) into docs/

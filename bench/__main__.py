@@ -37,7 +37,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="scep: server processes to try")
     parser.add_argument("--devices", type=int, default=20, help="checkin: virtual devices")
     parser.add_argument("--cycles", type=int, default=20, help="checkin: commands per device")
-    parser.add_argument("--idles", type=int, default=6000, help="checkin: Idles replayed")
+    parser.add_argument(
+        "--idles", type=int, default=6000, help="checkin: Idles replayed (Python client)"
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="checkin: seconds of Idles (wrk)"
+    )
     parser.add_argument("--push-devices", type=int, default=10_000, help="push: devices")
     parser.add_argument("--push-100k", action="store_true", help="push: 100,000 devices")
     parser.add_argument(

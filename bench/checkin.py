@@ -16,18 +16,29 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 from tests.server import orchardist, running_server
 
-from bench.replay import cpu_seconds, http_request, postgres_backends, replay
+from bench.replay import (
+    Replayed,
+    Request,
+    cpu_seconds,
+    http_request,
+    postgres_backends,
+    replay,
+    replay_with_wrk,
+    wrk_available,
+)
 from bench.scep import _row, _server_pids
 from bench.targets import target_row
 from orchardist.simulator.device import VirtualDevice
@@ -80,7 +91,8 @@ def _measure(args: argparse.Namespace, backend: str, database: str | None) -> li
         with running_server(data_dir, http=True, env=env) as base:
             plan = retarget(read_profile(profile.read_bytes()), base)
             devices = asyncio.run(_enrolled(args, plan))
-            idles = [http_request(plan.server_url, *d.signed({"Status": "Idle"})) for d in devices]
+            path = urlsplit(plan.server_url).path
+            idles = [Request("PUT", path, *_headers_body(d)) for d in devices]
             one = asyncio.run(_idle(args, base, idles, database))
             commands = asyncio.run(_commands(args, devices, base, admin["admin_token"], label))
         rows = _idle_rows(one, label, "1 process", backend)
@@ -99,7 +111,22 @@ def _measure(args: argparse.Namespace, backend: str, database: str | None) -> li
                     note=f"{two.per_second:,.0f}/s against {one.per_second:,.0f}/s",
                 )
             )
+            # What bounds the ratio: the server, PostgreSQL and the client share the cores.
+            busy = (two.server_cpu + (two.postgres_cpu or 0.0) + two.client_cpu) / two.seconds
+            rows.append(
+                _row(
+                    f"cores busy, --workers 2 ({label})",
+                    busy,
+                    "cores",
+                    f"server + PostgreSQL + client, of {os.cpu_count()}",
+                )
+            )
     return rows + commands
+
+
+def _headers_body(device: VirtualDevice) -> tuple[dict[str, str], bytes]:
+    body, headers = device.signed({"Status": "Idle"})
+    return headers, body
 
 
 async def _enrolled(args: argparse.Namespace, plan: Any) -> list[VirtualDevice]:
@@ -121,21 +148,26 @@ class _Idles:
     per_second: float
     server_cpu: float
     postgres_cpu: float | None
+    client_cpu: float
+    client: str
+    seconds: float
     p50: float
     p99: float
 
 
 async def _idle(
-    args: argparse.Namespace, base: str, requests: list[bytes], database: str | None
+    args: argparse.Namespace, base: str, requests: list[Request], database: str | None
 ) -> _Idles:
     # Warm up: connections, pools and the signature cache, as on a server that has run.
-    await replay(base, requests, total=len(requests) * 10, connections=CONNECTIONS)
+    await _send(args, base, requests, warm_up=True)
     pids = _server_pids(base)
     name = None if database is None else database.rsplit("/", 1)[1]
     backends = [] if name is None else postgres_backends(name)
     server_before = sum(cpu_seconds(pid) for pid in pids)
     postgres_before = {pid: cpu_seconds(pid) for pid in backends}
-    done = await replay(base, requests, total=args.idles, connections=CONNECTIONS)
+    client_before = _client_cpu()
+    done = await _send(args, base, requests, warm_up=False)
+    client_cpu = _client_cpu() - client_before
     server_cpu = sum(cpu_seconds(pid) for pid in pids) - server_before
     postgres_cpu = None
     if name is not None:
@@ -145,18 +177,44 @@ async def _idle(
     if set(done.statuses) != {200}:
         raise RuntimeError(f"Idles answered {done.statuses}")
     return _Idles(
-        count=args.idles,
-        per_second=args.idles / done.seconds,
+        count=done.count,
+        per_second=done.count / done.seconds,
         server_cpu=server_cpu,
         postgres_cpu=postgres_cpu,
+        client_cpu=client_cpu,
+        client="wrk" if wrk_available() else "Python client",
+        seconds=done.seconds,
         p50=done.percentile(0.50),
         p99=done.percentile(0.99),
     )
 
 
+async def _send(
+    args: argparse.Namespace, base: str, requests: list[Request], *, warm_up: bool
+) -> Replayed:
+    if wrk_available():
+        seconds = 2.0 if warm_up else args.idle_seconds
+        return await asyncio.to_thread(
+            replay_with_wrk, base, requests, seconds=seconds, connections=CONNECTIONS
+        )
+    raw = [http_request(base + r.path, r.body, r.headers, r.method) for r in requests]
+    total = len(raw) * 10 if warm_up else args.idles
+    return await replay(base, raw, total=total, connections=CONNECTIONS)
+
+
+def _client_cpu() -> float:
+    """This process's CPU and its finished children's (wrk)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _idle_rows(idles: _Idles, label: str, processes: str, backend: str) -> list[dict[str, Any]]:
     where = f"{label}, {processes}"
-    note = f"{idles.count:,} Idles, {CONNECTIONS} connections, p50 {idles.p50 * 1000:.1f} ms"
+    note = (
+        f"{idles.count:,} Idles, {CONNECTIONS} connections ({idles.client}),"
+        f" p50 {idles.p50 * 1000:.1f} ms"
+    )
     rows = [
         _row(f"signed Idles/s ({where})", idles.per_second, "1/s", note),
         target_row(
@@ -179,6 +237,14 @@ def _idle_rows(idles: _Idles, label: str, processes: str, backend: str) -> list[
                 better="lower",
             )
         )
+    rows.append(
+        _row(
+            f"client CPU per Idle ({where})",
+            idles.client_cpu / idles.count * 1000,
+            "ms",
+            f"{idles.client}, same machine",
+        )
+    )
     rows.append(
         target_row(
             "checkin",

@@ -1,17 +1,23 @@
-"""A lean HTTP/1.1 client for replaying pre-built requests over kept-alive connections.
+"""Replaying pre-built requests over kept-alive connections, to load a server.
 
-The bench's own client shares the machine's cores with the server; httpx plus signing each
+The bench's client shares the machine's cores with the server; httpx plus signing each
 request cost more CPU than the server's Idle. Requests signed once and replayed byte for
-byte cost the client almost nothing, so the server is what runs out of CPU. The server
-checks no freshness in an Mdm-Signature (neither does Apple's protocol), so a replayed
-Idle is an Idle.
+byte cost the client little, so the server is what runs out of CPU. The server checks no
+freshness in an Mdm-Signature (neither does Apple's protocol), so a replayed Idle is an
+Idle. `wrk` (Debian's; `make bench` installs it) replays them for a few microseconds of
+CPU each, which leaves a second core to a second server process; without it a Python
+client does, at about as much CPU per request as the server spends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +37,14 @@ def http_request(url: str, body: bytes, headers: dict[str, str], method: str = "
 @dataclass
 class Replayed:
     seconds: float = 0.0
+    count: int = 0
     latencies: list[float] = field(default_factory=list)  # seconds, one per request
     statuses: dict[int, int] = field(default_factory=dict)
+    fixed: tuple[float, float] | None = None  # (p50, p99) when only those are known
 
     def percentile(self, share: float) -> float:
+        if self.fixed is not None:
+            return self.fixed[0] if share <= 0.5 else self.fixed[1]
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
@@ -64,6 +74,7 @@ async def replay(base: str, requests: Sequence[bytes], *, total: int, connection
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
     result.seconds = time.perf_counter() - started
+    result.count = total
     return result
 
 
@@ -79,6 +90,46 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     if length:
         await reader.readexactly(length)
     return status
+
+
+WRK_SCRIPT = Path(__file__).with_name("replay.lua")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+def replay_with_wrk(
+    base: str, requests: Sequence[Request], *, seconds: float, connections: int, threads: int = 1
+) -> Replayed:
+    """`wrk` sending the requests in turn for `seconds`; latencies as its p50/p99 only."""
+    with tempfile.NamedTemporaryFile("w", suffix=".requests", delete=False) as listing:
+        for request in requests:
+            fields = [request.method, request.path]
+            fields += [f"{name}: {value}".encode().hex() for name, value in request.headers.items()]
+            fields.append(request.body.hex())
+            listing.write("\t".join(fields) + "\n")
+    try:
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+        command += ["-s", str(WRK_SCRIPT), base, "--", listing.name]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(listing.name)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    result = Replayed(seconds=summary["duration_us"] / 1e6, count=summary["requests"])
+    result.fixed = (summary["p50_us"] / 1e6, summary["p99_us"] / 1e6)
+    result.statuses = {200: summary["requests"] - summary["errors"]}
+    if summary["errors"]:
+        result.statuses[0] = summary["errors"]
+    return result
 
 
 def cpu_seconds(pid: int) -> float:
