@@ -33,7 +33,9 @@ def create_engine(url: str) -> AsyncEngine:
         # sixth of an enrollment's CPU. A connection that died (a PostgreSQL restart) fails
         # one request and SQLAlchemy then drops the pool's stale connections; recycling
         # bounds how long an idle one is kept.
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+        # Twenty kept: an enrollment storm used them all, and connections over the pool's
+        # size are closed when returned, then opened again (a PostgreSQL backend each).
+        return create_async_engine(url, pool_size=20, max_overflow=10, pool_recycle=1800)
     # SQLite allows one writer at a time; several writer connections fail with "database is
     # locked" even in WAL mode with a busy timeout. One connection serialises every
     # statement through it, which is what SQLite would do anyway, minus the errors.
