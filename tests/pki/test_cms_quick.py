@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchardist.pki import cms, cms_sign
+from orchardist.pki import cms, cms_envelope, cms_sign
 from orchardist.pki.ca import CertificateAuthority, generate_ca
-from orchardist.pki.cms_quick import read_signed
+from orchardist.pki.cms_quick import read_enveloped, read_signed
 from orchardist.scep.client import make_csr
 from tests.keys import rsa_key
 
@@ -111,3 +111,39 @@ def test_mutations_never_raise(device: x509.Certificate, flips: list[tuple[int, 
     for where, xor in flips:
         der[where % len(der)] ^= xor
     read_signed(bytes(der))
+
+
+@pytest.mark.parametrize("cipher", ["aes128", "aes256", "des3", "des"])
+def test_decrypt_answers_the_same_with_and_without_the_quick_path(
+    device: x509.Certificate, cipher: cms.ContentCipher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envelope = cms.encrypt(BODY, [device], cipher=cipher)
+    read = read_enveloped(envelope)
+    assert read is not None
+    assert len(read.recipients) == 1
+    assert read.recipients[0].serial == device.serial_number
+    quick = cms.decrypt(envelope, device, rsa_key(71))  # type: ignore[arg-type]
+    monkeypatch.setattr(cms_envelope, "read_enveloped", lambda _der: None)
+    assert cms.decrypt(envelope, device, rsa_key(71)) == quick  # type: ignore[arg-type]
+    assert quick.content == BODY
+
+
+def test_enveloped_reader_declines_other_shapes(device: x509.Certificate) -> None:
+    envelope = cms.encrypt(BODY, [device], cipher="aes128")
+    assert read_enveloped(_signed(device)) is None  # SignedData
+    assert read_enveloped(envelope + b"\x00") is None
+    for end in range(len(envelope)):
+        assert read_enveloped(envelope[:end]) is None
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=4))
+def test_enveloped_mutations_never_raise(
+    device: x509.Certificate, flips: list[tuple[int, int]]
+) -> None:
+    der = bytearray(cms.encrypt(BODY, [device], cipher="aes128"))
+    for where, xor in flips:
+        der[where % len(der)] ^= xor
+    read_enveloped(bytes(der))

@@ -30,6 +30,7 @@ from orchardist.pki.cms_common import (
     load_content,
     malformed_as_cms_error,
 )
+from orchardist.pki.cms_quick import read_enveloped
 
 # One message for every way decryption can fail once the RSA step is reached: a distinct
 # "bad key" versus "bad padding" reply is exactly the oracle Bleichenbacher's attack needs,
@@ -147,6 +148,9 @@ def decrypt(der: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Decry
     Done by hand for every cipher, AES included: pkcs7_decrypt_der cannot do (3)DES, does
     not report the cipher, and only finds recipients by issuer and serial, and one code
     path keeps the Bleichenbacher handling in one place."""
+    quick = _decrypt_quick(der, cert, key)
+    if quick is not None:
+        return quick
     enveloped = load_content(der, "enveloped_data")
     with malformed_as_cms_error("EnvelopedData"):
         recipient = _recipient(enveloped["recipient_infos"], cert)
@@ -160,6 +164,34 @@ def decrypt(der: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> Decry
             raise CmsError(f"unsupported content cipher {algorithm['algorithm'].native}")
         iv = algorithm["parameters"].native
         ciphertext = _encrypted_content(content_info)
+    return _open(spec, iv, ciphertext, key, encrypted_key)
+
+
+def _decrypt_quick(
+    der: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey
+) -> DecryptedEnvelope | None:
+    """`decrypt` for the common shape read by `cms_quick` (no asn1crypto objects); None for
+    any other shape, a recipient named another way, or an unknown cipher: the full path
+    then decides, with its reasons. Failures of the decryption itself are final."""
+    parts = read_enveloped(der)
+    if parts is None or (spec := _BY_OID.get(parts.cipher)) is None:
+        return None
+    issuer, serial = cert.issuer.public_bytes(), cert.serial_number
+    recipient = next(
+        (r for r in parts.recipients if r.serial == serial and r.issuer == issuer), None
+    )
+    if recipient is None:
+        return None
+    return _open(spec, parts.iv, parts.ciphertext, key, recipient.encrypted_key)
+
+
+def _open(
+    spec: _Cipher,
+    iv: object,
+    ciphertext: bytes,
+    key: rsa.RSAPrivateKey,
+    encrypted_key: bytes,
+) -> DecryptedEnvelope:
     block = spec.block_size
     if not isinstance(iv, bytes) or len(iv) != block:
         raise CmsError("the content cipher has no valid IV")

@@ -255,3 +255,81 @@ def _time(der: bytes, field: tuple[int, int, int, int]) -> datetime:
         raise _UnusualShapeError
     month, day, hour, minute, second = (int(text[i : i + 2]) for i in range(4, 14, 2))
     return datetime(int(text[:4]), month, day, hour, minute, second, tzinfo=UTC)
+
+
+# -- EnvelopedData (RFC 5652 §6): what a SCEP request carries, encrypted to our RA
+
+
+_ENVELOPED_DATA = bytes.fromhex("2a864886f70d010703")  # 1.2.840.113549.1.7.3
+_PRIMITIVE_0 = 0x80  # [0] IMPLICIT OCTET STRING, primitive
+
+
+@dataclass(frozen=True)
+class QuickRecipient:
+    issuer: bytes  # issuerAndSerialNumber: issuer Name, DER
+    serial: int
+    encrypted_key: bytes  # RSA PKCS#1 v1.5 (rsaEncryption)
+
+
+@dataclass(frozen=True)
+class QuickEnveloped:
+    recipients: tuple[QuickRecipient, ...]
+    cipher: str  # the content cipher's dotted OID
+    iv: bytes
+    ciphertext: bytes
+
+
+def read_enveloped(der: bytes) -> QuickEnveloped | None:
+    """The parts of an EnvelopedData of RSA key transports to issuerAndSerialNumber
+    recipients and a CBC content cipher; None for any other shape."""
+    try:
+        return _read_enveloped(bytes(der))
+    except (_UnusualShapeError, IndexError, ValueError):
+        return None
+
+
+def _read_enveloped(der: bytes) -> QuickEnveloped:
+    info = _children(der, *_expect(der, 0, _SEQUENCE, whole=True))
+    if len(info) != 2 or _oid(der, info[0]) != _ENVELOPED_DATA or info[1][0] != _CONTEXT_0:
+        raise _UnusualShapeError
+    enveloped = _children(der, *_expect(der, info[1][3], _SEQUENCE, within=info[1][2]))
+    # version, recipientInfos, encryptedContentInfo: no originatorInfo, no unprotectedAttrs
+    if len(enveloped) != 3 or enveloped[0][0] != _INTEGER:
+        raise _UnusualShapeError
+    recipients = tuple(
+        _key_transport(der, _children(der, *_inner(r, _SEQUENCE)))
+        for r in _children(der, *_inner(enveloped[1], _SET))
+    )
+    content = _children(der, *_inner(enveloped[2], _SEQUENCE))
+    if len(content) != 3 or _oid(der, content[0]) != _ID_DATA:
+        raise _UnusualShapeError
+    algorithm = _children(der, *_inner(content[1], _SEQUENCE))
+    if len(algorithm) != 2:
+        raise _UnusualShapeError
+    tag, _, end, start = content[2]
+    if tag == _PRIMITIVE_0:
+        ciphertext = der[start:end]
+    elif tag == _CONTEXT_0:  # BER's constructed form, as Go's pkcs7 writes: OCTET STRINGs
+        ciphertext = b"".join(_octets(der, chunk) for chunk in _children(der, start, end))
+    else:
+        raise _UnusualShapeError
+    return QuickEnveloped(
+        recipients=recipients,
+        cipher=_dotted(_oid(der, algorithm[0])),
+        iv=_octets(der, algorithm[1]),
+        ciphertext=ciphertext,
+    )
+
+
+def _key_transport(der: bytes, fields: list[tuple[int, int, int, int]]) -> QuickRecipient:
+    # KeyTransRecipientInfo: version 0, issuerAndSerialNumber, rsaEncryption, encryptedKey
+    if len(fields) != 4 or _integer(der, fields[0]) != 0:
+        raise _UnusualShapeError
+    rid = _children(der, *_inner(fields[1], _SEQUENCE))
+    if len(rid) != 2 or rid[0][0] != _SEQUENCE or _algorithm(der, fields[2]) != _RSA_ENCRYPTION:
+        raise _UnusualShapeError
+    return QuickRecipient(
+        issuer=der[rid[0][1] : rid[0][2]],
+        serial=_integer(der, rid[1]),
+        encrypted_key=_octets(der, fields[3]),
+    )
