@@ -69,8 +69,15 @@ class _UnusualShapeError(Exception):
 
 def read_signed(der: bytes) -> QuickSigned | None:
     """The parts of an attribute-signed RSA SignedData of id-data; None for any other shape."""
+    return _read_signed(bytes(der))  # slices of a bytes are bytes: hashable, comparable
+
+
+# A SCEP request is read twice (its attributes, then its signature); the second costs a
+# dictionary lookup on the same bytes object, whose hash Python keeps.
+@functools.lru_cache(maxsize=16)
+def _read_signed(der: bytes) -> QuickSigned | None:
     try:
-        return _read(bytes(der))  # slices of a bytes are bytes: hashable, comparable
+        return _read(der)
     except (_UnusualShapeError, IndexError, ValueError):
         return None
 
