@@ -226,3 +226,46 @@ async def test_the_idle_state_in_one_query(storage: SqlStorage) -> None:
     revoked = await storage.idle_state("UDID-1", NOW)
     assert revoked is not None
     assert not revoked.certificate_valid
+
+
+def _certificate(serial: int, sha256: str, renewal_of: int | None = None) -> IssuedCertificate:
+    return IssuedCertificate(
+        serial=serial,
+        subject=f"CN={serial}",
+        not_before=NOW,
+        not_after=NOW + timedelta(days=30),
+        sha256=sha256,
+        der=b"\x30\x82" + serial.to_bytes(20, "big"),
+        device_id="UDID-1" if renewal_of else None,
+        renewal_of=renewal_of,
+    )
+
+
+async def test_binding_state_reads_what_authenticate_checks(storage: SqlStorage) -> None:
+    first, renewal = _certificate(2**127 + 1, "a" * 64), _certificate(7, "b" * 64, 2**127 + 1)
+    for cert in (first, renewal):
+        await storage.add_certificate(cert)
+    unknown = await storage.binding_state(99, "UDID-1")
+    assert unknown.presented is None
+    fresh = await storage.binding_state(first.serial, "UDID-1")
+    assert (fresh.presented, fresh.current_sha256, fresh.bound_elsewhere) == (first, None, None)
+    await _enrolled(storage)  # bound to "a" * 64: `first`
+    moving = await storage.binding_state(renewal.serial, "UDID-1")
+    assert moving.presented == renewal
+    assert (moving.current_sha256, moving.current_serial) == ("a" * 64, first.serial)
+    assert (moving.current_ended, moving.bound_elsewhere) == (False, None)
+    other = await storage.binding_state(first.serial, "UDID-2")
+    assert (other.bound_elsewhere, other.current_sha256) == ("UDID-1", None)
+    await storage.check_out("UDID-1", NOW)
+    assert (await storage.binding_state(renewal.serial, "UDID-1")).current_ended
+
+
+async def test_authenticate_fits_what_a_device_reports(storage: SqlStorage) -> None:
+    long = DeviceFacts("UDID-1", "com.apple.mgmt.test", device_name="x\x00" * 300)
+    await storage.authenticate(long, "a" * 64, NOW)
+    await storage.token_update("UDID-1", token=b"t", push_magic="M" * 300, unlock_token=None,
+                               now=NOW)  # fmt: skip
+    again = await storage.get_enrollment("UDID-1")
+    assert again is not None
+    assert (again.facts.device_name, again.push_magic) == ("x" * 255, "M" * 255)
+    assert (again.enrolled, again.enrolled_at, again.unlock_token) == (True, NOW, None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchardist.storage import Enrollment, IssuedCertificate
+from orchardist.storage import BindingState, IssuedCertificate
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,11 @@ class BindingRefusal:
 
 
 def authenticate_refusal(
-    device_id: str,
-    presented: IssuedCertificate,
-    *,
-    bound_elsewhere: str | None,
-    current: Enrollment | None,
-    current_certificate: IssuedCertificate | None,
+    device_id: str, presented: IssuedCertificate, state: BindingState
 ) -> BindingRefusal | None:
-    """None when `presented` may bind `device_id`'s enrollment; else why not.
-
-    `bound_elsewhere`: another device whose enrollment is bound to `presented`.
-    `current`: `device_id`'s enrollment, with the certificate it is bound to."""
+    """None when `presented` may bind `device_id`'s enrollment; else why not. `state`: what
+    binds the certificate and the device (EnrollmentStore.binding_state)."""
+    bound_elsewhere = state.bound_elsewhere
     if presented.device_id is not None and presented.device_id != device_id:
         return BindingRefusal(
             f"this certificate was issued for device {presented.device_id}, not {device_id}",
@@ -53,13 +47,13 @@ def authenticate_refusal(
             f"as {device_id}",
             bound_elsewhere,
         )
-    if current is None or current.ended_by is not None:
+    if state.current_sha256 is None or state.current_ended:
         return None
-    if current.identity_sha256 == presented.sha256:
+    if state.current_sha256 == presented.sha256:
         return None  # the same device authenticating again
     if presented.device_id == device_id:
         return None  # re-enrolled over the air: the new certificate names this UDID
-    if current_certificate is not None and presented.renewal_of == current_certificate.serial:
+    if state.current_serial is not None and presented.renewal_of == state.current_serial:
         return None
     return BindingRefusal(
         f"device {device_id} is enrolled with another certificate; it moves to a new one "

@@ -85,13 +85,10 @@ class MdmService:
     async def checkin(self, message: Checkin, identity: DeviceIdentity) -> MdmAnswer:
         now = self._clock()
         if message.message_type == MessageType.AUTHENTICATE:
-            record = await self._issued(identity)
-            if isinstance(record, MdmAnswer):
-                return record
-            refusal = await self._refuse_binding(message.device_id, record)
+            refusal = await self._refuse_authenticate(message.device_id, identity)
             if refusal is not None:
                 return refusal
-            await self._store.authenticate(_facts(message), record.sha256, now)
+            await self._store.authenticate(_facts(message), identity.sha256, now)
             await self._emit_checkin(message)
             return MdmAnswer(200)
         if not _bound(await self._store.idle_state(message.device_id, now), identity):
@@ -210,26 +207,19 @@ class MdmService:
     async def _issued(self, identity: DeviceIdentity) -> IssuedCertificate | MdmAnswer:
         """Our record of the certificate, or the refusal when it is not ours or revoked."""
         record = await self._certificates.get_certificate(identity.certificate.serial_number)
-        if record is None or record.sha256 != identity.sha256:
-            return MdmAnswer(403, reason="the identity certificate was not issued by this server")
-        if record.status != CertificateStatus.VALID:
-            return MdmAnswer(403, reason="the identity certificate is revoked")
-        return record
+        return _issued_answer(record, identity)
 
-    async def _refuse_binding(self, device_id: str, record: IssuedCertificate) -> MdmAnswer | None:
-        current = await self._store.get_enrollment(device_id)
-        current_certificate = None
-        if current is not None and current.identity_sha256 != record.sha256:
-            current_certificate = await self._certificates.certificate_by_sha256(
-                current.identity_sha256
-            )
-        refusal = authenticate_refusal(
-            device_id,
-            record,
-            bound_elsewhere=await self._store.device_bound_to(record.sha256, device_id),
-            current=current,
-            current_certificate=current_certificate,
-        )
+    async def _refuse_authenticate(
+        self, device_id: str, identity: DeviceIdentity
+    ) -> MdmAnswer | None:
+        """Why this certificate may not authenticate as the device, or None: ours, not
+        revoked, and allowed to bind it (mdm/binding.py), from one query."""
+        serial = identity.certificate.serial_number
+        state = await self._store.binding_state(serial, device_id)
+        record = _issued_answer(state.presented, identity)
+        if isinstance(record, MdmAnswer):
+            return record
+        refusal = authenticate_refusal(device_id, record, state)
         if refusal is None:
             return None
         return MdmAnswer(403, reason=refusal.reason, certificate_device=refusal.certificate_device)
@@ -249,6 +239,16 @@ class MdmService:
             )
         record = await self._issued(identity)
         return record if isinstance(record, MdmAnswer) else None
+
+
+def _issued_answer(
+    record: IssuedCertificate | None, identity: DeviceIdentity
+) -> IssuedCertificate | MdmAnswer:
+    if record is None or record.sha256 != identity.sha256:
+        return MdmAnswer(403, reason="the identity certificate was not issued by this server")
+    if record.status != CertificateStatus.VALID:
+        return MdmAnswer(403, reason="the identity certificate is revoked")
+    return record
 
 
 def _bound(state: IdleState | None, identity: DeviceIdentity) -> bool:

@@ -279,6 +279,17 @@ class IdleState:
     last_seen_at: datetime | None
 
 
+@dataclass(frozen=True)
+class BindingState:
+    """What an Authenticate checks (mdm/binding.py), read in one query."""
+
+    presented: IssuedCertificate | None  # our record of the presented serial; None: not ours
+    bound_elsewhere: str | None  # another device whose enrollment is bound to `presented`
+    current_sha256: str | None  # the certificate the device's enrollment is bound to
+    current_ended: bool  # that enrollment has ended (CheckOut, retire, erase)
+    current_serial: int | None  # that certificate's serial, when our CA issued it
+
+
 # How stale last_seen_at may get: an Idle writes it only when it is older than this, so a
 # device polling every few seconds costs one write a minute, not one a request.
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
@@ -310,6 +321,10 @@ class EnrollmentStore(Protocol):
     async def device_bound_to(self, identity_sha256: str, other_than: str) -> str | None:
         """A device other than `other_than` whose enrollment (ended or not) is bound to
         this certificate, or None: a certificate serves one device, ever."""
+
+    async def binding_state(self, serial: int, device_id: str) -> BindingState:
+        """For an Authenticate from `device_id` signed by the certificate with `serial`:
+        our record of it and what binds it and the device (one database round trip)."""
 
     async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
         """Overwrite DeviceFacts fields (by field name) with newer values from a query."""

@@ -8,7 +8,6 @@ the next command, mark it sent. The pick is one index range on command_targets
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from sqlalchemy.engine import Connection
 from orchardist.os_versions import sort_key
 from orchardist.storage import (
     ANSWERED,
+    BindingState,
     CertificateStatus,
     DeviceFacts,
     EndedBy,
@@ -29,6 +29,7 @@ from orchardist.storage import (
     TargetState,
     TargetStatus,
 )
+from orchardist.storage.sql import checkins
 from orchardist.storage.sql.database import Database, DriverSql, utc_datetime
 from orchardist.storage.sql.push import BATCH, schedule_pushes
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
@@ -57,27 +58,10 @@ class SqlMdmStorage:
     # -- EnrollmentStore
 
     async def authenticate(self, facts: DeviceFacts, identity_sha256: str, now: datetime) -> None:
-        values = {
-            **asdict(facts),
-            "os_version_key": sort_key(facts.os_version),
-            "identity_sha256": identity_sha256,
-            "enrolled": False,
-            "authenticated_at": now,
-            "checked_out_at": None,
-            "ended_by": None,
-        }
+        await checkins.authenticate(self.database, facts, identity_sha256, now)
 
-        def work(conn: Connection) -> None:
-            found = conn.execute(
-                update(enrollments).where(enrollments.c.device_id == facts.device_id).values(values)
-            )
-            if found.rowcount == 0:
-                conn.execute(insert(enrollments), values)
-            # Apple: Authenticate starts a new enrollment; what was queued for the old one
-            # must not run on the new (NanoMDM clears the queue the same way).
-            _cancel_pending(conn, facts.device_id, now)
-
-        await self.database.write(work)
+    async def binding_state(self, serial: int, device_id: str) -> BindingState:
+        return await checkins.binding_state(self.database, serial, device_id)
 
     async def token_update(
         self,
@@ -88,26 +72,9 @@ class SqlMdmStorage:
         unlock_token: bytes | None,
         now: datetime,
     ) -> bool:
-        values: dict[str, Any] = {
-            "token": token,
-            "push_magic": push_magic,
-            "last_seen_at": now,
-            "token_invalid_at": None,  # a new token: pushes may go again
-        }
-        if unlock_token is not None:  # Apple: a TokenUpdate without one keeps the stored one
-            values["unlock_token"] = unlock_token
-
-        def work(conn: Connection) -> bool:
-            where = enrollments.c.device_id == device_id
-            updated = conn.execute(update(enrollments).where(where).values(values)).rowcount
-            conn.execute(
-                update(enrollments)
-                .where(and_(where, enrollments.c.enrolled.is_(False)))
-                .values(enrolled=True, enrolled_at=now, checked_out_at=None, ended_by=None)
-            )
-            return bool(updated)
-
-        return await self.database.write(work)
+        return await checkins.token_update(
+            self.database, device_id, token, push_magic, unlock_token, now
+        )
 
     async def check_out(
         self, device_id: str, now: datetime, ended_by: EndedBy = EndedBy.CHECKED_OUT
