@@ -39,7 +39,7 @@ def serve(
     import uvicorn  # imported late, like the app: other commands need neither
 
     from orchardist.storage.sql.migrate import upgrade
-    from orchardist.web.app import create_app
+    from orchardist.web.app import create_app, served
 
     configure_logging(settings.log_level)
     _warn_if_unreachable(settings, port, http)
@@ -55,7 +55,7 @@ def serve(
         **tls,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        uvicorn.run(served(create_app(settings)), **options)
         return
     # Worker processes build their own app from the data dir, passed in the environment.
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())

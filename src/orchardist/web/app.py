@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp
 
 from orchardist import __version__
 from orchardist.accounts import passwords
@@ -132,8 +133,15 @@ async def _repair_profiles(services: Services) -> None:
         log.info("profile_repair", installs=done.installs, removals=done.removals)
 
 
-def create_app_for_worker() -> FastAPI:
+def served(app: FastAPI) -> ASGIApp:
+    """What `serve` runs: the device lanes in front of the whole framework, not only of its
+    routing (its own outer layers cost a device request more than the lane's work). The
+    lanes added with add_middleware stay, for apps used in process (tests)."""
+    return mdm.MdmLane(ScepLane(app, state=app.state), state=app.state)
+
+
+def create_app_for_worker() -> ASGIApp:
     """The app of one `serve --workers N` process: the data dir comes in the environment."""
     settings = load_settings(resolve_data_dir(None))
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return served(create_app(settings))
