@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
+from starlette.types import Receive
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -21,6 +22,35 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"request body over the {limit}-byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class BodyRefusedError(Exception):
+    """A body refused before it was read whole: its HTTP status and reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+async def read_asgi_body(declared: str | None, receive: Receive, limit: int) -> bytes:
+    """read_limited_body for the device lanes, straight from ASGI messages: `declared` is
+    the Content-Length header, if any."""
+    refusal = length_refusal(declared, limit)
+    if refusal is not None:
+        raise BodyRefusedError(*refusal)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise BodyRefusedError(400, "the client went away before the body was read")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefusedError(413, f"request body over the {limit}-byte limit")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def length_refusal(declared: str | None, limit: int) -> tuple[int, str] | None:

@@ -30,7 +30,7 @@ from orchardist.mdm.reports import ReportError, read_report
 from orchardist.mdm.service import MdmAnswer
 from orchardist.metrics import HTTP_REQUESTS, MDM_REQUEST_SECONDS
 from orchardist.storage import ChallengeOutcome
-from orchardist.web.bodies import length_refusal
+from orchardist.web.bodies import BodyRefusedError, read_asgi_body
 from orchardist.wiring import Services
 
 log = structlog.get_logger("orchardist.mdm")
@@ -80,7 +80,11 @@ class MdmLane:
         mdm = services.mdm
         if mdm is None:
             raise _RefusedError(503, "MDM is not configured on this server")
-        body = await _read_body(headers, receive, services.settings.mdm_max_body_bytes)
+        limit = services.settings.mdm_max_body_bytes
+        try:
+            body = await read_asgi_body(headers.get("content-length"), receive, limit)
+        except BodyRefusedError as refused:
+            raise _RefusedError(refused.status, refused.reason) from refused
         identity = _identity(services, headers, body)
         try:
             if path == "/mdm/checkin" or _is_checkin(headers, body):
@@ -99,27 +103,6 @@ class MdmLane:
 def _headers(scope: Scope) -> dict[str, str]:
     # Names are lower case in ASGI; the last of a repeated header wins (none repeat here).
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-
-
-async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
-    """The whole body, or a 413 as soon as it is known to exceed `limit` bytes (see
-    web/bodies.read_limited_body, the same rules for the framework's routes)."""
-    refusal = length_refusal(headers.get("content-length"), limit)
-    if refusal is not None:
-        raise _RefusedError(*refusal)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _RefusedError(400, "the client went away before the body was read")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _RefusedError(413, f"request body over the {limit}-byte limit")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _is_checkin(headers: dict[str, str], body: bytes) -> bool:

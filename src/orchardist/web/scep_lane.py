@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchardist.metrics import HTTP_REQUESTS
 from orchardist.scep.messages import ScepMessageError
 from orchardist.scep.service import ScepReply, ScepService
-from orchardist.web.bodies import length_refusal
+from orchardist.web.bodies import BodyRefusedError, read_asgi_body
 from orchardist.web.scep import PKI_MESSAGE, MessageRefusedError, message_from_query, reply_fields
 
 log = structlog.get_logger("orchardist.scep")
@@ -72,7 +72,12 @@ class ScepLane:
         limit: int = self.state.services.settings.scep_max_body_bytes
         try:
             if scope["method"] == "POST":
-                der = await _read_body(scope, receive, limit)
+                declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+                length = None if declared is None else declared.decode("latin-1")
+                try:
+                    der = await read_asgi_body(length, receive, limit)
+                except BodyRefusedError as refused:
+                    raise MessageRefusedError(refused.status, refused.reason) from refused
             else:
                 der = message_from_query(params.get("message", ""), limit)
         except MessageRefusedError as refused:
@@ -94,28 +99,6 @@ def _reply_log(reply: ScepReply) -> dict[str, Any]:
     fields = reply_fields(reply)
     fields["event"] = "scep_failure" if reply.fail_info is not None else "scep_reply"
     return fields
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, or a 413 as soon as it is known to exceed `limit` bytes (the rules
-    of web/bodies.read_limited_body)."""
-    declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-    refusal = length_refusal(None if declared is None else declared.decode("latin-1"), limit)
-    if refusal is not None:
-        raise MessageRefusedError(*refusal)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise MessageRefusedError(400, "the client went away before the body was read")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise MessageRefusedError(413, f"request body over the {limit}-byte limit")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _send(send: Send, status: int, body: bytes) -> None:
