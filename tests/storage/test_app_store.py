@@ -348,3 +348,13 @@ async def test_the_picker_hands_out_due_rows_earliest_first(storage: SqlStorage)
     assert await storage.due_device_apps(NOW - timedelta(hours=1), 10) == []
     later = await storage.due_device_apps(NOW + timedelta(minutes=1), 10, state=pending)
     assert [r.device_id for r in later][-1] == "U4"
+
+
+async def test_apps_concern_a_device_with_an_assignment_or_a_row(storage: SqlStorage) -> None:
+    assert not await storage.apps_concern("U1")
+    await storage.save_device_apps([device_app("U1")])
+    assert (await storage.apps_concern("U1"), await storage.apps_concern("U2")) == (True, False)
+    await storage.add_app_version(upload(), NOW)
+    await storage.set_app_assignments("com.example.sales", TargetKind.DEVICE, ["U3"],
+                                      assigned=True)  # fmt: skip
+    assert await storage.apps_concern("U2")  # reconciling U2 must look: assignments changed

@@ -197,3 +197,15 @@ async def test_delete_takes_every_row_of_the_profile(storage: SqlStorage) -> Non
     assert [p.uuid for p in await storage.list_provisioning_profiles()] == ["UUID-2"]
     assert not await storage.delete_provisioning_profile("UUID-1")
     await storage.save_device_provisioning([])
+
+
+async def test_provisioning_concerns_a_device_with_an_assignment_or_a_row(
+    storage: SqlStorage,
+) -> None:
+    assert not await storage.provisioning_concerns("U1")
+    await storage.add_provisioning_profile(profile())
+    await storage.save_device_provisioning([row("U1")])
+    assert await storage.provisioning_concerns("U1")
+    assert not await storage.provisioning_concerns("U2")
+    await storage.set_provisioning_assignments("UUID-1", TargetKind.ALL, [""], assigned=True)
+    assert await storage.provisioning_concerns("U2")

@@ -352,6 +352,8 @@ class AppLibrary:
     async def on_enrolled(self, device_id: str) -> None:
         """A device sent TokenUpdate: mark what is assigned to it; ask what it holds if we
         think it has our apps (a re-enrolled device may have been erased)."""
+        if not await self.store.apps_concern(device_id):
+            return  # nothing assigned, nothing held: reconciling would read and change nothing
         await self.reconcile(only=device_id)
         rows = await self.store.device_apps(device_id=device_id, state=S.MANAGED)
         if rows:

@@ -365,7 +365,8 @@ class ProvisioningLibrary:
 
     async def on_enrolled(self, device_id: str) -> None:
         """A device sent TokenUpdate: give it what is assigned to it."""
-        await self.reconcile(only=device_id)
+        if await self.store.provisioning_concerns(device_id):  # else nothing would change
+            await self.reconcile(only=device_id)
 
     async def on_result(
         self,

@@ -164,8 +164,14 @@ class ProfileLibrary:
         """Queue what each device (or only this one) lacks or no longer needs; safe to run
         any time (the periodic repair pass runs it too)."""
         done = Reconciled()
-        wanted = await self.desired(only)
-        rows = await self.store.device_profiles(device_id=only)
+        identities: dict[str, bytes | None] = {}
+        if only is None:
+            wanted = await self.desired()
+            rows = list(await self.store.device_profiles())
+        else:  # every TokenUpdate: what `desired` and the rows would give, in one read
+            plan = await self.store.device_plan(only)
+            wanted = {only: dict(plan.wanted)} if plan.enrolled else {}
+            rows, identities[only] = list(plan.rows), plan.identity_der
         current = {(r.device_id, r.identifier): r for r in rows}
         removals: dict[str, list[DeviceProfile]] = {}
         changes: list[DeviceProfile] = []
@@ -175,7 +181,7 @@ class ProfileLibrary:
                 row = current.get((device, identifier))
                 if row is not None and row.desired_version == version and row.state in _HOLDING:
                     continue  # given (or refused) already: a new version changes that
-                change = await self._install(device, identifier, version, row, now)
+                change = await self._install(device, identifier, version, row, now, identities)
                 if change is None:
                     done.skipped.append(device)
                     continue
@@ -213,9 +219,19 @@ class ProfileLibrary:
         return done
 
     async def _install(
-        self, device: str, identifier: str, version: int, row: DeviceProfile | None, now: datetime
+        self,
+        device: str,
+        identifier: str,
+        version: int,
+        row: DeviceProfile | None,
+        now: datetime,
+        identities: Mapping[str, bytes | None],
     ) -> DeviceProfile | None:
-        recipient = await self._identity_of(device)
+        if device in identities:  # read with the plan
+            der = identities[device]
+            recipient = None if der is None else x509.load_der_x509_certificate(der)
+        else:
+            recipient = await self._identity_of(device)
         stored = await self.store.profile_version(identifier, version)
         if recipient is None or stored is None:
             return None

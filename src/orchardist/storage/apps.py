@@ -195,6 +195,10 @@ class AppStore(Protocol):
     async def save_device_apps(self, rows: Sequence[DeviceApp]) -> None:
         """Upsert by (device_id, bundle_id); errors cut to ERROR_MAX_CHARS."""
 
+    async def apps_concern(self, device_id: str) -> bool:
+        """Whether any app is assigned, or the device has app rows: when neither, there is
+        nothing to reconcile for it (one query; every enrollment asks)."""
+
     async def device_apps(
         self,
         *,

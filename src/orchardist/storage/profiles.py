@@ -62,6 +62,16 @@ class DeviceProfile:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class DevicePlan:
+    """What reconciling one device reads (ProfileStore.device_plan)."""
+
+    enrolled: bool
+    wanted: Mapping[str, int]  # identifier → latest version assigned to it; empty unless enrolled
+    rows: Sequence[DeviceProfile]  # its states, by identifier
+    identity_der: bytes | None  # the identity certificate it is bound to, when ours
+
+
 class ProfileStore(Protocol):
     async def add_profile_version(
         self,
@@ -116,6 +126,11 @@ class ProfileStore(Protocol):
 
     async def save_device_profiles(self, rows: Sequence[DeviceProfile]) -> None:
         """Upsert by (device_id, identifier)."""
+
+    async def device_plan(self, device_id: str) -> DevicePlan:
+        """In one read: whether the device is enrolled, the latest version of every profile
+        assigned to it (directly, through its groups, to all; deleted ones not), its
+        states, and its identity certificate. Every TokenUpdate reconciles one device."""
 
     async def device_profile_by_command(
         self, device_id: str, command_uuid: str

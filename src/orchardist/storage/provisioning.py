@@ -102,6 +102,10 @@ class ProvisioningStore(Protocol):
     ) -> list[DeviceProvisioning]:
         """The rows matching every filter given, by UUID then device id."""
 
+    async def provisioning_concerns(self, device_id: str) -> bool:
+        """Whether any provisioning profile is assigned, or the device has rows: when
+        neither, there is nothing to reconcile for it (one query; every enrollment asks)."""
+
     async def device_provisioning_by_command(
         self, device_id: str, command_uuid: str
     ) -> DeviceProvisioning | None: ...

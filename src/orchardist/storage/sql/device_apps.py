@@ -18,6 +18,13 @@ from orchardist.storage.sql.upsert import upsert
 _rows = device_apps
 
 
+# Plain SQL for `fetch_row`: an enrollment asks, and most fleets assign no app.
+_CONCERN = (
+    "SELECT EXISTS (SELECT 1 FROM app_assignments)"
+    " OR EXISTS (SELECT 1 FROM device_apps WHERE device_id = $1)"
+)
+
+
 class SqlDeviceAppStorage:
     database: Database
 
@@ -26,6 +33,10 @@ class SqlDeviceAppStorage:
         if not values:
             return
         await self.database.write(lambda conn: conn.execute(upsert(conn, _rows, values[0]), values))
+
+    async def apps_concern(self, device_id: str) -> bool:
+        row = await self.database.fetch_row(_CONCERN, (device_id,))
+        return bool(row and row[0])
 
     async def device_apps(
         self,

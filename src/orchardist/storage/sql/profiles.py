@@ -7,12 +7,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchardist.storage.profiles import (
     Assignment,
+    DevicePlan,
     DeviceProfile,
     ProfileState,
     ProfileVersion,
@@ -23,6 +24,8 @@ from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.tables import (
     device_groups,
     device_profiles,
+    enrollments,
+    issued_certificates,
     profile_assignments,
     profile_versions,
     profiles,
@@ -213,6 +216,9 @@ class SqlProfileStorage:
 
         await self.database.write(work)
 
+    async def device_plan(self, device_id: str) -> DevicePlan:
+        return await self.database.read(lambda conn: _device_plan(conn, device_id))
+
     async def device_profile_by_command(
         self, device_id: str, command_uuid: str
     ) -> DeviceProfile | None:
@@ -221,6 +227,37 @@ class SqlProfileStorage:
         )
         row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _state(row)
+
+
+def _device_plan(conn: Connection, device_id: str) -> DevicePlan:
+    e, c = enrollments, issued_certificates
+    identity = conn.execute(
+        select(e.c.enrolled, c.c.der)
+        .select_from(e.outerjoin(c, c.c.sha256 == e.c.identity_sha256))
+        .where(e.c.device_id == device_id)
+    ).first()
+    states = _states.select().where(_states.c.device_id == device_id)
+    rows = [_state(row) for row in conn.execute(states.order_by(_states.c.identifier))]
+    enrolled = identity is not None and bool(identity.enrolled)
+    wanted: dict[str, int] = {}
+    if enrolled:
+        a, p = _assignments.c, profiles.c
+        its_groups = select(device_groups.c.name).where(device_groups.c.device_id == device_id)
+        reaching = or_(
+            a.kind == TargetKind.ALL.value,
+            and_(a.kind == TargetKind.DEVICE.value, a.target == device_id),
+            and_(a.kind == TargetKind.GROUP.value, a.target.in_(its_groups)),
+        )
+        query = (
+            select(p.identifier, p.latest_version)
+            .join(_assignments, a.identifier == p.identifier)
+            .where(p.deleted_at.is_(None), reaching)
+            .distinct()
+            .order_by(p.identifier)
+        )
+        wanted = {row.identifier: row.latest_version for row in conn.execute(query)}
+    der = None if identity is None or identity.der is None else bytes(identity.der)
+    return DevicePlan(enrolled, wanted, rows, der)
 
 
 def _profile(row: Row[Any]) -> StoredProfile:

@@ -31,6 +31,13 @@ from orchardist.storage.sql.upsert import dialect_insert, upsert
 _profiles, _states = provisioning_profiles, device_provisioning
 
 
+# Plain SQL for `fetch_row`: an enrollment asks, and most fleets assign none.
+_CONCERN = (
+    "SELECT EXISTS (SELECT 1 FROM provisioning_assignments)"
+    " OR EXISTS (SELECT 1 FROM device_provisioning WHERE device_id = $1)"
+)
+
+
 class SqlProvisioningStorage:
     database: Database
 
@@ -118,6 +125,10 @@ class SqlProvisioningStorage:
             await self.database.write(
                 lambda conn: conn.execute(upsert(conn, _states, values[0]), values)
             )
+
+    async def provisioning_concerns(self, device_id: str) -> bool:
+        row = await self.database.fetch_row(_CONCERN, (device_id,))
+        return bool(row and row[0])
 
     async def device_provisioning(
         self, *, device_id: str | None = None, uuid: str | None = None
