@@ -13,9 +13,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -58,6 +60,7 @@ class SignatureVerifier:
         self._trusted = tuple(trusted)
         self._size = size
         self._known: dict[bytes, _Known | None] = {}  # None: not one we can take fast
+        self._learning = threading.Lock()  # large bodies are checked on worker threads
 
     def signer(self, mdm_signature: str, body: bytes, now: datetime) -> DeviceIdentity:
         try:
@@ -72,11 +75,14 @@ class SignatureVerifier:
 
     def _signer(self, parsed: QuickSigned) -> _Known | None:
         for certificate in parsed.certificates:
-            if certificate not in self._known:
-                if len(self._known) >= self._size:  # oldest first out
-                    del self._known[next(iter(self._known))]
-                self._known[certificate] = _Known.read(certificate, self._trusted)
-            known = self._known[certificate]
+            found = self._known.get(certificate, _UNKNOWN)  # another thread may evict it
+            known = cast("_Known | None", found)
+            if found is _UNKNOWN:
+                known = _Known.read(certificate, self._trusted)
+                with self._learning:
+                    if len(self._known) >= self._size:  # oldest first out
+                        del self._known[next(iter(self._known))]
+                    self._known[certificate] = known
             if (
                 known is not None
                 and known.issuer == parsed.issuer
@@ -84,6 +90,9 @@ class SignatureVerifier:
             ):
                 return known
         return None
+
+
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ and writes one log line per request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchardist.mdm.checkin import CheckinError, parse_checkin
 from orchardist.mdm.identity import DeviceIdentity, IdentityError, forwarded_certificate
-from orchardist.mdm.reports import ReportError, read_report
+from orchardist.mdm.reports import OFF_LOOP_BYTES, ReportError, read_report
 from orchardist.mdm.service import MdmAnswer
 from orchardist.metrics import HTTP_REQUESTS, MDM_REQUEST_SECONDS
 from orchardist.storage import ChallengeOutcome
@@ -85,7 +86,10 @@ class MdmLane:
             body = await read_asgi_body(headers.get("content-length"), receive, limit)
         except BodyRefusedError as refused:
             raise _RefusedError(refused.status, refused.reason) from refused
-        identity = _identity(services, headers, body)
+        if len(body) >= OFF_LOOP_BYTES:  # hashing a large report: not on the event loop
+            identity = await asyncio.to_thread(_identity, services, headers, body)
+        else:
+            identity = _identity(services, headers, body)
         try:
             if path == "/mdm/checkin" or _is_checkin(headers, body):
                 message = parse_checkin(body)

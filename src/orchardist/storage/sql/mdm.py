@@ -35,6 +35,8 @@ from orchardist.storage.sql.push import BATCH, schedule_pushes
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
 _targets = command_targets
+# A result this large (an app list of thousands) is stored off the event loop.
+LARGE_RESULT = 256 * 1024
 _PENDING = (TargetStatus.QUEUED.value, TargetStatus.SENT.value)
 
 # The Idle's one query: the binding, the bound certificate's status, and whether anything
@@ -214,6 +216,8 @@ class SqlMdmStorage:
             sql.execute(_SEEN, device_id, now)
             return Exchange(outcome, _next_command(sql, device_id, now), request_type)
 
+        if report is not None and len(report[2]) >= LARGE_RESULT:  # Idles go on meanwhile
+            return await self.database.write_beside(lambda conn: work(DriverSql(conn)))
         return await self.database.write_sql(work)
 
     async def idle_state(self, device_id: str, now: datetime) -> IdleState | None:
