@@ -28,9 +28,12 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs upstream
 import sqlalchemy
+from sqlalchemy import DateTime, Table
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
+from sqlalchemy.types import TypeDecorator
 
 from orchardist.storage.sql.engine import (
     SQLITE_PRAGMAS,
@@ -226,6 +229,9 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+_SQLITE = sqlite_dialect.dialect()
+
+
 class DriverSql:
     """Plain SQL in a transaction, sent to the driver as written (`$n` placeholders, SQLite
     given `?n`; datetimes as each backend stores them): for statements every device request
@@ -234,6 +240,7 @@ class DriverSql:
 
     def __init__(self, conn: Connection | sqlite3.Connection) -> None:
         self._conn = conn
+        self._dialect = _SQLITE if isinstance(conn, sqlite3.Connection) else conn.dialect
         # for what the two backends write differently
         self.sqlite = isinstance(conn, sqlite3.Connection) or conn.dialect.name == "sqlite"
 
@@ -245,6 +252,43 @@ class DriverSql:
     def execute(self, sql: str, *params: Any) -> int:
         """Runs the statement; how many rows it changed."""
         return int(self._run(sql, params).rowcount)
+
+    def insert_many(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        """INSERT the rows (values in the table's column order) in one executemany, each
+        value through its column's bind processing (FittedString cut to fit, UtcDateTime
+        checked as UTC; on SQLite, datetimes as its text)."""
+        columns = list(table.columns)
+        # Only the columns that need it pay for a conversion.
+        convert = [
+            (n, function)
+            for n, c in enumerate(columns)
+            if (function := self._converter(c.type)) is not None
+        ]
+        names = ", ".join(c.name for c in columns)
+        marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608  # our tables
+        values: list[Sequence[Any]] = list(rows)
+        if convert:
+            values = []
+            for row in rows:
+                changed = list(row)
+                for n, function in convert:
+                    changed[n] = function(changed[n])
+                values.append(changed)
+        if self.sqlite:
+            sql = _numbered_for_sqlite(sql)
+        if isinstance(self._conn, sqlite3.Connection):
+            self._conn.executemany(sql, values)
+        else:
+            self._conn.exec_driver_sql(sql, [tuple(v) for v in values])
+
+    def _converter(self, kind: Any) -> Callable[[Any], Any] | None:
+        if not isinstance(kind, TypeDecorator):
+            return None
+        process, dialect = kind.process_bind_param, self._dialect
+        if self.sqlite and isinstance(kind.impl, DateTime):
+            return lambda value: _sqlite_value(process(value, dialect))
+        return lambda value: process(value, dialect)
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> Any:
         if self.sqlite:
