@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,17 +52,41 @@ class Replayed:
 async def replay(base: str, requests: Sequence[bytes], *, total: int, connections: int) -> Replayed:
     """Send `total` requests, taken from `requests` in turn, over `connections` kept-alive
     connections, each waiting for its answer before the next request."""
+    remaining = [total]
+
+    def another() -> bool:
+        remaining[0] -= 1
+        return remaining[0] >= 0
+
+    result = await replay_while(base, requests, another, connections=connections)
+    result.count = total
+    return result
+
+
+async def replay_while(
+    base: str,
+    requests: Sequence[bytes],
+    another: Callable[[], bool],
+    *,
+    connections: int,
+    every: float = 0.0,
+) -> Replayed:
+    """As `replay`, for as long as `another()` says so before each request; with `every`,
+    each connection sends one request per that many seconds (an open load: a late answer
+    does not slow the next one down) instead of back to back."""
     parts = urlsplit(base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     turn: Iterator[bytes] = itertools.cycle(requests)
-    remaining = [total]
     result = Replayed()
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(host, port)
+        due = time.perf_counter()
         try:
-            while remaining[0] > 0:
-                remaining[0] -= 1
+            while another():
+                if every:
+                    due += every
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 started = time.perf_counter()
                 writer.write(next(turn))
                 status = await _read_response(reader)
@@ -74,7 +98,7 @@ async def replay(base: str, requests: Sequence[bytes], *, total: int, connection
     started = time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
     result.seconds = time.perf_counter() - started
-    result.count = total
+    result.count = len(result.latencies)
     return result
 
 
