@@ -14,6 +14,7 @@ from orchardist.cli import (
     admin,
     app_catalog,
     audit,
+    backup,
     ca,
     command,
     device,
@@ -59,6 +60,8 @@ app_cli.app.command("catalog-clip")(app_catalog.catalog_clip)
 app.add_typer(app_cli.app, name="app")
 app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(group.app, name="group")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 def _print_version(asked: bool) -> None:
