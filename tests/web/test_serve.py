@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -11,11 +13,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from orchardist.scep import client
 from orchardist.scep.messages import MessageType, PkiStatus
+from tests.db import POSTGRES_ENV
 from tests.keys import rsa_key
-from tests.server import orchardist, running_server
+from tests.server import ORCHARDIST, free_port, orchardist, running_server
 
 
 def test_https_with_our_ca_and_json_logs(tmp_path: Path) -> None:
@@ -26,6 +30,7 @@ def test_https_with_our_ca_and_json_logs(tmp_path: Path) -> None:
         assert base.startswith("https://")
         response = httpx.get(f"{base}/healthz", verify=trusted)
         assert response.json()["status"] == "ok"
+        assert httpx.get(f"{base}/readyz", verify=trusted).status_code == 200
         with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
             httpx.get(f"{base}/healthz", verify=ssl.create_default_context())
     lines = [json.loads(line) for line in _log(data_dir).splitlines() if line.startswith("{")]
@@ -69,3 +74,55 @@ def _enrol(base: str, data_dir: Path, challenge: str, index: int) -> PkiStatus:
     der = client.pki_message(requester, MessageType.PKCS_REQ, csr, f"worker-{index}")
     response = httpx.post(f"{base}/scep?operation=PKIOperation", content=der)
     return client.read_cert_rep(response.content, requester, ca).status
+
+
+def _refused(data_dir: Path, env: dict[str, str] | None = None) -> str:
+    """`serve` run to its end: it must exit non-zero before listening; its stderr."""
+    done = subprocess.run(
+        [*ORCHARDIST, "--data-dir", str(data_dir), "serve", "--http", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "Started server process" not in done.stdout + done.stderr
+    return " ".join(done.stderr.split())  # rich wraps long lines
+
+
+def test_serve_refuses_an_unreadable_ca_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    (data_dir / "pki" / "ca.key").write_bytes(b"not a key")
+    message = _refused(data_dir)
+    assert "cannot read the server's keys" in message
+    assert "ca.key" in message
+    assert "restore the file from your backup" in message
+
+
+def test_serve_refuses_an_unreachable_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    url = f"postgresql://orchardist:secret@127.0.0.1:{free_port()}/orchardist"
+    message = _refused(data_dir, {"ORCHARDIST_DATABASE_URL": url})
+    assert "the database at postgresql://orchardist:***@127.0.0.1" in message
+    assert "does not answer" in message
+    assert "secret" not in message
+    assert "start the database server, or correct database_url" in message
+
+
+def test_serve_refuses_an_unreadable_database(backend: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    env: dict[str, str] = {}
+    if backend == "sqlite":
+        (data_dir / "orchardist.db").write_bytes(b"not a database\n" * 512)
+        expected = "file is not a database"
+    else:  # a server that answers, without this database
+        missing = make_url(os.environ[POSTGRES_ENV]).set(database="orchardist_never_made")
+        env["ORCHARDIST_DATABASE_URL"] = missing.render_as_string(hide_password=False)
+        expected = 'database "orchardist_never_made" does not exist'
+    message = _refused(data_dir, env)
+    assert "does not answer" in message
+    assert expected in message

@@ -156,6 +156,10 @@ class Storage(CertificateStore, ChallengeStore, ScepTransactionStore, ApiTokenSt
     async def close(self) -> None:
         """Release connections; the object is unusable afterwards."""
 
+    async def database_problem(self) -> str | None:
+        """None when the database answers a read now, otherwise why not (one line): what
+        /healthz and /readyz report. Cheap: load balancers ask every few seconds."""
+
 
 # -- MDM enrollments and the command queue
 

@@ -126,6 +126,9 @@ class MemoryStorage:
     async def close(self) -> None:
         """Nothing to release."""
 
+    async def database_problem(self) -> str | None:
+        return None  # memory always answers
+
 
 class MemoryAuditStore:
     """The audit log in a list, held to the same contract as the SQL one."""

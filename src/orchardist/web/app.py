@@ -69,9 +69,11 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         if opened.apps is not None:  # the paced roll-out: one process per data dir runs it
             rollout = opened.apps.run(opened.settings.data_dir / "locks" / "app-rollout.lock")
             workers.append(asyncio.create_task(rollout, name="app roll-out"))
+        app.state.ready = True  # /readyz: devices may come
         try:
             yield
         finally:
+            app.state.ready = False
             for worker in workers:
                 worker.cancel()
             for worker in workers:
@@ -87,8 +89,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
-    if services is not None:
+    if services is not None:  # the caller opened them: ready now (tests skip the lifespan)
         app.state.services = services
+        app.state.ready = True
     app.include_router(health.router)
     app.include_router(api_device_list.router)
     app.include_router(api_routes.router)

@@ -35,6 +35,7 @@ from orchardist.storage.sql.compliance import SqlComplianceStorage
 from orchardist.storage.sql.dashboard import SqlDashboardStorage
 from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.device_apps import SqlDeviceAppStorage
+from orchardist.storage.sql.health import database_problem
 from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.listing import SqlDeviceListing
 from orchardist.storage.sql.mdm import SqlMdmStorage
@@ -84,6 +85,9 @@ class SqlStorage(
 
     async def close(self) -> None:
         await self.database.close()
+
+    async def database_problem(self) -> str | None:
+        return await database_problem(self.database)
 
     # -- CertificateStore
 
