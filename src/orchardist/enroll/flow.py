@@ -31,16 +31,17 @@ from orchardist.enroll.ota import (
 )
 from orchardist.mdm.enrollment import EnrollmentSettings, enrollment_profile
 from orchardist.pki import cms
+from orchardist.pki.ca import fingerprint_sha256
 from orchardist.profiles import envelope
 from orchardist.scep.challenges import ChallengeVerifier
-from orchardist.storage import OtaSession, OtaSessionStore
+from orchardist.storage import CertificateStatus, CertificateStore, OtaSession, OtaSessionStore
 from orchardist.storage.profiles import ProfileStore
 
 SESSION_TTL = timedelta(minutes=30)
 GROUP_PREFIX = "directory:"
 
 
-class FlowStore(OtaSessionStore, ProfileStore, Protocol):
+class FlowStore(OtaSessionStore, ProfileStore, CertificateStore, Protocol):
     """The storage roles the flow uses."""
 
 
@@ -134,6 +135,7 @@ class OtaEnrollment:
                                              identifier=self.settings.identifier))  # fmt: skip
         if session.phase != "identified" or session.device_id != post.udid:
             raise OtaError("phase 3 without the phase 2 of this device: sign in again")
+        await self._refuse_unrecorded(post.signer)
         scep_challenge, _ = await self.challenges.issue(device_id=post.udid)
         final = enrollment_profile(
             dataclasses.replace(self.settings, challenge=scep_challenge), self.ca
@@ -141,6 +143,15 @@ class OtaEnrollment:
         await self.store.add_to_groups(post.udid, [GROUP_PREFIX + g for g in session.groups])
         await self.store.save_ota_session(dataclasses.replace(session, phase="enrolled"))
         return self._signed(envelope.encrypt_for(final, post.signer))
+
+    async def _refuse_unrecorded(self, identity: x509.Certificate) -> None:
+        """Phase 3's identity as /mdm takes it: one our records hold and have not revoked
+        (the chain and dates alone would let a revoked identity fetch a fresh challenge)."""
+        record = await self.store.get_certificate(identity.serial_number)
+        if record is None or record.sha256 != fingerprint_sha256(identity):
+            raise OtaError("the enrollment identity was not issued by this server")
+        if record.status != CertificateStatus.VALID:
+            raise OtaError("the enrollment identity is revoked")
 
     async def _session(self, token: str, phase: str) -> OtaSession:
         session = await self.store.ota_session(token_sha256=_digest(token))
