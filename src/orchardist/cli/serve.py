@@ -10,7 +10,8 @@ import structlog
 import typer
 
 from orchardist import metrics
-from orchardist.cli.common import err_console, fail, settings_of
+from orchardist.cli import preflight
+from orchardist.cli.common import err_console, settings_of
 from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
@@ -32,10 +33,8 @@ def serve(
     """Serve /scep, /healthz and the rest until interrupted."""
     settings = settings_of(ctx)
     files = PkiFiles.in_data_dir(settings.data_dir)
-    if not files.has_ca():
-        fail(f"no CA in {settings.data_dir}", "run `orchardist init --hostname HOST` first")
-    if not http and not files.has_server():
-        fail("no server TLS certificate", "re-run `orchardist init --hostname HOST`")
+    preflight.check_keys(settings, files, http=http)
+    preflight.check_database(settings)
     import uvicorn  # imported late, like the app: other commands need neither
 
     from orchardist.storage.sql.migrate import upgrade
@@ -44,7 +43,10 @@ def serve(
     configure_logging(settings.log_level)
     _warn_if_unreachable(settings, port, http)
     # Migrate once here, before any worker starts, so that workers never race to do it.
-    asyncio.run(upgrade(settings.resolved_database_url))
+    try:
+        asyncio.run(upgrade(settings.resolved_database_url))
+    except Exception as exc:  # answered a read, then failed to migrate: say so, no traceback
+        preflight.migration_failed(settings, exc)
     tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key}
     options: dict[str, Any] = {
         "host": host,
@@ -52,10 +54,6 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        # The client address (sign-in limits, logs) comes from X-Forwarded-For only when
-        # the peer is one of these proxies; uvicorn would otherwise read FORWARDED_ALLOW_IPS.
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.trusted_proxies,
         **tls,
     }
     if workers == 1:
