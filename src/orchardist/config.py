@@ -29,6 +29,7 @@ from orchardist.config_sections import AppsSettings as AppsSettings
 from orchardist.config_sections import ComplianceSettings as ComplianceSettings
 from orchardist.config_sections import ConsoleSettings as ConsoleSettings
 from orchardist.config_sections import DirectorySettings as DirectorySettings
+from orchardist.config_sections import EnrollSettings as EnrollSettings
 from orchardist.config_sections import SmsSettings as SmsSettings
 from orchardist.config_sections import SmtpSettings as SmtpSettings
 
@@ -196,6 +197,10 @@ class Settings(BaseSettings):
         description="The console's directory groups, sessions and sign-in lockout; see "
         "docs/console.md",
     )
+    enroll: EnrollSettings = Field(
+        default_factory=EnrollSettings,
+        description="The enrollment site's sign-in rate limits; see docs/enrollment.md",
+    )
     compliance: ComplianceSettings = Field(
         default_factory=ComplianceSettings,
         description="The rules devices must meet, each unset one not checked; see "
@@ -235,6 +240,12 @@ class Settings(BaseSettings):
         default=None,
         description="Header a TLS-terminating proxy puts the client certificate in "
         "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); off when unset",
+    )
+    trusted_proxies: list[str] = Field(
+        default=["127.0.0.1", "::1"],
+        description='Proxies (addresses, networks, or "*") whose X-Forwarded-For and '
+        "X-Forwarded-Proto name the real client (uvicorn's forwarded_allow_ips); from any "
+        "other peer they are ignored, so sign-in limits count the connecting address",
     )
     metrics_token: SecretStr | None = Field(
         default=None,

@@ -98,6 +98,29 @@ class ConsoleSettings(BaseModel):
     )
 
 
+class EnrollSettings(BaseModel):
+    """`[enroll]`: the enrollment site (/enroll). Its sign-in also passes the failure
+    lockout of `[console]`, and the directory's own lockout applies after both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sign_in_attempts_per_user: int = Field(
+        default=10,
+        ge=1,
+        description="Sign-in attempts at /enroll, right or wrong, for one name within "
+        "sign_in_window_minutes; more wait (429) a window from the last one let through",
+    )
+    sign_in_attempts_per_address: int = Field(
+        default=100,
+        ge=1,
+        description="Sign-in attempts at /enroll from one client address within "
+        "sign_in_window_minutes (an office behind one NAT address shares it)",
+    )
+    sign_in_window_minutes: int = Field(
+        default=15, ge=1, description="The window /enroll's sign-in attempts are counted in"
+    )
+
+
 # An OS version as Apple writes it: "17", "17.0", "14.2.1".
 VERSION_PATTERN = r"^\d{1,6}(\.\d{1,6}){0,3}$"
 

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from orchardist.accounts.lockout import LockoutPolicy, SignInThrottle
 from orchardist.accounts.permissions import Gate
+from orchardist.accounts.rate_limit import RateLimitPolicy, SignInRateLimit
 from orchardist.accounts.service import Accounts, GroupRoles
 from orchardist.accounts.sessions import SessionPolicy, Sessions
 from orchardist.apps.files import FileStore, LocalFileStore
@@ -86,6 +87,7 @@ class Services:
     # sign in.
     gate: Gate = field(default_factory=Gate)
     accounts: Accounts = field(init=False)
+    enroll_sign_in_limit: SignInRateLimit = field(init=False)  # attempts at /enroll
     # Mdm-Signature checks, with what is per certificate done once per certificate.
     signatures: SignatureVerifier = field(init=False)
 
@@ -94,6 +96,7 @@ class Services:
         self.audit = AuditLog(self.storage, utc_now)
         self.gate.on_denied = self.audit.record_denial
         self.accounts = _accounts(self.settings, self.storage)
+        self.enroll_sign_in_limit = _enroll_sign_in_limit(self.settings, self.storage)
 
     async def close(self) -> None:
         if self.senders is not None:
@@ -262,6 +265,16 @@ def _accounts(settings: Settings, storage: AllStorage) -> Accounts:
         ),
         clock=utc_now,
     )
+
+
+def _enroll_sign_in_limit(settings: Settings, storage: AllStorage) -> SignInRateLimit:
+    enroll = settings.enroll
+    policy = RateLimitPolicy(
+        per_account=enroll.sign_in_attempts_per_user,
+        per_address=enroll.sign_in_attempts_per_address,
+        window=timedelta(minutes=enroll.sign_in_window_minutes),
+    )
+    return SignInRateLimit(storage, policy, utc_now)
 
 
 def _app_library(

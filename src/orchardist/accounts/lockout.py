@@ -27,11 +27,17 @@ class LockoutPolicy:
     lockout: timedelta = timedelta(minutes=15)
 
 
+def retry_after_seconds(until: datetime, now: datetime) -> int:
+    """Whole seconds from `now` to `until`, rounded up, at least 1 (for Retry-After)."""
+    return max(1, -(-(until - now) // timedelta(seconds=1)))
+
+
 class LockedOutError(Exception):
     """Too many failures; str(err) says which (this account or this address) and when to
-    try again, for the person at the form."""
+    try again, for the person at the form; `retry_after` in seconds, for Retry-After."""
 
     def __init__(self, until: datetime, now: datetime, *, account: bool) -> None:
+        self.retry_after = retry_after_seconds(until, now)
         minutes = max(1, -(-int((until - now).total_seconds()) // 60))  # rounded up
         whom = "for this account" if account else "from your address"
         super().__init__(

@@ -37,17 +37,20 @@ async def sign_in_page(request: Request) -> Response:
 
 
 async def sign_in(request: Request) -> Response:
-    """The directory sign-in (see orchardist.web.directory_sign_in: the console's throttle,
-    one answer per kind of refusal)."""
+    """The directory sign-in (see orchardist.web.directory_sign_in: the console's throttle
+    and `[enroll]`'s rate limit, one answer per kind of refusal)."""
     form = await _form(request)
     user, password = form.get("user", "").strip(), form.get("password", "")
     organization = _organization(request)
+    limit = _services(request).enroll_sign_in_limit
     signed_in = await sign_in_with_directory(
-        request, user, password, _flow(request).sign_in, site="enroll"
+        request, user, password, _flow(request).sign_in, site="enroll", limit=limit
     )
     if isinstance(signed_in, SignInRefused):
         page = pages.sign_in(organization, signed_in.message, user)
-        return HTMLResponse(page, status_code=signed_in.status)
+        wait = signed_in.retry_after
+        headers = {"Retry-After": str(wait)} if wait is not None else None
+        return HTMLResponse(page, status_code=signed_in.status, headers=headers)
     log.info("enroll_signed_in", user=signed_in.user.login, groups=list(signed_in.user.groups))
     name = signed_in.user.display_name or signed_in.user.login
     return HTMLResponse(pages.confirm(organization, name, signed_in.token, signed_in.profiles))
