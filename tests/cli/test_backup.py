@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchardist.cli.backup import pg_dump_command
 from orchardist.config import write_config
 from orchardist.simulator.device import VirtualDevice
 from orchardist.simulator.fleet import retarget
@@ -215,3 +216,13 @@ def test_backup_refuses_to_replace_an_archive(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "--force" in refused.stderr
     assert archive.read_bytes() == before
+
+
+def test_the_pg_dump_step_never_shows_the_password() -> None:
+    line = pg_dump_command(
+        "postgresql+asyncpg://mdm:s3cret@db.internal:5433/orchardist", Path("/b/nightly.tar.gz")
+    )
+    assert line == (
+        "pg_dump --format=custom --file=/b/nightly.dump 'postgresql://mdm@db.internal:5433/orchardist'"
+    )
+    assert "s3cret" not in line
