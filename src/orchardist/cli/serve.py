@@ -54,6 +54,10 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
+        # The client address (sign-in limits, logs) comes from X-Forwarded-For only when
+        # the peer is one of these proxies; uvicorn would otherwise read FORWARDED_ALLOW_IPS.
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.trusted_proxies,
         **tls,
     }
     if workers == 1:
