@@ -57,9 +57,6 @@ async def test_check_ins_besides_authenticate(server: Server) -> None:
         await server.checkin(device, "UserAuthenticate", UserID="u", DigestResponse="d")
     ).status_code == 410
     assert (
-        await server.checkin(device, "DeclarativeManagement", Endpoint="tokens")
-    ).status_code == 404
-    assert (
         await server.checkin(device, "SetBootstrapToken", BootstrapToken=b"boot")
     ).status_code == 200
     fetched = await server.checkin(device, "GetBootstrapToken")
@@ -69,6 +66,34 @@ async def test_check_ins_besides_authenticate(server: Server) -> None:
     assert out.status_code == 200
     enrollment = await server.services.storage.get_enrollment("UDID-B")  # type: ignore[attr-defined]
     assert enrollment.enrolled is False
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["tokens", "declaration-items", "status", "declaration/configuration/com.example.passcode"],
+)
+async def test_declarative_management_finds_nothing_here(server: Server, endpoint: str) -> None:
+    """Never enabled (no DeclarativeManagement command is sent), so nothing is here: 404,
+    which for a declaration makes the device remove it (Apple, "Declarative Management")."""
+    device = await server.device("UDID-E", 84)
+    await server.enroll(device)
+    data = {"Data": b'{"StatusItems": {}}'} if endpoint == "status" else {}
+    answer = await server.checkin(device, "DeclarativeManagement", Endpoint=endpoint, **data)
+    assert answer.status_code == 404
+    assert "no declarative management on this server" in answer.text
+    assert endpoint in answer.text
+
+
+@pytest.mark.parametrize("service", ["com.apple.maid", "com.apple.watch.pairing"])
+async def test_get_token_recognizes_no_service_type(server: Server, service: str) -> None:
+    """No com.apple.mdm.token capability, so no service type is recognized: 400 (Apple,
+    "Get Token")."""
+    device = await server.device("UDID-F", 85)
+    await server.enroll(device)
+    answer = await server.checkin(device, "GetToken", TokenServiceType=service)
+    assert answer.status_code == 400
+    assert "no token service on this server" in answer.text
+    assert service in answer.text
 
 
 async def test_identity_refusals(server: Server) -> None:

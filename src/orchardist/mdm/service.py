@@ -194,9 +194,30 @@ class MdmService:
             case MessageType.USER_AUTHENTICATE:
                 # 410 declines the user channel for this user (Apple, "UserAuthenticate").
                 return MdmAnswer(410, reason="user channels are not enabled on this server")
-            case _:  # DeclarativeManagement, GetToken: capabilities this server never offers
+            case MessageType.GET_TOKEN:
+                # Apple, "Get Token" (developer.apple.com/documentation/devicemanagement/
+                # get-token): "A server that supports this request needs to include a
+                # com.apple.mdm.token value in the ServerCapabilities key of the MDM profile
+                # payload" (ours never does), and "If the server doesn't recognize the service
+                # type, it needs to return a 400 HTTP response status": we recognize none.
+                service = message.get("TokenServiceType")
                 return MdmAnswer(
-                    404, reason=f"{message.message_type} is not supported by this server"
+                    400, reason=f"no token service on this server (TokenServiceType {service!r})"
+                )
+            case _:  # DeclarativeManagement
+                # Apple, "Integrating declarative management": it "has to be explicitly
+                # enabled with a new MDM command", which this server never sends; "Without
+                # that enablement, the MDM protocol functions exactly as before". A device
+                # asking anyway finds nothing: Apple, "Declarative Management" (check-in):
+                # "If the declaration isn't present on the server, it needs to return a 404
+                # Not Found HTTP status response to the device. That causes the device to
+                # remove any corresponding declaration that is present on it." The same 404
+                # answers tokens, declaration-items and status: Apple defines only their 200
+                # answers, from a server that holds declarations.
+                endpoint = message.get("Endpoint")
+                return MdmAnswer(
+                    404,
+                    reason=f"no declarative management on this server (Endpoint {endpoint!r})",
                 )
 
     async def _emit_checkin(self, message: Checkin) -> None:
