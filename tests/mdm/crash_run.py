@@ -1,0 +1,137 @@
+"""One kill -9 run: `orchardist serve --http` over a seeded fleet (tests/mdm/crash_fleet.py),
+work queued through the API, the devices answering, SIGKILL once half of them have had
+their answer taken, a new server on the same port, the devices going on; then what the
+database holds, counted per command, target and device."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from orchardist.storage.sql.repositories import open_storage
+from tests.mdm.crash_fleet import Fleet, Tally, seed_fleet
+from tests.server import free_port, orchardist, serve_process
+
+Queue = Callable[[httpx.Client], None]  # queues the work through the API, given a client
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database says about the commands of one RequestType."""
+
+    commands: int  # commands of this RequestType
+    targets: int  # (command, device) rows
+    devices: int  # distinct devices among them
+    acknowledged: int  # targets answered Acknowledged with a result
+    unanswered: int
+
+
+@dataclass(frozen=True)
+class Figures:
+    devices: int
+    at_kill: Stored  # the dead server's database, before the restart
+    after: Stored
+    tally: Tally
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "devices": self.devices, "deliveries": self.tally.deliveries,
+            "results": self.after.acknowledged, "results_at_kill": self.at_kill.acknowledged,
+            "duplicates": self.tally.duplicates, "lost": self.devices - self.after.acknowledged,
+            "commands": self.after.commands, "targets": self.after.targets,
+            "retried_in_transit": self.tally.retried,
+        }  # fmt: skip
+
+
+def database_url(data_dir: Path, env: Mapping[str, str]) -> str:
+    return env.get("ORCHARDIST_DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'orchardist.db'}"
+
+
+def prepare(data_dir: Path, env: Mapping[str, str], count: int) -> tuple[str, Any]:
+    """`orchardist init` and `count` seeded devices: (the admin token, the members)."""
+    admin = json.loads(orchardist(data_dir, "init", "--hostname", "localhost", "--json", env=env))
+    members = asyncio.run(seed_fleet(data_dir, database_url(data_dir, env), count))
+    return str(admin["admin_token"]), members
+
+
+async def stored(url: str, request_type: str) -> Stored:
+    query = text(
+        "SELECT count(DISTINCT c.command_uuid), count(t.device_id), count(DISTINCT t.device_id),"
+        " sum(CASE WHEN t.status = 'acknowledged' AND t.result IS NOT NULL"
+        "     AND t.answered_at IS NOT NULL THEN 1 ELSE 0 END),"
+        " sum(CASE WHEN t.answered_at IS NULL THEN 1 ELSE 0 END)"
+        " FROM commands c LEFT JOIN command_targets t ON t.command_uuid = c.command_uuid"
+        " WHERE c.request_type = :request_type"
+    )
+    storage = await open_storage(url)
+    try:
+        row = await storage.database.read(
+            lambda conn: conn.execute(query, {"request_type": request_type}).one()
+        )
+    finally:
+        await storage.close()
+    return Stored(*(int(value or 0) for value in row))
+
+
+def killed_run(
+    data_dir: Path,
+    env: Mapping[str, str],
+    count: int,
+    request_type: str,
+    queue: Queue,
+    *,
+    timeout: float = 600,
+) -> Figures:
+    """The whole run; `queue` puts `request_type` commands in for the fleet."""
+    token, members = prepare(data_dir, env, count)
+    url, port = database_url(data_dir, env), free_port()
+    with _server(data_dir, env, port) as (base, doomed):
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api:
+            queue(api)
+        fleet = Fleet(base, members)
+
+        async def killed() -> tuple[Stored, Tally]:
+            devices = asyncio.create_task(fleet.run())
+            while fleet.tally.answered < count // 2:
+                assert not devices.done(), "the devices finished before the kill"
+                assert doomed.poll() is None, "the server ended before it could be killed"
+                await asyncio.sleep(0.005)
+            doomed.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(doomed.wait, 10)
+            at_kill = await stored(url, request_type)
+            with ExitStack() as stack:  # the next server, on the same port
+                await asyncio.to_thread(stack.enter_context, _server(data_dir, env, port))
+                await asyncio.wait_for(devices, timeout)
+            return at_kill, fleet.tally
+
+        at_kill, tally = asyncio.run(killed())
+    return Figures(count, at_kill, asyncio.run(stored(url, request_type)), tally)
+
+
+@contextmanager
+def _server(
+    data_dir: Path, env: Mapping[str, str], port: int
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with serve_process(data_dir, http=True, env=env, port=port) as running:
+        yield running
+
+
+def send_to_all(request_type: str) -> Queue:
+    """One command for every enrolled device, through POST /api/v1/commands."""
+
+    def queue(api: httpx.Client) -> None:
+        body = {"request_type": request_type, "targets": {"all": True}}
+        reply = api.post("/api/v1/commands", json=body, timeout=120)
+        assert reply.status_code == 201, reply.text
+
+    return queue
