@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import plistlib
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +43,7 @@ class Figures:
     at_kill: Stored  # the dead server's database, before the restart
     after: Stored
     tally: Tally
+    profiles: dict[str, int]  # the crash profile's device states (profile_states)
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -115,7 +117,8 @@ def killed_run(
             return at_kill, fleet.tally
 
         at_kill, tally = asyncio.run(killed())
-    return Figures(count, at_kill, asyncio.run(stored(url, request_type)), tally)
+    after = asyncio.run(stored(url, request_type))
+    return Figures(count, at_kill, after, tally, asyncio.run(profile_states(url)))
 
 
 @contextmanager
@@ -135,3 +138,39 @@ def send_to_all(request_type: str) -> Queue:
         assert reply.status_code == 201, reply.text
 
     return queue
+
+
+CLIP = "com.example.crash.clip"
+
+
+def assign_profile_to_all(api: httpx.Client) -> None:
+    """A web clip profile, assigned to every device: reconciling queues InstallProfile,
+    its payloads encrypted to each device's certificate, one per device."""
+    profile = plistlib.dumps({
+        "PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": CLIP,
+        "PayloadUUID": "6F1C2B4E-0000-4000-8000-000000000015", "PayloadDisplayName": "Crash",
+        "PayloadContent": [{
+            "PayloadType": "com.apple.webClip.managed", "PayloadVersion": 1,
+            "PayloadIdentifier": f"{CLIP}.1", "PayloadUUID": "6F1C2B4E-0000-4000-8000-000000000016",
+            "Label": "Intranet", "URL": "https://intranet.example.com/",
+        }],
+    })  # fmt: skip
+    reply = api.post("/api/v1/profiles", content=profile, timeout=60)
+    assert reply.status_code == 201, reply.text
+    reply = api.post(f"/api/v1/profiles/{CLIP}/assignments", json={"all": True}, timeout=600)
+    assert reply.status_code == 200, reply.text
+
+
+async def profile_states(url: str) -> dict[str, int]:
+    """device_profiles of the crash profile: state -> devices."""
+    query = text(
+        "SELECT state, count(*) FROM device_profiles WHERE identifier = :identifier GROUP BY state"
+    )
+    storage = await open_storage(url)
+    try:
+        rows = await storage.database.read(
+            lambda conn: conn.execute(query, {"identifier": CLIP}).all()
+        )
+    finally:
+        await storage.close()
+    return {str(state): int(count) for state, count in rows}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.db import backends, fresh_database
-from tests.mdm.crash_run import Figures, Queue, killed_run, send_to_all
+from tests.mdm.crash_run import Figures, Queue, assign_profile_to_all, killed_run, send_to_all
 
 DEVICES = int(os.environ.get("ORCHARDIST_CRASH_DEVICES", "600"))
 
@@ -77,3 +77,17 @@ def test_a_killed_server_loses_and_repeats_no_command(backend: str, tmp_path: Pa
     figures = run_killed(backend, tmp_path, "SecurityInfo", send_to_all("SecurityInfo"))
     assert figures.after.commands == 1  # one command: nothing queued twice
     assert_whole(figures)
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_killed_server_installs_an_assigned_profile_once(backend: str, tmp_path: Path) -> None:
+    figures = run_killed(backend, tmp_path, "InstallProfile", assign_profile_to_all)
+    assert figures.after.commands == DEVICES  # one InstallProfile per device, none again
+    assert_whole(figures)
+    assert sum(figures.profiles.values()) == DEVICES
+    if figures.profiles != {"installed": DEVICES}:
+        # Known defect (issue 15, R1): connect stores the result, then ProfileLibrary.
+        # on_result moves the state in a transaction of its own; killed between the two,
+        # the retransmitted answer is a duplicate that calls no on_result, and the device
+        # stays pending for good (reconcile holds pending rows, repair asks installed ones).
+        pytest.xfail(f"profile states after the kill: {figures.profiles}")
