@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import apps, checkin, console, profiles, push, reports, scep, storm
+from bench import apps, checkin, console, crash, profiles, push, reports, scep, storm
 from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -25,6 +25,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "apps": apps.run,
     "reports": reports.run,
     "storm": storm.run,
+    "crash": crash.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--ipa-mb", type=int, default=500, help="apps: size of the .ipa stored")
     parser.add_argument("--manifests", type=int, default=20_000, help="apps: manifests to build")
     parser.add_argument("--storm-devices", type=int, default=200, help="storm: devices at once")
+    parser.add_argument("--crash-devices", type=int, default=10_000, help="crash: devices")
     parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
