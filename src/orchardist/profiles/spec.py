@@ -220,13 +220,18 @@ def _secret(
         text = env[name]
         return decode_base64(text, path) if is_data else text
     file = base_dir / str(ref["file"])
+    if "\x00" in str(file):  # no file has such a name; open() raises ValueError for it
+        raise SpecError(f"{path}: a file name cannot hold a NUL character")
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read {file}: {exc.strerror}") from exc
     if is_data:
         return data
-    text = data.decode("utf-8").rstrip("\r\n")
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: {file} is not UTF-8 text: {exc.reason}") from exc
     if isinstance(env, _Recording) and text:
         env.seen.append(text)
     return text
