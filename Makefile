@@ -16,7 +16,7 @@ DEBS := scep openssl slapd ldap-utils libldap2-dev libsasl2-dev \
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs run test lint bench clean screenshots
+.PHONY: help venv debs run test lint bench clean screenshots fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-6s %s\n", $$1, $$2}'
@@ -52,6 +52,13 @@ TEST_WORKERS ?= auto
 
 test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDIST_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
+
+# The fuzz tests (tests/fuzz) with FUZZ_EXAMPLES random inputs per target instead of the
+# suite's few derandomized ones; ends with a table of inputs per target.
+FUZZ_EXAMPLES ?= 2000
+
+fuzz: venv ## Fuzz every parser of outside input (FUZZ_EXAMPLES per target); prints the counts
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:xdist -q tests/fuzz
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	@dpkg -s wrk >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends wrk)

@@ -1,0 +1,109 @@
+"""The fuzz tests' budget and bounds.
+
+In the suite each target tries a fixed, derandomized number of inputs (a few seconds in
+all). `make fuzz` sets FUZZ_EXAMPLES: then every target tries that many inputs, fresh
+random ones on each run, and the session ends with a table of how many inputs each target
+took (tests/fuzz/conftest.py).
+
+Every input is parsed inside `bounded_call`: the parser may answer or refuse with its
+documented error type, nothing else; no input may take longer than TIME_LIMIT seconds (a
+generous ceiling that only a hang or a quadratic blow-up crosses, not a timing: timings
+live in bench/), and for the pure parsers no input may make Python allocate more than
+`memory_limit(len(input))` at its peak (tracemalloc)."""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, Phase, settings
+
+T = TypeVar("T")
+TIME_LIMIT = 2.0  # seconds for one input
+MiB = 1024 * 1024
+COUNTS: Counter[str] = Counter()  # target → inputs tried this session
+
+
+def long_run() -> int | None:
+    """FUZZ_EXAMPLES when `make fuzz` set it: inputs per target."""
+    value = os.environ.get("FUZZ_EXAMPLES", "")
+    return int(value) if value.strip() else None
+
+
+def fuzzing(examples: int) -> settings:
+    """`examples` derandomized inputs in the suite, or FUZZ_EXAMPLES random ones; never a
+    deadline (the bound is ours, see bounded_call), no example database, and shrinking
+    only in the long run, where a failure is worth minutes to see at its smallest."""
+    long = long_run()
+    phases = [Phase.explicit, Phase.generate]
+    return settings(
+        max_examples=long or examples,
+        derandomize=long is None,
+        deadline=None,
+        database=None,
+        phases=[*phases, Phase.shrink] if long else phases,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
+def memory_limit(size: int) -> int:
+    """Peak allocation allowed for parsing `size` bytes: a fixed allowance (a certificate,
+    a schema lookup, a compiled pattern) plus a small multiple of the input. A parser that
+    expands what it reads (a shared-container bomb, a nested-length lie) crosses it."""
+    return 16 * MiB + 40 * size
+
+
+@contextmanager
+def traced() -> Iterator[None]:
+    """tracemalloc on for one test: it slows every allocation, so only around a test."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        yield
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def bounded_call(
+    target: str,
+    parse: Callable[[], T],
+    refusals: tuple[type[BaseException], ...],
+    *,
+    size: int | None = None,
+    time_limit: float = TIME_LIMIT,
+) -> T | None:
+    """parse(), which may refuse only with `refusals` (None then). With `size` (the input's
+    length; inside `traced()`), its peak allocation is bounded too."""
+    if size is not None:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+    start = time.monotonic()
+    result: T | None = None
+    try:
+        result = parse()
+    except refusals:
+        result = None
+    elapsed = time.monotonic() - start
+    COUNTS[target] += 1
+    assert elapsed < time_limit, f"{target}: one input took {elapsed:.1f} s"
+    if size is not None:
+        peak = tracemalloc.get_traced_memory()[1] - before
+        limit = memory_limit(size)
+        assert peak < limit, f"{target}: {peak:,} bytes allocated for a {size:,}-byte input"
+    return result
+
+
+def report(counts: dict[str, Any]) -> list[str]:
+    """The table `make fuzz` ends with."""
+    width = max((len(name) for name in counts), default=6)
+    lines = [f"{'target':<{width}}  inputs", f"{'-' * width}  ------"]
+    lines += [f"{name:<{width}}  {count:>6}" for name, count in sorted(counts.items())]
+    lines.append(f"{'total':<{width}}  {sum(counts.values()):>6}")
+    return lines

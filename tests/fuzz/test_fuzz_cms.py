@@ -1,0 +1,96 @@
+"""Fuzzing the CMS readers behind Mdm-Signature and SCEP: the verifier devices are known
+by, cms.verify and decrypt, the quick TLV readers, and the SCEP pkiMessage reader. Inputs
+are valid messages with their DER tree changed (tests/fuzz/der_mutations.py) or their
+bytes flipped; each reader answers or refuses with its documented error."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchardist.mdm.identity import IdentityError, SignatureVerifier
+from orchardist.pki import cms
+from orchardist.pki.ca import CertificateAuthority, generate_ca
+from orchardist.pki.cms_quick import read_enveloped, read_signed
+from orchardist.scep import client
+from orchardist.scep.messages import MessageType, ScepMessageError, read_request
+from tests.fuzz.der_mutations import der_mutated
+from tests.fuzz.harness import bounded_call, fuzzing, traced
+from tests.keys import rsa_key
+from tests.web.mutations import flipped
+
+NOW = datetime.now(UTC)
+BODY = b'<?xml version="1.0"?><plist><dict><key>Status</key><string>Idle</string></dict></plist>'
+CA = CertificateAuthority(*generate_ca("Fuzz CA", "Orchardist tests"))
+KEY = rsa_key(171)
+DEVICE = CA.issue_client_certificate(client.make_csr(KEY, "device"), validity_days=30, now=NOW)
+SIGNED = [
+    cms.sign(BODY, DEVICE, KEY, digest="sha1"),
+    cms.sign(BODY, DEVICE, KEY, digest="sha256"),
+    cms.sign(BODY, DEVICE, KEY, detached=False),
+]
+ENVELOPED = [cms.encrypt(BODY, [DEVICE], cipher=c) for c in ("aes128", "aes256", "des3")]
+VERIFIER = SignatureVerifier([CA.certificate])
+
+
+def _changed(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
+    seed = st.sampled_from(seeds)
+    return st.one_of(seed.flatmap(der_mutated), seed.flatmap(der_mutated), seed.flatmap(flipped))
+
+
+def _scep_messages() -> list[bytes]:
+    requester = client.Requester(
+        client.self_signed_signer(KEY, DEVICE.subject), KEY, CA.certificate
+    )
+    csr = client.make_csr(KEY, "device", "challenge").public_bytes(Encoding.DER)
+    return [
+        client.pki_message(requester, MessageType.PKCS_REQ, csr, "T" * 40),
+        client.pki_message(requester, MessageType.CERT_POLL, b"\x30\x00", "T" * 40),
+    ]
+
+
+@fuzzing(120)
+@given(der=_changed(SIGNED), body=st.sampled_from([BODY, BODY[:-1], b""]), text=st.booleans())
+def test_mdm_signature(der: bytes, body: bytes, text: bool) -> None:
+    header = base64.b64encode(der).decode()
+    if text:  # a header a proxy or a liar mangled
+        header = header[: len(header) // 2] + " \t" + header[len(header) // 2 :]
+    with traced():
+        bounded_call("mdm_signature", lambda: VERIFIER.signer(header, body, NOW),
+                     (IdentityError,), size=len(der))  # fmt: skip
+
+
+@fuzzing(120)
+@given(der=_changed(SIGNED))
+def test_cms_verify(der: bytes) -> None:
+    with traced():
+        bounded_call("cms.verify", lambda: cms.verify(der, detached_content=BODY,
+                     trusted=[CA.certificate]), (cms.CmsError,), size=len(der))  # fmt: skip
+
+
+@fuzzing(120)
+@given(der=_changed(SIGNED))
+def test_quick_signed_reader(der: bytes) -> None:
+    with traced():
+        bounded_call("cms_quick.read_signed", lambda: read_signed(der), (), size=len(der))
+
+
+@fuzzing(120)
+@given(der=_changed(ENVELOPED))
+def test_enveloped_readers(der: bytes) -> None:
+    with traced():
+        bounded_call("cms_quick.read_enveloped", lambda: read_enveloped(der), (), size=len(der))
+        bounded_call("cms.decrypt", lambda: cms.decrypt(der, DEVICE, KEY), (cms.CmsError,),
+                     size=len(der))  # fmt: skip
+
+
+@fuzzing(120)
+@given(der=_changed(_scep_messages()))
+def test_scep_read_request(der: bytes) -> None:
+    with traced():
+        bounded_call("scep.read_request", lambda: read_request(der), (ScepMessageError,),
+                     size=len(der))  # fmt: skip

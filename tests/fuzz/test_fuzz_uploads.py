@@ -1,0 +1,204 @@
+"""Fuzzing what administrators and devices upload outside MDM messages: over-the-air
+phase 2/3 bodies, .mobileconfig files (plain and signed) with the profile check that
+follows, `profile build` TOML specs, .mobileprovision files and .ipa archives. Each input
+is a valid one changed in its structure (plist tree, DER tree, zip members) or its bytes."""
+
+from __future__ import annotations
+
+import io
+import plistlib
+import tempfile
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from cryptography import x509
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orchardist.apps.ipa import read_ipa
+from orchardist.apps.provisioning import ProvisioningError, read_mobileprovision
+from orchardist.apps.safezip import IpaError
+from orchardist.enroll.ota import OtaError, read_device_post
+from orchardist.pki import cms
+from orchardist.pki.ca import CertificateAuthority, generate_ca
+from orchardist.profiles import envelope
+from orchardist.profiles.builders import SpecError
+from orchardist.profiles.envelope import ProfileReadError
+from orchardist.profiles.spec import build_profile, read_spec
+from orchardist.profiles.validate import check_profile
+from orchardist.scep.client import make_csr
+from tests.apps.factory import TEAM, build_ipa, build_mobileprovision, profile_plist, sign_profile
+from tests.fuzz.der_mutations import der_mutated
+from tests.fuzz.harness import bounded_call, fuzzing, traced
+from tests.keys import rsa_key
+from tests.web.mutation_seeds import OTA_ATTRIBUTES
+from tests.web.mutations import flipped, mutated, written
+
+NOW = datetime.now(UTC)
+UDID = "00008110-000A1C2E3E88801E"
+OURS = CertificateAuthority(*generate_ca("Fuzz OTA CA", "Orchardist tests"))
+APPLE = CertificateAuthority(*generate_ca("Stand-in Apple device CA", "Orchardist tests"))
+KEY = rsa_key(172)
+PHASE_3 = OURS.issue_client_certificate(make_csr(KEY, UDID), validity_days=30, now=NOW)
+PHASE_2 = APPLE.issue_client_certificate(make_csr(KEY, UDID), validity_days=30, now=NOW)
+ATTRIBUTES = {"UDID": UDID, **OTA_ATTRIBUTES}
+
+
+def _signed_by(cert: x509.Certificate) -> Any:
+    return lambda content: cms.sign(content, cert, KEY)
+
+
+def _ota_posts() -> st.SearchStrategy[bytes]:
+    trees = mutated(ATTRIBUTES).flatmap(written)
+    signer = st.sampled_from([PHASE_2, PHASE_3])
+    tree_level = st.tuples(trees, signer).map(lambda pair: _signed_by(pair[1])(pair[0]))
+    seeds = [_signed_by(c)(plistlib.dumps(ATTRIBUTES)) for c in (PHASE_2, PHASE_3)]
+    return tree_level | st.sampled_from(seeds).flatmap(der_mutated)
+
+
+@fuzzing(100)
+@given(body=_ota_posts())
+def test_over_the_air_posts(body: bytes) -> None:
+    with traced():
+        bounded_call("enroll.read_device_post", lambda: read_device_post(
+            body, ours=OURS.certificate, extra_anchors=[APPLE.certificate]), (OtaError,),
+            size=len(body))  # fmt: skip
+
+
+PROFILE_SPEC: dict[str, Any] = {
+    "identifier": "com.example.wifi",
+    "name": "Office Wi-Fi",
+    "payloads": [
+        {"type": "wifi", "SSID_STR": "Office", "EncryptionType": "WPA2",
+         "Password": {"file": "secret.txt"}},
+        {"type": "wifi", "SSID_STR": "Lab", "EncryptionType": "WPA2",
+         "Password": {"file": "binary.bin"}},
+        {"type": "wifi", "SSID_STR": "Guest", "EncryptionType": "WPA2",
+         "Password": {"env": "GUEST_PASSWORD"}},
+    ],
+}  # fmt: skip
+ENV = {"GUEST_PASSWORD": "guest-password"}
+PROFILE = build_profile(
+    {**PROFILE_SPEC, "payloads": [{"type": "wifi", "SSID_STR": "Office"}]}, base_dir=Path(), env={}
+)
+PLAIN = envelope.serialize(PROFILE)
+SIGNED = envelope.sign(PLAIN, PHASE_3, KEY, [OURS.certificate])
+
+
+def mobileconfigs() -> st.SearchStrategy[bytes]:
+    trees = mutated(PROFILE).flatmap(written)
+    return st.one_of(
+        trees, trees, trees.map(_signed_by(PHASE_3)), st.just(SIGNED).flatmap(der_mutated)
+    )
+
+
+@fuzzing(100)
+@given(data=mobileconfigs())
+def test_mobileconfig_uploads(data: bytes) -> None:
+    """What an upload goes through: the reader, then the profile check."""
+    with traced():
+        read = bounded_call("profiles.envelope.read", lambda: envelope.read(data),
+                            (ProfileReadError,), size=len(data))  # fmt: skip
+        if read is not None:
+            bounded_call("profiles.check_profile", lambda: check_profile(read.profile), (),
+                         size=len(data))  # fmt: skip
+
+
+def _toml(tree: dict[str, Any]) -> str:
+    try:
+        return tomli_w.dumps(tree)
+    except (TypeError, ValueError):  # bytes, NaN keys…: TOML cannot say it; the seed then
+        return tomli_w.dumps(PROFILE_SPEC)
+
+
+def _specs() -> st.SearchStrategy[bytes]:
+    text = tomli_w.dumps(PROFILE_SPEC).encode()
+    return st.one_of(
+        mutated(PROFILE_SPEC).map(lambda tree: _toml(tree).encode()),
+        mutated(PROFILE_SPEC).map(lambda tree: _toml(tree).encode()),
+        st.just(text).flatmap(flipped),
+    )
+
+
+@fuzzing(100)
+@given(spec=_specs())
+def test_profile_specs(spec: bytes, tmp_path_factory: Any) -> None:
+    folder = tmp_path_factory.mktemp("spec", numbered=True)
+    (folder / "secret.txt").write_text("office-password\n")
+    (folder / "binary.bin").write_bytes(b"\xff\xfe\x00password")
+    (folder / "spec.toml").write_bytes(spec)
+
+    def build() -> dict[str, Any]:
+        return build_profile(read_spec(folder / "spec.toml"), base_dir=folder, env=ENV)
+
+    bounded_call("profiles.spec", build, (SpecError,))
+
+
+def _provisioning() -> st.SearchStrategy[bytes]:
+    trees = mutated(profile_plist()).flatmap(written).map(sign_profile)
+    return trees | st.just(build_mobileprovision()).flatmap(der_mutated)
+
+
+@fuzzing(100)
+@given(data=_provisioning())
+def test_mobileprovision(data: bytes) -> None:
+    with traced():
+        bounded_call("apps.read_mobileprovision", lambda: read_mobileprovision(
+            data, trusted_roots=[TEAM.ca_cert]), (ProvisioningError,), size=len(data))  # fmt: skip
+
+
+def _ipa_members(icon: bool) -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = build_ipa(Path(folder) / "seed.ipa", icon=icon)
+        with zipfile.ZipFile(path) as archive:
+            return {name: archive.read(name) for name in archive.namelist()}
+
+
+# Icons are converted in pure Python (a fifth of a second each, five times that under
+# tracemalloc): three seeds in four have none, so the budget buys more archives.
+SEEDS = [_ipa_members(icon=True), *[_ipa_members(icon=False)] * 3]
+INFO = next(name for name in SEEDS[0] if name.endswith(".app/Info.plist"))
+
+
+@st.composite
+def _ipas(draw: st.DrawFn) -> bytes:
+    """The seed .ipa with its members changed: Info.plist's tree, a member's bytes (an
+    icon, the embedded profile), a member dropped or renamed (traversal, duplicates,
+    another app folder); then zipped, and one time in six the archive's bytes flipped."""
+    seed = draw(st.sampled_from(SEEDS))
+    members = list(seed.items())
+    action = draw(st.sampled_from(["info", "info", "bytes", "der", "drop", "rename"]))
+    at = draw(st.integers(0, len(members) - 1))
+    name, data = members[at]
+    if action == "info":
+        tree = plistlib.loads(seed[INFO])
+        members = [(n, d) for n, d in members if n != INFO]
+        members.append((INFO, draw(written(draw(mutated(tree))))))
+    elif action == "bytes":
+        members[at] = (name, draw(flipped(data)))
+    elif action == "der":
+        members = [(n, draw(der_mutated(d)) if n.endswith(".mobileprovision") else d)
+                   for n, d in members]  # fmt: skip
+    elif action == "drop":
+        del members[at]
+    else:
+        new = draw(st.sampled_from(["../evil", "/abs", "Payload/Other.app/x", name, ""]))
+        members.append((new + draw(st.sampled_from(["", "/Info.plist", ".app"])), data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in members:
+            archive.writestr(member or "x", content)
+    body = out.getvalue()
+    return draw(flipped(body)) if draw(st.integers(0, 5)) == 0 else body
+
+
+@fuzzing(30)
+@given(data=_ipas())
+def test_ipa_uploads(data: bytes) -> None:
+    with traced():  # 5 s: tracemalloc makes the icon conversion five times slower
+        bounded_call("apps.read_ipa", lambda: read_ipa(io.BytesIO(data),
+                     trusted_roots=[TEAM.ca_cert]), (IpaError,), size=len(data),
+                     time_limit=5.0)  # fmt: skip
