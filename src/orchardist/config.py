@@ -126,6 +126,14 @@ class Settings(BaseSettings):
     scep_challenge_ttl_seconds: int = Field(
         default=3600, ge=60, description="Lifetime of one-time challenges"
     )
+    scep_renew_before_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="Re-deliver the enrollment profile (a new identity) to enrolled devices "
+        "this many days before their identity expires, or at half its lifetime if sooner; "
+        "0: never (see docs/scep.md)",
+    )
     scep_max_body_bytes: int = Field(
         default=64 * 1024, ge=4096, description="Larger SCEP requests are refused (413)"
     )

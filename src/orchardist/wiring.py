@@ -36,6 +36,7 @@ from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.identity import SignatureVerifier
+from orchardist.mdm.renewal import IdentityRenewal
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
@@ -81,6 +82,8 @@ class Services:
     apps: AppLibrary | None = None  # in-house apps; `serve` runs its roll-out loop
     # Provisioning profiles: upload, install, renewal; `serve` runs its periodic pass.
     provisioning: ProvisioningLibrary | None = None
+    # Re-delivers the enrollment profile before identities expire; `serve` runs its pass.
+    renewal: IdentityRenewal | None = None
     # Who did what: the API, the CLI and the console record their actions here.
     audit: AuditLog = field(init=False)
     # Who may do what (console and API ask it; on_denied is the audit's seam) and who may
@@ -237,6 +240,14 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     services.webhooks = _webhook_sender(settings, storage)
     services.compliance = compliance
     services.provisioning = provisioning
+    if settings.scep_renew_before_days:
+        services.renewal = IdentityRenewal(
+            storage,
+            storage,
+            enrollment,
+            renew_before=timedelta(days=settings.scep_renew_before_days),
+            clock=utc_now,
+        )
     services.files, services.app_urls, services.apps = app_files, app_urls, apps
     apps.on_queued = pusher.wake
     apps.on_embedded_profile = provisioning.remember

@@ -15,6 +15,13 @@ valid certificate proves only that it is ours. What ties it to one UDID:
    certificate can present passes.
 
 Each refusal names the device the certificate belongs to, for the log line.
+
+A move allowed by rule 3 is a renewal (`renews`): the enrollment goes on with the new
+certificate — still enrolled, its queue kept — and the old certificate, no longer the bound
+one, is refused from then on (a device holds one identity for its MDM payload, and two
+live keys speaking for one device would be one more to steal). A RenewalReq-renewed
+certificate may even announce itself without an Authenticate (`renews_silently`): the old
+certificate signed the request for it.
 """
 
 from __future__ import annotations
@@ -60,4 +67,31 @@ def authenticate_refusal(
         "only after it checks out or an administrator retires it "
         f"(orchardist device retire {device_id} --yes --forget)",
         None,
+    )
+
+
+def renews(device_id: str, presented: IssuedCertificate, state: BindingState) -> bool:
+    """Whether an Authenticate that `authenticate_refusal` let through moves a live
+    enrollment to a new certificate (a renewal) rather than starting a new one."""
+    return (
+        state.current_sha256 is not None
+        and not state.current_ended
+        and state.current_sha256 != presented.sha256
+        and (
+            presented.device_id == device_id
+            or (state.current_serial is not None and presented.renewal_of == state.current_serial)
+        )
+    )
+
+
+def renews_silently(presented: IssuedCertificate, state: BindingState) -> bool:
+    """Whether a request other than Authenticate, signed by `presented`, may move the live
+    enrollment to it: only a SCEP RenewalReq's certificate (RFC 8894 §3.3.1.2: the request
+    was signed with the bound certificate's key), never one merely issued for the UDID."""
+    return (
+        state.current_sha256 is not None
+        and not state.current_ended
+        and state.bound_elsewhere is None
+        and state.current_serial is not None
+        and presented.renewal_of == state.current_serial
     )

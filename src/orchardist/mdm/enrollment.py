@@ -131,6 +131,10 @@ class EnrollmentProfiles:
         """The enrollment profile's PayloadIdentifier: RemoveProfile with it unenrolls."""
         return self._settings.identifier
 
+    @property
+    def challenges(self) -> ChallengeVerifier:
+        return self._challenges
+
     async def profile(self, *, signed: bool = True, challenge: str | None = None) -> bytes:
         """A profile with `challenge`, or a fresh one-time challenge; signed with the server
         certificate (what iOS shows as "Verified") unless `signed` is False."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from orchardist.mdm.binding import authenticate_refusal
+from orchardist.mdm.binding import authenticate_refusal, renews, renews_silently
 from orchardist.mdm.checkin import Checkin, MessageType
 from orchardist.mdm.identity import DeviceIdentity
 from orchardist.mdm.inventory import inventory_from
@@ -85,10 +85,14 @@ class MdmService:
     async def checkin(self, message: Checkin, identity: DeviceIdentity) -> MdmAnswer:
         now = self._clock()
         if message.message_type == MessageType.AUTHENTICATE:
-            refusal = await self._refuse_authenticate(message.device_id, identity)
-            if refusal is not None:
-                return refusal
-            await self._store.authenticate(_facts(message), identity.sha256, now)
+            verdict = await self._refuse_authenticate(message.device_id, identity)
+            if isinstance(verdict, MdmAnswer):
+                return verdict
+            # A renewal goes on with the enrollment; anything else starts a new one.
+            if not verdict or not await self._store.rebind(
+                message.device_id, identity.sha256, _facts(message), now
+            ):
+                await self._store.authenticate(_facts(message), identity.sha256, now)
             await self._emit_checkin(message)
             return MdmAnswer(200)
         if not _bound(await self._store.idle_state(message.device_id, now), identity):
@@ -232,9 +236,10 @@ class MdmService:
 
     async def _refuse_authenticate(
         self, device_id: str, identity: DeviceIdentity
-    ) -> MdmAnswer | None:
-        """Why this certificate may not authenticate as the device, or None: ours, not
-        revoked, and allowed to bind it (mdm/binding.py), from one query."""
+    ) -> MdmAnswer | bool:
+        """Why this certificate may not authenticate as the device, or whether it renews the
+        live enrollment's (True) or starts a new one (False): ours, not revoked, and allowed
+        to bind it (mdm/binding.py), from one query."""
         serial = identity.certificate.serial_number
         state = await self._store.binding_state(serial, device_id)
         record = _issued_answer(state.presented, identity)
@@ -242,7 +247,7 @@ class MdmService:
             return record
         refusal = authenticate_refusal(device_id, record, state)
         if refusal is None:
-            return None
+            return renews(device_id, record, state)
         return MdmAnswer(403, reason=refusal.reason, certificate_device=refusal.certificate_device)
 
     async def _refuse_unbound(self, device_id: str, identity: DeviceIdentity) -> MdmAnswer | None:
@@ -250,6 +255,8 @@ class MdmService:
         if enrollment is None:
             return MdmAnswer(403, reason="unknown device: it must Authenticate first")
         sha256 = identity.sha256
+        if enrollment.identity_sha256 != sha256 and await self._renewed(device_id, identity):
+            return None
         if enrollment.identity_sha256 != sha256:
             owner = await self._store.device_bound_to(sha256, device_id)
             return MdmAnswer(
@@ -260,6 +267,15 @@ class MdmService:
             )
         record = await self._issued(identity)
         return record if isinstance(record, MdmAnswer) else None
+
+    async def _renewed(self, device_id: str, identity: DeviceIdentity) -> bool:
+        """A RenewalReq's certificate, first seen on a request other than Authenticate:
+        the enrollment moves to it (mdm/binding.py `renews_silently`)."""
+        state = await self._store.binding_state(identity.certificate.serial_number, device_id)
+        record = _issued_answer(state.presented, identity)
+        if isinstance(record, MdmAnswer) or not renews_silently(record, state):
+            return False
+        return await self._store.rebind(device_id, identity.sha256, None, self._clock())
 
 
 def _issued_answer(

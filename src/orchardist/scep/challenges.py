@@ -34,12 +34,15 @@ class ChallengeVerifier:
         self._clock = clock
         self._static = static_challenge or None
 
-    async def issue(self, *, device_id: str | None = None) -> tuple[str, datetime]:
-        """A fresh one-time challenge and the moment it expires. With `device_id`, the
-        certificate it yields is bound to that device (over-the-air enrollment, where the
-        UDID came signed by Apple's device CA)."""
+    async def issue(
+        self, *, device_id: str | None = None, expires_at: datetime | None = None
+    ) -> tuple[str, datetime]:
+        """A fresh one-time challenge and the moment it expires (`expires_at`, or after the
+        configured lifetime). With `device_id`, the certificate it yields is bound to that
+        device (over-the-air enrollment, where the UDID came signed by Apple's device CA; an
+        identity renewal, where the device's bound certificate carried the profile)."""
         value = secrets.token_urlsafe(24)
-        expires_at = self._clock() + self._ttl
+        expires_at = expires_at or self._clock() + self._ttl
         await self._store.add_challenge(challenge_digest(value), expires_at, device_id)
         return value, expires_at
 

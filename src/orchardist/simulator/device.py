@@ -25,7 +25,7 @@ from orchardist.simulator.answers import Identity, answer
 from orchardist.simulator.app_download import DownloadLimits
 from orchardist.simulator.apps import DeviceApps
 from orchardist.simulator.library import Stock
-from orchardist.simulator.profile import EnrollmentPlan
+from orchardist.simulator.profile import EnrollmentPlan, ProfileError, read_profile
 from orchardist.simulator.provisioning import ProvisioningProfiles, user_installed
 from orchardist.simulator.refusals import PROFILES, CommandRefusedError, refused
 
@@ -116,6 +116,25 @@ class VirtualDevice:
             }
         )
 
+    async def _reenroll(self, payload: bytes) -> None:
+        """An enrollment profile replacing ours (same identifier, a new SCEP payload): as
+        iOS does, a new key and identity from its SCEP payload, then Authenticate and
+        TokenUpdate signed with it; the command's answer goes out with it too."""
+        assert self.identity is not None
+        try:
+            plan = read_profile(payload)
+        except ProfileError as exc:
+            raise refused(PROFILES, 1009, f"The profile cannot be installed: {exc}") from exc
+        self.plan = dataclasses.replace(plan, anchors=self.plan.anchors + plan.anchors)
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=plan.key_size)
+        cert = await self._scep()
+        self.identity = dataclasses.replace(self.identity, certificate=cert)
+        await self._checkin({"MessageType": "Authenticate", "Topic": self.plan.topic,
+                             "SerialNumber": self.serial, "ProductName": self.product,
+                             "OSVersion": self.os_version, "BuildVersion": "8L1"})  # fmt: skip
+        await self._checkin({"MessageType": "TokenUpdate", "Topic": self.plan.topic,
+                             "Token": self.token, "PushMagic": self.push_magic})  # fmt: skip
+
     async def _scep(self) -> x509.Certificate:
         http, url = self.http, self.plan.scep_url
         await http.get(url, params={"operation": "GetCACaps"})  # iOS 4 asks; so do we
@@ -175,7 +194,9 @@ class VirtualDevice:
         else is answered from facts."""
         match command.get("RequestType"):
             case "InstallProfile":
-                self._install(command.get("Payload", b""))
+                payload = command.get("Payload", b"")
+                if self._install(payload):
+                    await self._reenroll(payload)
                 return {}
             case "RemoveProfile":
                 if self.profiles.pop(str(command.get("Identifier")), None) is None:
@@ -225,9 +246,10 @@ class VirtualDevice:
             self.identity = dataclasses.replace(self.identity, device_name=name)
         return {"Item": item["Item"], "Status": "Acknowledged"}
 
-    def _install(self, payload: bytes) -> None:
+    def _install(self, payload: bytes) -> bool:
         """As iOS does: the signature must verify, encrypted payloads must open with this
-        device's identity key; the profile replaces one with the same identifier."""
+        device's identity key; the profile replaces one with the same identifier. True
+        when it carries an MDM payload (an enrollment profile: see `_reenroll`)."""
         assert self.identity is not None
         try:
             read = envelope.read(payload)
@@ -250,6 +272,10 @@ class VirtualDevice:
                 if isinstance(p, dict)
             ],
         }
+        return any(
+            isinstance(p, dict) and p.get("PayloadType") == "com.apple.mdm"
+            for p in profile.get("PayloadContent", [])
+        )
 
     async def _checkin(self, fields: dict[str, Any]) -> bytes:
         return await self._put(self.plan.checkin_url, fields, CHECKIN)

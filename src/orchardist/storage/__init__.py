@@ -330,6 +330,14 @@ class EnrollmentStore(Protocol):
         """For an Authenticate from `device_id` signed by the certificate with `serial`:
         our record of it and what binds it and the device (one database round trip)."""
 
+    async def rebind(
+        self, device_id: str, identity_sha256: str, facts: DeviceFacts | None, now: datetime
+    ) -> bool:
+        """Move the enrollment, if it has not ended, to a renewed identity (mdm/binding.py
+        `renews`): still enrolled, its queue and push data kept; with `facts` (an
+        Authenticate's) they and authenticated_at are refreshed too. False when there is
+        no such enrollment."""
+
     async def refresh_facts(self, device_id: str, facts: Mapping[str, str]) -> None:
         """Overwrite DeviceFacts fields (by field name) with newer values from a query."""
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from orchardist import __version__
 from orchardist.accounts import passwords
+from orchardist.apps.rollout import SingleRunner
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
 from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
@@ -34,6 +35,8 @@ from orchardist.web.scep_lane import ScepLane
 from orchardist.wiring import Services, open_services
 
 log = structlog.get_logger("orchardist.profiles")
+# How often identities are checked for renewal: their lifetimes are counted in days.
+RENEWAL_PASS_SECONDS = 3600
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -66,6 +69,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             every = opened.settings.compliance.recheck_minutes * 60
             passes = opened.provisioning.run(every, opened.pusher.wake)
             workers.append(asyncio.create_task(passes, name="provisioning"))
+        if opened.renewal is not None:  # one process per data dir re-delivers profiles
+            runner = SingleRunner(opened.settings.data_dir / "locks" / "identity-renewal.lock")
+            passes = opened.renewal.run(RENEWAL_PASS_SECONDS, runner.held, opened.pusher.wake)
+            workers.append(asyncio.create_task(passes, name="identity renewal"))
         if opened.apps is not None:  # the paced roll-out: one process per data dir runs it
             rollout = opened.apps.run(opened.settings.data_dir / "locks" / "app-rollout.lock")
             workers.append(asyncio.create_task(rollout, name="app roll-out"))

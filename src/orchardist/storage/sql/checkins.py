@@ -63,6 +63,18 @@ _AUTHENTICATE_POSTGRES = (  # constants only
     " SELECT count(*) FROM upserted"
 )
 
+# A renewed identity (mdm/binding.py `renews`): the same enrollment on a new certificate, so
+# it stays enrolled and keeps its queue (only the facts the Authenticate reports change).
+_REBIND = """
+UPDATE enrollments SET topic = $2, serial_number = $3, model = $4, model_name = $5,
+    product_name = $6, os_version = $7, build_version = $8, device_name = $9, imei = $10,
+    meid = $11, os_version_key = $12, identity_sha256 = $13, authenticated_at = $14
+WHERE device_id = $1 AND ended_by IS NULL
+"""
+_REBIND_ONLY = (
+    "UPDATE enrollments SET identity_sha256 = $2 WHERE device_id = $1 AND ended_by IS NULL"
+)
+
 # A TokenUpdate's push data; the first one after Authenticate starts the enrollment.
 # Apple: a TokenUpdate without an UnlockToken keeps the stored one. SET reads the old row.
 _PUSH_DATA = """
@@ -110,6 +122,30 @@ async def authenticate(
         sql.execute(_CANCEL, *params)
 
     await database.write_sql(work)
+
+
+async def rebind(
+    database: Database,
+    device_id: str,
+    identity_sha256: str,
+    facts: DeviceFacts | None,
+    now: datetime,
+) -> bool:
+    """See `EnrollmentStore.rebind`."""
+    if facts is None:
+        params: tuple[Any, ...] = (device_id, identity_sha256)
+        sql = _REBIND_ONLY
+    else:
+        params = (
+            *(_fitted(name, getattr(facts, name)) for name in _FACTS),
+            sort_key(facts.os_version),
+            identity_sha256,
+            now,
+        )
+        sql = _REBIND
+    if isinstance(database, AsyncDatabase):
+        return await database.fetch_row(sql + " RETURNING 1", params) is not None
+    return await database.write_sql(lambda driver: driver.execute(sql, *params) == 1)
 
 
 async def token_update(

@@ -65,6 +65,11 @@ class SqlMdmStorage:
     async def binding_state(self, serial: int, device_id: str) -> BindingState:
         return await checkins.binding_state(self.database, serial, device_id)
 
+    async def rebind(
+        self, device_id: str, identity_sha256: str, facts: DeviceFacts | None, now: datetime
+    ) -> bool:
+        return await checkins.rebind(self.database, device_id, identity_sha256, facts, now)
+
     async def token_update(
         self,
         device_id: str,

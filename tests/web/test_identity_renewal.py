@@ -1,0 +1,98 @@
+"""Identity renewal (mdm/renewal.py, mdm/binding.py `renews`): a virtual device whose
+identity is about to expire gets the enrollment profile again, once; it enrolls a new
+identity and keeps working with it, its queue kept; the old identity is refused from then on.
+A certificate renewed with SCEP RenewalReq moves the enrollment on its first request.
+The pass's clock is moved on instead of issuing short-lived certificates."""
+
+from __future__ import annotations
+
+import plistlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orchardist.mdm.renewal import IdentityRenewal
+from orchardist.pki.ca import fingerprint_sha256
+from orchardist.scep.issuance import Binding
+from orchardist.simulator.device import VirtualDevice
+from orchardist.simulator.profile import read_profile
+from tests.keys import rsa_key
+from tests.web.mdm_server import Device, Server
+
+pytestmark = pytest.mark.anyio
+
+
+def _renewal(server: Server, days_on: int) -> IdentityRenewal:
+    services = server.services
+    assert services.enrollment is not None
+    later = datetime.now(UTC) + timedelta(days=days_on)
+    return IdentityRenewal(
+        services.storage,
+        services.storage,
+        services.enrollment,
+        renew_before=timedelta(days=30),
+        clock=lambda: later,
+    )
+
+
+async def _enrolled(server: Server) -> VirtualDevice:
+    assert server.services.enrollment is not None
+    plan = read_profile(await server.services.enrollment.profile())
+    device = VirtualDevice(plan, 7, rsa_key(140), server.http)
+    await device.enroll()
+    return device
+
+
+async def test_a_device_about_to_expire_renews_and_keeps_working(server: Server) -> None:
+    device = await _enrolled(server)
+    assert device.identity is not None
+    old = Device(device.udid, device.key, device.identity.certificate)
+    waiting = await server.queue("DeviceLock", {}, old)
+    validity = server.services.settings.certificate_validity_days
+
+    assert await _renewal(server, validity - 100).run_pass() == []  # not due yet
+    due = _renewal(server, validity - 10)
+    assert await due.run_pass() == [device.udid]
+    assert await due.run_pass() == []  # queued once
+
+    stats = await device.session()  # installs the profile: new SCEP identity, Authenticate
+    assert stats.commands == 2  # the InstallProfile and the DeviceLock queued before it
+    new_cert = device.identity.certificate
+    assert new_cert.serial_number != old.cert.serial_number
+    storage = server.services.storage
+    enrollment = await storage.get_enrollment(device.udid)
+    assert enrollment is not None
+    assert (enrollment.enrolled, enrollment.identity_sha256) == (True, fingerprint_sha256(new_cert))
+    states = {t.command_uuid: t.status for t in await storage.device_commands(device.udid, _now())}
+    assert states[waiting] == "acknowledged"
+    record = await storage.get_certificate(new_cert.serial_number)
+    assert record is not None
+    assert record.device_id == device.udid
+
+    fresh = await server.queue("DeviceInformation", {"Queries": ["OSVersion"]}, old)
+    assert (await device.session()).commands == 1
+    states = {t.command_uuid: t.status for t in await storage.device_commands(device.udid, _now())}
+    assert states[fresh] == "acknowledged"
+    assert (await server.report(old, "Idle")).status_code == 403  # the old identity is done
+
+
+async def test_a_renewal_request_certificate_moves_the_enrollment_on_first_use(
+    server: Server,
+) -> None:
+    old = await server.device("UDID-RR", 141)
+    await server.enroll(old)
+    renewed = await server.device(
+        "UDID-RR", 142, binding=Binding(renewal_of=old.cert.serial_number)
+    )
+    waiting = await server.queue("DeviceLock", {}, old)
+    idle = await server.report(renewed, "Idle")  # no Authenticate: RenewalReq vouched for it
+    assert idle.status_code == 200
+    assert plistlib.loads(idle.content)["CommandUUID"] == waiting
+    assert (await server.report(old, "Idle")).status_code == 403
+    plain = await server.device("UDID-RR", 143, binding=Binding(device_id="UDID-RR"))
+    # Issued for the UDID but not a renewal: only an Authenticate may move to it.
+    assert (await server.report(plain, "Idle")).status_code == 403
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
