@@ -84,6 +84,22 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL, e.g. postgresql+asyncpg://user:pass@db/orchardist to scale "
         "out; unset means the SQLite file orchardist.db in the data dir",
     )
+    master_key_file: Path = Field(
+        default=Path("master.key"),
+        description="The file holding the master key that seals secrets at rest (tokens, "
+        "profile bodies, the CA and push keys), relative to the data dir; made with mode 0600 "
+        "by `init`. Used unless master_key or master_key_command is set (see docs/keys.md)",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="The master key itself (base64; for ORCHARDIST_MASTER_KEY from a secret "
+        "store), the current key first and keys being rotated away after it",
+    )
+    master_key_command: str | None = Field(
+        default=None,
+        description="A command that prints the master key (base64), e.g. a key-management "
+        "service's client; run once at start",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level"
     )

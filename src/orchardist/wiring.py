@@ -32,6 +32,7 @@ from orchardist.enroll.invitations import (
     SmtpConfig,
     SmtpMailer,
 )
+from orchardist.keys.sources import KeySource
 from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
@@ -50,6 +51,7 @@ from orchardist.scep.service import ScepService
 from orchardist.storage import AllStorage
 from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
+from orchardist.storage.sql.sealing import seal_plaintext
 from orchardist.webhooks.events import WebhookEmitter, profile_event
 from orchardist.webhooks.sender import WebhookSender, WebhookSettings
 
@@ -115,7 +117,11 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     url = settings.resolved_database_url
     if migrate:
         await upgrade(url)
-    storage = await open_storage(url)  # every storage role, MDM ones included
+    keys = key_source(settings).load(create=True)
+    storage = await open_storage(url, keys)  # every storage role, MDM ones included
+    # Rows from before migration 0021 are sealed now (once: then none is found; a look at
+    # the rows whose key id is NULL, on every start).
+    await seal_plaintext(storage.database, keys)
     files = PkiFiles.in_data_dir(settings.data_dir)
     ca = files.load_ca()
     static = settings.scep_static_challenge
@@ -252,6 +258,13 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     apps.on_queued = pusher.wake
     apps.on_embedded_profile = provisioning.remember
     return services
+
+
+def key_source(settings: Settings) -> KeySource:
+    """Where the master key comes from: master_key, master_key_command or the file."""
+    value = settings.master_key.get_secret_value() if settings.master_key else None
+    file = settings.data_dir / settings.master_key_file
+    return KeySource(file, value=value, command=settings.master_key_command)
 
 
 def _accounts(settings: Settings, storage: AllStorage) -> Accounts:

@@ -115,10 +115,12 @@ async def _prepare_database(settings: Settings) -> str | None:
     """Migrate, then make the first admin token; None when one exists already."""
     from orchardist.storage.sql.migrate import upgrade
     from orchardist.storage.sql.repositories import open_storage
+    from orchardist.wiring import key_source
 
     url = settings.resolved_database_url
     await upgrade(url)
-    storage = await open_storage(url)
+    # The master key file (mode 0600) is made here, before anything is sealed with it.
+    storage = await open_storage(url, key_source(settings).load(create=True))
     try:
         return await create_api_token(storage, "admin", "admin")
     except ValueError:

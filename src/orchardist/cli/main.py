@@ -22,6 +22,7 @@ from orchardist.cli import (
     enrollment,
     group,
     init,
+    keys,
     profile,
     provisioning,
     pushcert,
@@ -62,6 +63,7 @@ app.add_typer(provisioning.app, name="provisioning")
 app.add_typer(group.app, name="group")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
+app.add_typer(keys.app, name="keys")
 
 
 def _print_version(asked: bool) -> None:

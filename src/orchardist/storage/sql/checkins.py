@@ -9,6 +9,7 @@ query cost more than the queries.
   one statement (a data-modifying CTE runs whether or not the query reads it) on the driver,
   its own implicit transaction; on SQLite two statements in one `write_sql` transaction.
 - TokenUpdate's write: one UPDATE (CASE keeps an enrollment's start when it was enrolled).
+  The unlock token comes sealed (storage/sql/sealing.py), with the id of its key.
 
 Text a device reports is fitted as `FittedString` would (see storage/sql/types.py).
 """
@@ -80,6 +81,7 @@ _REBIND_ONLY = (
 _PUSH_DATA = """
 UPDATE enrollments SET token = $2, push_magic = $3, last_seen_at = $4,
     token_invalid_at = NULL, unlock_token = COALESCE($5, unlock_token),
+    unlock_token_key = COALESCE($6, unlock_token_key),
     enrolled_at = CASE WHEN enrolled THEN enrolled_at ELSE $4 END,
     checked_out_at = CASE WHEN enrolled THEN checked_out_at ELSE NULL END,
     ended_by = CASE WHEN enrolled THEN ended_by ELSE NULL END,
@@ -153,11 +155,12 @@ async def token_update(
     device_id: str,
     token: bytes,
     push_magic: str,
-    unlock_token: bytes | None,
+    unlock_token: tuple[bytes | None, str | None],
     now: datetime,
 ) -> bool:
-    """See `EnrollmentStore.token_update`."""
-    params = (device_id, token, _fitted("push_magic", push_magic), now, unlock_token)
+    """See `EnrollmentStore.token_update`; `unlock_token` is (sealed token, key id), or
+    (None, None) to keep the stored one."""
+    params = (device_id, token, _fitted("push_magic", push_magic), now, *unlock_token)
     if isinstance(database, AsyncDatabase):
         return await database.fetch_row(_PUSH_DATA + " RETURNING 1", params) is not None
     return await database.write_sql(lambda sql: sql.execute(_PUSH_DATA, *params) == 1)

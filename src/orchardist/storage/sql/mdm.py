@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from orchardist.keys.master import MasterKeys
 from orchardist.os_versions import sort_key
 from orchardist.storage import (
     ANSWERED,
@@ -32,6 +33,7 @@ from orchardist.storage import (
 from orchardist.storage.sql import checkins
 from orchardist.storage.sql.database import Database, DriverSql, utc_datetime
 from orchardist.storage.sql.push import BATCH, schedule_pushes
+from orchardist.storage.sql.sealing import SEALED_COMMANDS, place, seal, unseal
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
 _targets = command_targets
@@ -56,6 +58,7 @@ WHERE e.device_id = $1
 
 class SqlMdmStorage:
     database: Database
+    keys: MasterKeys  # seals unlock and bootstrap tokens and secret-bearing command bodies
 
     # -- EnrollmentStore
 
@@ -79,9 +82,8 @@ class SqlMdmStorage:
         unlock_token: bytes | None,
         now: datetime,
     ) -> bool:
-        return await checkins.token_update(
-            self.database, device_id, token, push_magic, unlock_token, now
-        )
+        sealed = seal(self.keys, unlock_token, place("enrollments", "unlock_token", device_id))
+        return await checkins.token_update(self.database, device_id, token, push_magic, sealed, now)
 
     async def check_out(
         self, device_id: str, now: datetime, ended_by: EndedBy = EndedBy.CHECKED_OUT
@@ -129,22 +131,24 @@ class SqlMdmStorage:
             await self.database.write(lambda conn: conn.execute(change))
 
     async def set_bootstrap_token(self, device_id: str, token: bytes | None) -> bool:
+        where = place("enrollments", "bootstrap_token", device_id)
+        sealed, key = seal(self.keys, token, where)
         change = (
             update(enrollments)
             .where(enrollments.c.device_id == device_id)
-            .values(bootstrap_token=token)
+            .values(bootstrap_token=sealed, bootstrap_token_key=key)
         )
         return await self.database.write(lambda conn: conn.execute(change).rowcount == 1)
 
     async def get_enrollment(self, device_id: str) -> Enrollment | None:
         query = select(enrollments).where(enrollments.c.device_id == device_id)
         row = await self.database.read(lambda conn: conn.execute(query).first())
-        return None if row is None else enrollment_from_row(row)
+        return None if row is None else enrollment_from_row(row, self.keys)
 
     async def list_enrollments(self) -> list[Enrollment]:
         query = select(enrollments).order_by(enrollments.c.device_id)
         rows = await self.database.read(lambda conn: conn.execute(query).all())
-        return [enrollment_from_row(row) for row in rows]
+        return [enrollment_from_row(row, self.keys) for row in rows]
 
     async def device_ids(
         self, among: Sequence[str] | None = None, *, enrolled: bool = False
@@ -173,10 +177,15 @@ class SqlMdmStorage:
     # -- CommandStore
 
     async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
+        body, body_key = command.body, None
+        if command.request_type in SEALED_COMMANDS:
+            where = place("commands", "body", command.command_uuid)
+            body, body_key = self.keys.seal(command.body, where)
         row = {
             "command_uuid": command.command_uuid,
             "request_type": command.request_type,
-            "body": command.body,
+            "body": body,
+            "body_key": body_key,
             "priority": command.priority,
             "created_at": now,
             "expires_at": command.expires_at,
@@ -219,7 +228,7 @@ class SqlMdmStorage:
                 if outcome == ReportOutcome.UNKNOWN:
                     return Exchange(outcome, None)
             sql.execute(_SEEN, device_id, now)
-            return Exchange(outcome, _next_command(sql, device_id, now), request_type)
+            return Exchange(outcome, _next_command(sql, self.keys, device_id, now), request_type)
 
         if report is not None and len(report[2]) >= LARGE_RESULT:  # Idles go on meanwhile
             return await self.database.write_beside(lambda conn: work(DriverSql(conn)))
@@ -334,13 +343,17 @@ _FORGET_SQLITE = _FORGET.format(offset=f"LIMIT -1 OFFSET {RESULTS_KEPT}")
 _FORGET_POSTGRES = _FORGET.format(offset=f"OFFSET {RESULTS_KEPT}")
 
 
-def _next_command(sql: DriverSql, device_id: str, now: datetime) -> tuple[str, bytes] | None:
+def _next_command(
+    sql: DriverSql, keys: MasterKeys, device_id: str, now: datetime
+) -> tuple[str, bytes] | None:
     found = sql.one(_NEXT, device_id, now)
     if found is None:
         return None
-    command_uuid, body = found
+    command_uuid, body, body_key = found
     sql.execute(_SENT, command_uuid, device_id, now)
-    return command_uuid, bytes(body)
+    # Only a secret-bearing command (SEALED_COMMANDS) is opened; the rest go out as stored.
+    opened = unseal(keys, body, body_key, place("commands", "body", command_uuid))
+    return command_uuid, opened or b""
 
 
 # _EXCHANGE_SQL: what `exchange` runs, for both backends. The status words are TargetStatus
@@ -359,7 +372,7 @@ _STORE = (
 )
 _SEEN = "UPDATE enrollments SET last_seen_at = $2 WHERE device_id = $1"
 _NEXT = (
-    "SELECT t.command_uuid, c.body FROM command_targets t"
+    "SELECT t.command_uuid, c.body, c.body_key FROM command_targets t"
     " JOIN commands c ON c.command_uuid = t.command_uuid"
     " WHERE t.device_id = $1 AND t.status IN ('queued', 'sent')"
     " AND (t.expires_at IS NULL OR t.expires_at > $2)"
@@ -371,7 +384,9 @@ _SENT = (
 )
 
 
-def enrollment_from_row(row: Row[Any]) -> Enrollment:
+def enrollment_from_row(row: Row[Any], keys: MasterKeys | None = None) -> Enrollment:
+    """The enrollment; its unlock and bootstrap tokens are opened only with `keys` (device
+    lists and compliance never need them, so they are left None there, never decrypted)."""
     facts = DeviceFacts(
         **{field: getattr(row, field) for field in DeviceFacts.__dataclass_fields__}
     )
@@ -382,8 +397,8 @@ def enrollment_from_row(row: Row[Any]) -> Enrollment:
         authenticated_at=row.authenticated_at,
         token=row.token,
         push_magic=row.push_magic,
-        unlock_token=row.unlock_token,
-        bootstrap_token=row.bootstrap_token,
+        unlock_token=_token(row, "unlock_token", keys),
+        bootstrap_token=_token(row, "bootstrap_token", keys),
         enrolled_at=row.enrolled_at,
         last_seen_at=row.last_seen_at,
         checked_out_at=row.checked_out_at,
@@ -391,6 +406,13 @@ def enrollment_from_row(row: Row[Any]) -> Enrollment:
         token_invalid_at=row.token_invalid_at,
         ended_by=None if row.ended_by is None else EndedBy(row.ended_by),
     )
+
+
+def _token(row: Row[Any], column: str, keys: MasterKeys | None) -> bytes | None:
+    if keys is None:
+        return None
+    where = place("enrollments", column, row.device_id)
+    return unseal(keys, getattr(row, column), getattr(row, column + "_key"), where)
 
 
 def _target_state(row: Row[Any], now: datetime) -> TargetState:

@@ -11,6 +11,7 @@ from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from orchardist.keys.master import MasterKeys
 from orchardist.storage.profiles import (
     Assignment,
     DevicePlan,
@@ -21,6 +22,7 @@ from orchardist.storage.profiles import (
     TargetKind,
 )
 from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.sealing import place, unseal
 from orchardist.storage.sql.tables import (
     device_groups,
     device_profiles,
@@ -36,6 +38,7 @@ _versions, _assignments, _states = profile_versions, profile_assignments, device
 
 class SqlProfileStorage:
     database: Database
+    keys: MasterKeys  # profile bodies are sealed: they may hold Wi-Fi, VPN, mail passwords
 
     async def add_profile_version(
         self,
@@ -60,9 +63,11 @@ class SqlProfileStorage:
             record = ProfileVersion(
                 identifier, version, display_name, tuple(payload_types), body, now
             )
-            conn.execute(
-                insert(_versions), {**asdict(record), "payload_types": list(payload_types)}
+            sealed, key = self.keys.seal(
+                body, place("profile_versions", "body", identifier, version)
             )
+            row = {**asdict(record), "payload_types": list(payload_types)}
+            conn.execute(insert(_versions), {**row, "body": sealed, "body_key": key})
             return record
 
         return await self.database.write(work)
@@ -90,7 +95,7 @@ class SqlProfileStorage:
         else:
             query = query.where(_versions.c.version == version)
         row = await self.database.read(lambda conn: conn.execute(query).first())
-        return None if row is None else _version(row)
+        return None if row is None else _version(row, self.keys)
 
     async def profile_versions(self, identifier: str) -> list[ProfileVersion]:
         query = (
@@ -99,7 +104,7 @@ class SqlProfileStorage:
             .order_by(_versions.c.version)
         )
         rows = await self.database.read(lambda conn: conn.execute(query).all())
-        return [_version(row) for row in rows]
+        return [_version(row, self.keys) for row in rows]
 
     async def delete_profile(self, identifier: str) -> bool:
         def work(conn: Connection) -> bool:
@@ -266,13 +271,14 @@ def _profile(row: Row[Any]) -> StoredProfile:
     )
 
 
-def _version(row: Row[Any]) -> ProfileVersion:
+def _version(row: Row[Any], keys: MasterKeys) -> ProfileVersion:
+    where = place("profile_versions", "body", row.identifier, row.version)
     return ProfileVersion(
         row.identifier,
         row.version,
         row.display_name,
         tuple(row.payload_types),
-        row.body,
+        unseal(keys, row.body, row.body_key, where) or b"",
         row.created_at,
     )
 

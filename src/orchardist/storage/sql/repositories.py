@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from orchardist.keys.master import MasterKeys
 from orchardist.storage import (
     CertificateStatus,
     ChallengeOutcome,
@@ -80,8 +81,11 @@ class SqlStorage(
     SqlDeviceAppStorage,
     SqlProvisioningStorage,
 ):
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, keys: MasterKeys | None = None) -> None:
         self.database = database
+        # Without the data dir's key (tests, tools that read no secret): a key of this
+        # object's own, so nothing is ever stored in the clear.
+        self.keys = keys or MasterKeys.generate()
 
     async def close(self) -> None:
         await self.database.close()
@@ -287,9 +291,10 @@ class SqlStorage(
             raise ValueError(f"certificate {cert.serial:x} is recorded already") from exc
 
 
-async def open_storage(url: str) -> SqlStorage:
-    """Storage on the database at `url`; it is not migrated here (see `migrate.upgrade`)."""
-    return SqlStorage(open_database(url))
+async def open_storage(url: str, keys: MasterKeys | None = None) -> SqlStorage:
+    """Storage on the database at `url`, sealing secrets with `keys` (see SqlStorage); it is
+    not migrated here (see `migrate.upgrade`)."""
+    return SqlStorage(open_database(url), keys)
 
 
 def _ota_session(row: Row[Any]) -> OtaSession:

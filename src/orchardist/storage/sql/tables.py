@@ -144,8 +144,10 @@ enrollments = Table(
     Column("enrolled", Boolean, nullable=False),
     Column("token", LargeBinary),
     Column("push_magic", FittedString(255)),
-    Column("unlock_token", LargeBinary),
-    Column("bootstrap_token", LargeBinary),
+    Column("unlock_token", LargeBinary),  # sealed (orchardist.keys) by unlock_token_key
+    Column("bootstrap_token", LargeBinary),  # sealed by bootstrap_token_key
+    Column("unlock_token_key", String(16)),
+    Column("bootstrap_token_key", String(16)),
     Column("authenticated_at", UtcDateTime(), nullable=False),
     Column("enrolled_at", UtcDateTime()),
     Column("last_seen_at", UtcDateTime()),
@@ -185,7 +187,8 @@ commands = Table(
     metadata,
     Column("command_uuid", String(64), primary_key=True),
     Column("request_type", String(64), nullable=False),
-    Column("body", LargeBinary, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed when body_key is set (SEALED_COMMANDS)
+    Column("body_key", String(16)),
     Column("priority", Integer, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime()),
@@ -289,7 +292,8 @@ profile_versions = Table(
     Column("version", Integer, primary_key=True),
     Column("display_name", String(255), nullable=False),
     Column("payload_types", JSON, nullable=False),
-    Column("body", LargeBinary, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # sealed (orchardist.keys) by body_key
+    Column("body_key", String(16)),
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
