@@ -54,11 +54,12 @@ test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDI
 	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
 
 # The fuzz tests (tests/fuzz) with FUZZ_EXAMPLES random inputs per target instead of the
-# suite's few derandomized ones; ends with a table of inputs per target.
+# suite's few derandomized ones; ends with a table of inputs per target. (Hypothesis' warning
+# about a large example's repr would otherwise replace the failure a huge input found.)
 FUZZ_EXAMPLES ?= 2000
 
 fuzz: venv ## Fuzz every parser of outside input (FUZZ_EXAMPLES per target); prints the counts
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:xdist -q tests/fuzz
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:xdist -q -W ignore::hypothesis.errors.HypothesisWarning tests/fuzz
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	@dpkg -s wrk >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends wrk)

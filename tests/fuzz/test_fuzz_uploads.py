@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import plistlib
 import tempfile
+import warnings
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -188,7 +189,8 @@ def _ipas(draw: st.DrawFn) -> bytes:
         new = draw(st.sampled_from(["../evil", "/abs", "Payload/Other.app/x", name, ""]))
         members.append((new + draw(st.sampled_from(["", "/Info.plist", ".app"])), data))
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name": the duplicate is the point
         for member, content in members:
             archive.writestr(member or "x", content)
     body = out.getvalue()
