@@ -124,9 +124,13 @@ class MdmService:
         exchange = await self._store.exchange(report.device_id, stored, now)
         if exchange.outcome == ReportOutcome.UNKNOWN:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
-        if report.status == Status.ACKNOWLEDGED and exchange.stored_request_type:
-            await self._take_inventory(report, exchange.stored_request_type, now)
-            if exchange.stored_request_type == "EraseDevice":
+        # What follows a result runs again for a retransmission (a DUPLICATE): a server killed
+        # between storing a result and acting on it acts when the device sends it again.
+        # Webhook events go out for the first answer only.
+        request_type = exchange.stored_request_type or exchange.duplicate_request_type
+        if report.status == Status.ACKNOWLEDGED and request_type:
+            await self._take_inventory(report, request_type, now)
+            if request_type == "EraseDevice":
                 # Apple: the device acknowledges, then erases itself; it comes back (if ever)
                 # as a new enrollment with a new certificate.
                 await self._store.check_out(report.device_id, now, EndedBy.ERASED)
@@ -136,12 +140,12 @@ class MdmService:
             await self.events.emit(
                 lambda at: [acknowledge_event(report.device_id, status, uuid, report.raw, at)]
             )
-        if self.on_result is not None and exchange.stored_request_type:
+        if self.on_result is not None and request_type:
             assert report.command_uuid is not None
             await self.on_result(
                 report.device_id,
                 report.command_uuid,
-                exchange.stored_request_type,
+                request_type,
                 report.status == Status.ACKNOWLEDGED,
                 {**report.result, "ErrorChain": list(report.error_chain)},
             )

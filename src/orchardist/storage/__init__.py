@@ -270,6 +270,9 @@ class Exchange:
     outcome: ReportOutcome | None
     next_command: tuple[str, bytes] | None  # (CommandUUID, plist) or None: reply empty
     stored_request_type: str | None = None  # the RequestType of a STORED report
+    # The RequestType of a DUPLICATE: a server killed after storing a result, before acting
+    # on it, hears the answer again and acts then (what follows a result is idempotent).
+    duplicate_request_type: str | None = None
 
 
 @dataclass(frozen=True)

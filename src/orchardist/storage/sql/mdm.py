@@ -228,7 +228,10 @@ class SqlMdmStorage:
                 if outcome == ReportOutcome.UNKNOWN:
                     return Exchange(outcome, None)
             sql.execute(_SEEN, device_id, now)
-            return Exchange(outcome, _next_command(sql, self.keys, device_id, now), request_type)
+            next_command = _next_command(sql, self.keys, device_id, now)
+            if outcome == ReportOutcome.DUPLICATE:
+                return Exchange(outcome, next_command, duplicate_request_type=request_type)
+            return Exchange(outcome, next_command, request_type)
 
         if report is not None and len(report[2]) >= LARGE_RESULT:  # Idles go on meanwhile
             return await self.database.write_beside(lambda conn: work(DriverSql(conn)))
@@ -309,7 +312,7 @@ def _store_report(
         return ReportOutcome.UNKNOWN, None
     current_status, request_type = current
     if TargetStatus(current_status) in ANSWERED:
-        return ReportOutcome.DUPLICATE, None  # a retransmission: the first answer stands
+        return ReportOutcome.DUPLICATE, request_type  # a retransmission: the first stands
     answered_at = None if status == TargetStatus.NOT_NOW else now
     sql.execute(_STORE, command_uuid, device_id, status.value, body, answered_at)
     if answered_at is not None:
