@@ -37,6 +37,23 @@ async def test_consumes_the_challenge_and_binds_its_device(store: Storage) -> No
     assert await store.get_transaction("tx-e2") is None
 
 
+async def test_a_renewal_challenge_marks_the_certificate_it_yields(store: Storage) -> None:
+    """An identity renewal's challenge (mdm/renewal.py) names the serial it renews; the
+    certificate records it, which is what lets MDM keep the enrollment's queue."""
+    renewed = 0x0123456789ABCDEF0123456789ABCDEF  # a full 128-bit serial survives the copy
+    await store.add_challenge("e" * 64, NOW + timedelta(hours=1), "UDID-2", renewed)
+    cert, tx = certificate(109), issued("tx-e9", 109)
+    assert await store.record_enrolment(cert, tx, "e" * 64, NOW) == ChallengeOutcome.CONSUMED
+    expected = dataclasses.replace(cert, device_id="UDID-2", renewal_of=renewed)
+    assert await store.get_certificate(109) == expected
+    await store.add_challenge("f" * 64, NOW + timedelta(hours=1), "UDID-2")  # a plain one
+    plain = certificate(110)
+    assert await store.record_enrolment(plain, issued("tx-e10", 110), "f" * 64, NOW) == (
+        ChallengeOutcome.CONSUMED
+    )
+    assert await store.get_certificate(110) == dataclasses.replace(plain, device_id="UDID-2")
+
+
 async def test_refused_challenges_write_nothing(store: Storage) -> None:
     await store.add_challenge("b" * 64, NOW - timedelta(seconds=1))
     for digest, outcome in (("b" * 64, ChallengeOutcome.EXPIRED), ("c" * 64, "unknown")):

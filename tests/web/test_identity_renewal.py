@@ -1,7 +1,8 @@
 """Identity renewal (mdm/renewal.py, mdm/binding.py `renews`): a virtual device whose
 identity is about to expire gets the enrollment profile again, once; it enrolls a new
 identity and keeps working with it, its queue kept; the old identity is refused from then on.
-A certificate renewed with SCEP RenewalReq moves the enrollment on its first request.
+A certificate renewed with SCEP RenewalReq moves the enrollment on its first request. A
+device re-enrolled afresh for its UDID (no renewal) starts a new enrollment: its queue goes.
 The pass's clock is moved on instead of issuing short-lived certificates."""
 
 from __future__ import annotations
@@ -67,13 +68,47 @@ async def test_a_device_about_to_expire_renews_and_keeps_working(server: Server)
     assert states[waiting] == "acknowledged"
     record = await storage.get_certificate(new_cert.serial_number)
     assert record is not None
-    assert record.device_id == device.udid
+    assert (record.device_id, record.renewal_of) == (device.udid, old.cert.serial_number)
 
     fresh = await server.queue("DeviceInformation", {"Queries": ["OSVersion"]}, old)
     assert (await device.session()).commands == 1
     states = {t.command_uuid: t.status for t in await storage.device_commands(device.udid, _now())}
     assert states[fresh] == "acknowledged"
     assert (await server.report(old, "Idle")).status_code == 403  # the old identity is done
+
+
+async def test_a_device_re_enrolled_afresh_for_its_udid_loses_the_old_queue(
+    server: Server,
+) -> None:
+    """Wiped by hand, no CheckOut, enrolled again with a one-time challenge minted for its
+    UDID (as over-the-air enrollment and enrollment links mint them): the certificate names
+    the UDID but renews nothing, so its Authenticate starts a new enrollment, as Apple has
+    it, and what was queued for the old one (an EraseDevice here) never runs."""
+    device = await _enrolled(server)
+    assert device.identity is not None
+    old = Device(device.udid, device.key, device.identity.certificate)
+    erase = await server.queue("EraseDevice", {}, old)
+    enrollment = server.services.enrollment
+    assert enrollment is not None
+    challenge, _ = await enrollment.challenges.issue(device_id=device.udid)
+    plan = read_profile(await enrollment.profile(challenge=challenge))
+    wiped = VirtualDevice(plan, 7, rsa_key(143), server.http)  # same UDID, a new key
+    assert wiped.udid == device.udid
+    await wiped.enroll()
+
+    assert wiped.identity is not None
+    new_cert = wiped.identity.certificate
+    storage = server.services.storage
+    record = await storage.get_certificate(new_cert.serial_number)
+    assert record is not None
+    assert (record.device_id, record.renewal_of) == (device.udid, None)
+    current = await storage.get_enrollment(device.udid)
+    assert current is not None
+    assert (current.enrolled, current.identity_sha256) == (True, fingerprint_sha256(new_cert))
+    states = {t.command_uuid: t.status for t in await storage.device_commands(device.udid, _now())}
+    assert states[erase] == "cancelled"
+    assert (await wiped.session()).commands == 0  # nothing from the old enrollment is sent
+    assert (await server.report(old, "Idle")).status_code == 403
 
 
 async def test_a_renewal_request_certificate_moves_the_enrollment_on_first_use(

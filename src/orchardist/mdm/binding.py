@@ -16,12 +16,17 @@ valid certificate proves only that it is ours. What ties it to one UDID:
 
 Each refusal names the device the certificate belongs to, for the log line.
 
-A move allowed by rule 3 is a renewal (`renews`): the enrollment goes on with the new
-certificate — still enrolled, its queue kept — and the old certificate, no longer the bound
-one, is refused from then on (a device holds one identity for its MDM payload, and two
-live keys speaking for one device would be one more to steal). A RenewalReq-renewed
-certificate may even announce itself without an Authenticate (`renews_silently`): the old
-certificate signed the request for it.
+A move allowed by rule 3 is a renewal (`renews`) only when the new certificate renews the
+bound one: a RenewalReq signed with it, or a challenge minted to renew it (mdm/renewal.py,
+which re-delivers the profile through the bound identity). Then the enrollment goes on with
+the new certificate — still enrolled, its queue kept — and the old certificate, no longer the
+bound one, is refused from then on (a device holds one identity for its MDM payload, and two
+live keys speaking for one device would be one more to steal). Such a certificate may even
+announce itself without an Authenticate (`renews_silently`): the bound identity vouched for
+it. A certificate merely issued for the UDID (re-enrolled over the air or with a one-time
+link, without a CheckOut: wiped by hand, say) starts a new enrollment, as Apple has any
+Authenticate do: its queue is cancelled, so an EraseDevice or DeviceLock queued for the old
+enrollment never reaches the freshly set-up device.
 """
 
 from __future__ import annotations
@@ -70,24 +75,25 @@ def authenticate_refusal(
     )
 
 
-def renews(device_id: str, presented: IssuedCertificate, state: BindingState) -> bool:
+def renews(presented: IssuedCertificate, state: BindingState) -> bool:
     """Whether an Authenticate that `authenticate_refusal` let through moves a live
-    enrollment to a new certificate (a renewal) rather than starting a new one."""
+    enrollment to a new certificate (a renewal) rather than starting a new one: only when
+    `presented` renews the bound certificate, never because it names the UDID."""
     return (
         state.current_sha256 is not None
         and not state.current_ended
         and state.current_sha256 != presented.sha256
-        and (
-            presented.device_id == device_id
-            or (state.current_serial is not None and presented.renewal_of == state.current_serial)
-        )
+        and state.current_serial is not None
+        and presented.renewal_of == state.current_serial
     )
 
 
 def renews_silently(presented: IssuedCertificate, state: BindingState) -> bool:
     """Whether a request other than Authenticate, signed by `presented`, may move the live
-    enrollment to it: only a SCEP RenewalReq's certificate (RFC 8894 §3.3.1.2: the request
-    was signed with the bound certificate's key), never one merely issued for the UDID."""
+    enrollment to it: only a certificate renewing the bound one (a SCEP RenewalReq's, RFC
+    8894 §3.3.1.2: the request was signed with the bound certificate's key; or a renewal
+    challenge's, delivered through the bound identity), never one merely issued for the
+    UDID."""
     return (
         state.current_sha256 is not None
         and not state.current_ended

@@ -97,8 +97,10 @@ class IdentityRenewal:
     ) -> None:
         # The challenge lasts as long as the command may wait: until the old identity
         # expires, after which the device could not fetch the command anyway.
+        # Marked as renewing this certificate: only its certificate keeps the queue, not
+        # one the device gets by re-enrolling afresh (mdm/binding.py `renews`).
         challenge, _ = await self._profiles.challenges.issue(
-            device_id=device_id, expires_at=cert.not_after
+            device_id=device_id, expires_at=cert.not_after, renewal_of=cert.serial
         )
         profile = await self._profiles.profile(challenge=challenge)
         command = Command("InstallProfile", {"Payload": profile}, command_uuid)

@@ -251,7 +251,7 @@ class MdmService:
             return record
         refusal = authenticate_refusal(device_id, record, state)
         if refusal is None:
-            return renews(device_id, record, state)
+            return renews(record, state)
         return MdmAnswer(403, reason=refusal.reason, certificate_device=refusal.certificate_device)
 
     async def _refuse_unbound(self, device_id: str, identity: DeviceIdentity) -> MdmAnswer | None:

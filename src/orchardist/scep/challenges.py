@@ -35,15 +35,21 @@ class ChallengeVerifier:
         self._static = static_challenge or None
 
     async def issue(
-        self, *, device_id: str | None = None, expires_at: datetime | None = None
+        self,
+        *,
+        device_id: str | None = None,
+        expires_at: datetime | None = None,
+        renewal_of: int | None = None,
     ) -> tuple[str, datetime]:
         """A fresh one-time challenge and the moment it expires (`expires_at`, or after the
         configured lifetime). With `device_id`, the certificate it yields is bound to that
         device (over-the-air enrollment, where the UDID came signed by Apple's device CA; an
-        identity renewal, where the device's bound certificate carried the profile)."""
+        identity renewal, where the device's bound certificate carried the profile). With
+        `renewal_of` (an identity renewal only), that certificate renews the one with this
+        serial: MDM keeps the enrollment's queue for it (mdm/binding.py `renews`)."""
         value = secrets.token_urlsafe(24)
         expires_at = expires_at or self._clock() + self._ttl
-        await self._store.add_challenge(challenge_digest(value), expires_at, device_id)
+        await self._store.add_challenge(challenge_digest(value), expires_at, device_id, renewal_of)
         return value, expires_at
 
     def digest_to_consume(self, presented: str) -> str | None:

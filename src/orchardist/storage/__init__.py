@@ -94,10 +94,16 @@ class CertificateStore(Protocol):
 
 class ChallengeStore(Protocol):
     async def add_challenge(
-        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+        self,
+        challenge_sha256: str,
+        expires_at: datetime,
+        device_id: str | None = None,
+        renewal_of: int | None = None,
     ) -> None:
         """Store a one-time challenge by the hash of its value; `device_id` when it was
-        minted for one device (over-the-air enrollment), whose certificate it then binds."""
+        minted for one device (over-the-air enrollment), whose certificate it then binds;
+        `renewal_of` when minted to renew the certificate with that serial (identity
+        renewal), which `record_enrolment` copies into the certificate it yields."""
 
     async def consume_challenge(
         self, challenge_sha256: str, now: datetime
@@ -135,7 +141,8 @@ class ScepTransactionStore(Protocol):
         tx.transaction_id exists, it is returned and nothing is checked or written (the
         request is a resend, RFC 8894 §3.3.1). Otherwise the one-time challenge with this
         digest is consumed (None: nothing to consume, as for the static challenge) and
-        `cert` and `tx` recorded, bound to the challenge's device if it has one: CONSUMED.
+        `cert` and `tx` recorded, bound to the challenge's device if it has one (and its
+        renewal_of, if it has one, recorded as the certificate's): CONSUMED.
         Any other outcome says why the challenge was refused, and nothing is written."""
 
     async def pending_transactions(self) -> list[ScepTransaction]:

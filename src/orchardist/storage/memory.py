@@ -20,8 +20,8 @@ from orchardist.storage.audit import AuditEntry, AuditQuery, AuditRecord
 class MemoryStorage:
     def __init__(self) -> None:
         self.certificates: dict[int, IssuedCertificate] = {}
-        # digest → (expires_at, used_at, device_id)
-        self.challenges: dict[str, tuple[datetime, datetime | None, str | None]] = {}
+        # digest → (expires_at, used_at, device_id, renewal_of)
+        self.challenges: dict[str, tuple[datetime, datetime | None, str | None, int | None]] = {}
         self.transactions: dict[str, ScepTransaction] = {}
         self.tokens: dict[str, ApiToken] = {}
 
@@ -55,27 +55,35 @@ class MemoryStorage:
         return sorted(found, key=lambda c: c.not_after)
 
     async def add_challenge(
-        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+        self,
+        challenge_sha256: str,
+        expires_at: datetime,
+        device_id: str | None = None,
+        renewal_of: int | None = None,
     ) -> None:
-        self.challenges[challenge_sha256] = (expires_at, None, device_id)
+        self.challenges[challenge_sha256] = (expires_at, None, device_id, renewal_of)
 
     async def consume_challenge(
         self, challenge_sha256: str, now: datetime
     ) -> tuple[ChallengeOutcome, str | None]:
-        return self._consume(challenge_sha256, now)
+        outcome, device_id, _ = self._consume(challenge_sha256, now)
+        return outcome, device_id
 
-    def _consume(self, challenge_sha256: str, now: datetime) -> tuple[ChallengeOutcome, str | None]:
+    def _consume(
+        self, challenge_sha256: str, now: datetime
+    ) -> tuple[ChallengeOutcome, str | None, int | None]:
+        """The outcome, and the challenge's device_id and renewal_of when CONSUMED."""
         # Not a coroutine: atomic with respect to other coroutines.
         entry = self.challenges.get(challenge_sha256)
         if entry is None:
-            return ChallengeOutcome.UNKNOWN, None
-        expires_at, used_at, device_id = entry
+            return ChallengeOutcome.UNKNOWN, None, None
+        expires_at, used_at, device_id, renewal_of = entry
         if used_at is not None:
-            return ChallengeOutcome.ALREADY_USED, None
+            return ChallengeOutcome.ALREADY_USED, None, None
         if expires_at <= now:
-            return ChallengeOutcome.EXPIRED, None
-        self.challenges[challenge_sha256] = (expires_at, now, device_id)
-        return ChallengeOutcome.CONSUMED, device_id
+            return ChallengeOutcome.EXPIRED, None, None
+        self.challenges[challenge_sha256] = (expires_at, now, device_id, renewal_of)
+        return ChallengeOutcome.CONSUMED, device_id, renewal_of
 
     async def save_transaction(self, tx: ScepTransaction) -> None:
         self.transactions[tx.transaction_id] = tx
@@ -104,14 +112,17 @@ class MemoryStorage:
         previous = self.transactions.get(tx.transaction_id)
         if previous is not None:
             return previous
-        device_id = cert.device_id
+        device_id, renewal_of = cert.device_id, cert.renewal_of
         if challenge_sha256 is not None:
-            outcome, device_id = self._consume(challenge_sha256, now)
+            outcome, device_id, renewed = self._consume(challenge_sha256, now)
             if outcome != ChallengeOutcome.CONSUMED:
                 return outcome
+            renewal_of = renewed if renewed is not None else renewal_of
         if cert.serial in self.certificates:
             raise ValueError(f"serial {cert.serial:x} exists already")
-        self.certificates[cert.serial] = dataclasses.replace(cert, device_id=device_id)
+        self.certificates[cert.serial] = dataclasses.replace(
+            cert, device_id=device_id, renewal_of=renewal_of
+        )
         self.transactions[tx.transaction_id] = dataclasses.replace(tx, device_id=device_id)
         return ChallengeOutcome.CONSUMED
 

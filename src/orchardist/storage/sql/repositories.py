@@ -191,12 +191,17 @@ class SqlStorage(
     # -- ChallengeStore
 
     async def add_challenge(
-        self, challenge_sha256: str, expires_at: datetime, device_id: str | None = None
+        self,
+        challenge_sha256: str,
+        expires_at: datetime,
+        device_id: str | None = None,
+        renewal_of: int | None = None,
     ) -> None:
         values: dict[str, Any] = {
             "challenge_sha256": challenge_sha256,
             "expires_at": expires_at,
             "device_id": device_id,
+            "renewal_of": None if renewal_of is None else serial_key(renewal_of),
         }
         await self.database.write(lambda conn: conn.execute(insert(_challenges), values))
 

@@ -34,7 +34,7 @@ _PREVIOUS = (
 _CLAIM = (
     "UPDATE scep_challenges SET used_at = $1"
     " WHERE challenge_sha256 = $2 AND used_at IS NULL AND expires_at > $1"
-    " RETURNING device_id"
+    " RETURNING device_id, renewal_of"
 )
 _USED_AT = "SELECT used_at FROM scep_challenges WHERE challenge_sha256 = $1"
 _INSERT_CERTIFICATE = (
@@ -62,16 +62,17 @@ WITH previous AS (
     UPDATE scep_challenges SET used_at = $3
     WHERE challenge_sha256 = $2 AND used_at IS NULL AND expires_at > $3
       AND NOT EXISTS (SELECT 1 FROM previous)
-    RETURNING device_id
+    RETURNING device_id, renewal_of
 ), chosen AS (
-    SELECT COALESCE((SELECT device_id FROM claim), $4::varchar) AS device_id
+    SELECT COALESCE((SELECT device_id FROM claim), $4::varchar) AS device_id,
+        COALESCE((SELECT renewal_of FROM claim), $12::varchar) AS renewal_of
     WHERE NOT EXISTS (SELECT 1 FROM previous)
       AND ($2::varchar IS NULL OR EXISTS (SELECT 1 FROM claim))
 ), certificate AS (
     INSERT INTO issued_certificates (serial, subject, not_before, not_after, sha256, der,
         status, revoked_at, device_id, renewal_of)
     SELECT $5::varchar, $6::varchar, $7::timestamptz, $8::timestamptz, $9::varchar,
-        $10::bytea, $11::varchar, NULL, device_id, $12::varchar FROM chosen
+        $10::bytea, $11::varchar, NULL, device_id, renewal_of FROM chosen
     RETURNING serial
 ), recorded AS (
     INSERT INTO scep_transactions (transaction_id, status, csr_der, created_at,
@@ -174,6 +175,7 @@ def record_enrolment(
     if previous is not None:
         return _previous(tx.transaction_id, previous, now)
     device_id = cert.device_id
+    renewal_of = None if cert.renewal_of is None else _key(cert.renewal_of)
     if challenge_sha256 is not None:
         claimed = run.one(_CLAIM, now, challenge_sha256)
         if claimed is None:
@@ -181,9 +183,9 @@ def record_enrolment(
             if used is None:
                 return ChallengeOutcome.UNKNOWN
             return ChallengeOutcome.ALREADY_USED if used[0] else ChallengeOutcome.EXPIRED
-        device_id = claimed[0] or device_id
+        # An identity renewal's challenge (mdm/renewal.py) marks what it renews.
+        device_id, renewal_of = claimed[0] or device_id, claimed[1] or renewal_of
     serial = _key(cert.serial)
-    renewal_of = None if cert.renewal_of is None else _key(cert.renewal_of)
     run.execute(
         _INSERT_CERTIFICATE,
         serial,

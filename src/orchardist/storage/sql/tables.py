@@ -55,6 +55,7 @@ scep_challenges = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
     Column("used_at", UtcDateTime(), nullable=True),
     Column("device_id", String(128), nullable=True),  # minted for this device (OTA)
+    Column("renewal_of", String(40), nullable=True),  # renews this serial (0022)
 )
 
 enrollment_tokens = Table(
