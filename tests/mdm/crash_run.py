@@ -146,6 +146,12 @@ CLIP = "com.example.crash.clip"
 def assign_profile_to_all(api: httpx.Client) -> None:
     """A web clip profile, assigned to every device: reconciling queues InstallProfile,
     its payloads encrypted to each device's certificate, one per device."""
+    upload_profile(api)
+    assign_to_all(api)
+
+
+def upload_profile(api: httpx.Client) -> None:
+    """The crash web clip profile, in the library."""
     profile = plistlib.dumps({
         "PayloadType": "Configuration", "PayloadVersion": 1, "PayloadIdentifier": CLIP,
         "PayloadUUID": "6F1C2B4E-0000-4000-8000-000000000015", "PayloadDisplayName": "Crash",
@@ -157,6 +163,10 @@ def assign_profile_to_all(api: httpx.Client) -> None:
     })  # fmt: skip
     reply = api.post("/api/v1/profiles", content=profile, timeout=60)
     assert reply.status_code == 201, reply.text
+
+
+def assign_to_all(api: httpx.Client) -> None:
+    """The crash profile assigned to every device; the reply once reconciliation is done."""
     reply = api.post(f"/api/v1/profiles/{CLIP}/assignments", json={"all": True}, timeout=600)
     assert reply.status_code == 200, reply.text
 

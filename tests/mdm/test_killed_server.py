@@ -21,7 +21,16 @@ from pathlib import Path
 import pytest
 
 from tests.db import backends, fresh_database
-from tests.mdm.crash_run import Figures, Queue, assign_profile_to_all, killed_run, send_to_all
+from tests.mdm.crash_reconcile import killed_pass
+from tests.mdm.crash_run import (
+    Figures,
+    Queue,
+    assign_profile_to_all,
+    assign_to_all,
+    killed_run,
+    send_to_all,
+    upload_profile,
+)
 
 DEVICES = int(os.environ.get("ORCHARDIST_CRASH_DEVICES", "600"))
 
@@ -87,3 +96,27 @@ def test_a_killed_server_installs_an_assigned_profile_once(backend: str, tmp_pat
     # Killed between storing a device's result and moving its profile state, the server
     # moves it when the device sends the answer again (a duplicate runs on_result too).
     assert figures.profiles == {"installed": DEVICES}
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_server_killed_mid_reconciliation_queues_each_install_once(
+    backend: str, tmp_path: Path
+) -> None:
+    with database_env(backend, tmp_path) as env:
+        run = killed_pass(
+            tmp_path / "data", env, DEVICES, "InstallProfile", upload_profile, assign_to_all
+        )
+    # Provably mid-way: the dead server had queued some InstallProfiles and not all, and
+    # each with its device's row (saved once at the end, they were all missing).
+    assert 0 < run.at_kill.commands < DEVICES
+    assert run.states_at_kill == {"pending": run.at_kill.commands}
+    after, tally = run.after, run.tally
+    assert after.commands == after.targets == after.devices == DEVICES  # none queued twice
+    assert after.acknowledged == DEVICES
+    assert after.unanswered == 0
+    assert tally.finished == DEVICES
+    assert not tally.refused
+    assert all(len(sent) == 1 for sent in tally.received.values())
+    assert tally.deliveries == DEVICES
+    assert tally.duplicates == 0
+    assert run.states == {"installed": DEVICES}

@@ -181,12 +181,12 @@ class ProfileLibrary:
                 row = current.get((device, identifier))
                 if row is not None and row.desired_version == version and row.state in _HOLDING:
                     continue  # given (or refused) already: a new version changes that
-                change = await self._install(device, identifier, version, row, now, identities)
-                if change is None:
+                saved = await self._install(device, identifier, version, row, now, identities)
+                if saved is None:
                     done.skipped.append(device)
                     continue
-                changes.append(change)
-                done.installs += 1
+                changes.extend(saved)
+                done.installs += len(saved)
         for (device, identifier), row in current.items():
             still = identifier in wanted.get(device, {})
             if still or row.state in (ProfileState.REMOVING, ProfileState.REMOVED):
@@ -195,12 +195,15 @@ class ProfileLibrary:
         for identifier, rows in removals.items():
             command = new_command("RemoveProfile", {"Identifier": identifier})
             record = NewCommand(command.command_uuid, "RemoveProfile", _plist(command.as_plist()))
-            await self.store.enqueue(record, [r.device_id for r in rows], now)
-            for row in rows:
-                changes.append(_moved(row, ProfileState.REMOVING, now, desired=None,
-                                      command_uuid=command.command_uuid))  # fmt: skip
-            done.removals += len(rows)
-        await self._save(changes)
+            moved = [_moved(row, ProfileState.REMOVING, now, desired=None,
+                            command_uuid=command.command_uuid) for row in rows]  # fmt: skip
+            seen = {row.device_id: row.command_uuid for row in rows}
+            saved = await self.store.queue_profile_command(record, moved, seen, now)
+            changes.extend(saved)
+            done.removals += len(saved)
+        # Each command was saved with its rows; the hook hears of the pass once.
+        if changes and self.on_change is not None:
+            await self.on_change(changes)
         return done
 
     async def repair(self) -> Reconciled:
@@ -226,7 +229,7 @@ class ProfileLibrary:
         row: DeviceProfile | None,
         now: datetime,
         identities: Mapping[str, bytes | None],
-    ) -> DeviceProfile | None:
+    ) -> list[DeviceProfile] | None:
         if device in identities:  # read with the plan
             der = identities[device]
             recipient = None if der is None else x509.load_der_x509_certificate(der)
@@ -238,8 +241,7 @@ class ProfileLibrary:
         payload = self.payload_for(stored, recipient)
         command = new_command("InstallProfile", {"Payload": payload})
         record = NewCommand(command.command_uuid, "InstallProfile", _plist(command.as_plist()))
-        await self.store.enqueue(record, [device], now)
-        return DeviceProfile(
+        change = DeviceProfile(
             device_id=device,
             identifier=identifier,
             desired_version=version,
@@ -249,6 +251,11 @@ class ProfileLibrary:
             error=None,
             updated_at=now,
         )
+        # The command and its row in one transaction: a pass killed mid-way has queued
+        # nothing the next pass would not see (it would queue a second InstallProfile).
+        # Empty when another pass (another worker) queued it meanwhile.
+        seen = {device: None if row is None else row.command_uuid}
+        return await self.store.queue_profile_command(record, [change], seen, now)
 
     def payload_for(self, stored: ProfileVersion, recipient: x509.Certificate) -> bytes:
         """The bytes InstallProfile carries: payloads encrypted to the device, then signed."""

@@ -6,7 +6,10 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # orchardist.storage imports this module
+    from orchardist.storage import NewCommand
 
 
 class TargetKind(enum.StrEnum):
@@ -126,6 +129,19 @@ class ProfileStore(Protocol):
 
     async def save_device_profiles(self, rows: Sequence[DeviceProfile]) -> None:
         """Upsert by (device_id, identifier)."""
+
+    async def queue_profile_command(
+        self,
+        command: NewCommand,
+        rows: Sequence[DeviceProfile],
+        seen: Mapping[str, str | None],
+        now: datetime,
+    ) -> list[DeviceProfile]:
+        """In one transaction: each row saved, unless the device's stored row for it has
+        moved since it was read (`seen`: device → the command_uuid read, None for no row),
+        and `command` queued for the devices whose row was saved; those rows returned. A
+        pass killed mid-way leaves no command without its row, nor a row without its
+        command, and two passes at once do not both queue."""
 
     async def device_plan(self, device_id: str) -> DevicePlan:
         """In one read: whether the device is enrolled, the latest version of every profile

@@ -177,40 +177,9 @@ class SqlMdmStorage:
     # -- CommandStore
 
     async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
-        body, body_key = command.body, None
-        if command.request_type in SEALED_COMMANDS:
-            where = place("commands", "body", command.command_uuid)
-            body, body_key = self.keys.seal(command.body, where)
-        row = {
-            "command_uuid": command.command_uuid,
-            "request_type": command.request_type,
-            "body": body,
-            "body_key": body_key,
-            "priority": command.priority,
-            "created_at": now,
-            "expires_at": command.expires_at,
-        }
-        targets = [
-            {
-                "command_uuid": command.command_uuid,
-                "device_id": device_id,
-                "status": TargetStatus.QUEUED.value,
-                "priority": command.priority,
-                "created_at": now,
-                "expires_at": command.expires_at,
-            }
-            for device_id in dict.fromkeys(device_ids)
-        ]
-
-        def work(conn: Connection) -> int:
-            conn.execute(insert(commands), row)
-            for start in range(0, len(targets), BATCH):
-                conn.execute(insert(_targets), targets[start : start + BATCH])
-            # Wake the devices: one push job each, however many commands were queued.
-            schedule_pushes(conn, [str(t["device_id"]) for t in targets], now)
-            return len(targets)
-
-        return await self.database.write(work)
+        return await self.database.write(
+            lambda conn: insert_command(conn, self.keys, command, device_ids, now)
+        )
 
     async def exchange(
         self,
@@ -279,6 +248,46 @@ class SqlMdmStorage:
         )
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_target_state(row, now) for row in rows]
+
+
+def insert_command(
+    conn: Connection,
+    keys: MasterKeys,
+    command: NewCommand,
+    device_ids: Sequence[str],
+    now: datetime,
+) -> int:
+    """Queue `command` for the devices in the caller's transaction, so that what else the
+    caller writes (a profile's or an app's device state) commits with it or not at all."""
+    body, body_key = command.body, None
+    if command.request_type in SEALED_COMMANDS:
+        body, body_key = keys.seal(command.body, place("commands", "body", command.command_uuid))
+    row = {
+        "command_uuid": command.command_uuid,
+        "request_type": command.request_type,
+        "body": body,
+        "body_key": body_key,
+        "priority": command.priority,
+        "created_at": now,
+        "expires_at": command.expires_at,
+    }
+    targets = [
+        {
+            "command_uuid": command.command_uuid,
+            "device_id": device_id,
+            "status": TargetStatus.QUEUED.value,
+            "priority": command.priority,
+            "created_at": now,
+            "expires_at": command.expires_at,
+        }
+        for device_id in dict.fromkeys(device_ids)
+    ]
+    conn.execute(insert(commands), row)
+    for start in range(0, len(targets), BATCH):
+        conn.execute(insert(_targets), targets[start : start + BATCH])
+    # Wake the devices: one push job each, however many commands were queued.
+    schedule_pushes(conn, [str(t["device_id"]) for t in targets], now)
+    return len(targets)
 
 
 def _with_request_type() -> Select[Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchardist.keys.master import MasterKeys
+from orchardist.storage import NewCommand
 from orchardist.storage.profiles import (
     Assignment,
     DevicePlan,
@@ -22,6 +23,7 @@ from orchardist.storage.profiles import (
     TargetKind,
 )
 from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.mdm import insert_command
 from orchardist.storage.sql.sealing import place, unseal
 from orchardist.storage.sql.tables import (
     device_groups,
@@ -32,6 +34,7 @@ from orchardist.storage.sql.tables import (
     profile_versions,
     profiles,
 )
+from orchardist.storage.sql.upsert import dialect_insert
 
 _versions, _assignments, _states = profile_versions, profile_assignments, device_profiles
 
@@ -221,6 +224,21 @@ class SqlProfileStorage:
 
         await self.database.write(work)
 
+    async def queue_profile_command(
+        self,
+        command: NewCommand,
+        rows: Sequence[DeviceProfile],
+        seen: Mapping[str, str | None],
+        now: datetime,
+    ) -> list[DeviceProfile]:
+        def work(conn: Connection) -> list[DeviceProfile]:
+            saved = [row for row in rows if _save_if_unchanged(conn, row, seen[row.device_id])]
+            if saved:
+                insert_command(conn, self.keys, command, [r.device_id for r in saved], now)
+            return saved
+
+        return await self.database.write(work)
+
     async def device_plan(self, device_id: str) -> DevicePlan:
         return await self.database.read(lambda conn: _device_plan(conn, device_id))
 
@@ -232,6 +250,21 @@ class SqlProfileStorage:
         )
         row = await self.database.read(lambda conn: conn.execute(query).first())
         return None if row is None else _state(row)
+
+
+def _save_if_unchanged(conn: Connection, row: DeviceProfile, seen: str | None) -> bool:
+    """Upsert the row unless the stored one has moved to another command than `seen` since
+    it was read: a compare-and-set, so two passes at once queue once. PostgreSQL evaluates
+    the condition on the row as committed by a concurrent pass (ON CONFLICT locks it)."""
+    values = {**asdict(row), "state": row.state.value}
+    statement = dialect_insert(conn, _states).values(values)
+    changed = {k: statement.excluded[k] for k in values if k not in ("device_id", "identifier")}
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id", "identifier"],
+        set_=changed,
+        where=_states.c.command_uuid.is_not_distinct_from(seen),
+    )
+    return bool(conn.execute(statement).rowcount)
 
 
 def _device_plan(conn: Connection, device_id: str) -> DevicePlan:

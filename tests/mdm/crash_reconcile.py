@@ -1,0 +1,116 @@
+"""A kill -9 during the work a server does before any device answers: the reconciliation
+pass that an assignment to all starts, queueing one InstallProfile per device. The server
+is killed once the database holds some of them and not all; a new server on the same port,
+the administrator sending the failed request again; then the whole fleet checks in."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import text
+
+from orchardist.storage.sql.repositories import open_storage
+from tests.mdm.crash_fleet import Fleet, Tally
+from tests.mdm.crash_run import Stored, _server, database_url, prepare, profile_states, stored
+from tests.server import free_port
+
+Start = Callable[[httpx.Client], None]  # the request whose work is killed mid-way
+
+
+@dataclass(frozen=True)
+class KilledPass:
+    devices: int
+    at_kill: Stored  # the dead server's commands of the request type
+    states_at_kill: dict[str, int]  # and its device states (profile_states or app_states)
+    after: Stored
+    tally: Tally
+    states: dict[str, int]
+
+
+def killed_pass(
+    data_dir: Path,
+    env: Mapping[str, str],
+    count: int,
+    request_type: str,
+    setup: Start,
+    start: Start,
+    states_of: Callable[[str], dict[str, int]] | None = None,
+    *,
+    kill_at: int | None = None,
+    timeout: float = 300,
+) -> KilledPass:
+    """`setup` (uploads) then `start` (the request that queues `request_type` for every
+    device) on a server killed once `kill_at` commands (a fifth of the fleet) are in its
+    database; then `start` again on the next server, and the fleet through it."""
+    token, members = prepare(data_dir, env, count)
+    url, port = database_url(data_dir, env), free_port()
+    states = states_of or (lambda u: asyncio.run(profile_states(u)))
+    with _server(data_dir, env, port) as (base, doomed), _api(base, token) as api:
+        setup(api)
+        cut, failed = _start_in_thread(api, start)
+        asyncio.run(_kill_when_queued(url, request_type, kill_at or count // 5, doomed))
+        cut.join(30)
+        assert not cut.is_alive()
+        assert not failed, failed
+    at_kill = asyncio.run(stored(url, request_type))
+    states_at_kill = states(url)
+    with _server(data_dir, env, port) as (base, _):
+        with _api(base, token) as api:
+            start(api)  # the administrator's request again: it had failed
+        fleet = Fleet(base, members)
+        asyncio.run(asyncio.wait_for(fleet.run(), timeout))
+    after = asyncio.run(stored(url, request_type))
+    return KilledPass(count, at_kill, states_at_kill, after, fleet.tally, states(url))
+
+
+def _api(base: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+
+
+def _start_in_thread(
+    api: httpx.Client, start: Start
+) -> tuple[threading.Thread, list[BaseException]]:
+    """`start` on a thread; its connection breaking when the server dies is expected, any
+    other end of it is in the list."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start(api)
+        except httpx.TransportError:
+            return
+        except BaseException as exc:  # reported by the caller
+            failed.append(exc)
+            return
+        failed.append(AssertionError("the request finished before the kill"))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, failed
+
+
+async def _kill_when_queued(
+    url: str, request_type: str, at_least: int, doomed: subprocess.Popen[bytes]
+) -> None:
+    query = text("SELECT count(*) FROM commands WHERE request_type = :request_type")
+    storage = await open_storage(url)
+    try:
+        while True:
+            queued = await storage.database.read(
+                lambda conn: conn.execute(query, {"request_type": request_type}).scalar()
+            )
+            if int(queued or 0) >= at_least:
+                break
+            assert doomed.poll() is None, "the server ended before it could be killed"
+            await asyncio.sleep(0.01)
+    finally:
+        await storage.close()
+    doomed.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(doomed.wait, 10)
