@@ -32,6 +32,7 @@ from orchardist.enroll.invitations import (
     SmtpConfig,
     SmtpMailer,
 )
+from orchardist.keys.master import MasterKeys
 from orchardist.keys.sources import KeySource
 from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
@@ -95,6 +96,12 @@ class Services:
     enroll_sign_in_limit: SignInRateLimit = field(init=False)  # attempts at /enroll
     # Mdm-Signature checks, with what is per certificate done once per certificate.
     signatures: SignatureVerifier = field(init=False)
+    # The master key: opens the key files (pki_files); None in tests that build services.
+    keys: MasterKeys | None = None
+
+    def pki_files(self) -> PkiFiles:
+        """The data dir's key files, opened with the master key."""
+        return PkiFiles.in_data_dir(self.settings.data_dir, self.keys)
 
     def __post_init__(self) -> None:
         self.signatures = SignatureVerifier([self.ca.certificate])
@@ -122,7 +129,9 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     # Rows from before migration 0021 are sealed now (once: then none is found; a look at
     # the rows whose key id is NULL, on every start).
     await seal_plaintext(storage.database, keys)
-    files = PkiFiles.in_data_dir(settings.data_dir)
+    # The key files too: plaintext ones (from before the master key) are encrypted now.
+    files = PkiFiles.in_data_dir(settings.data_dir, keys)
+    files.seal_plaintext()
     ca = files.load_ca()
     static = settings.scep_static_challenge
     challenges = ChallengeVerifier(
@@ -243,6 +252,7 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
         ),
         ota,
     )
+    services.keys = keys
     services.webhooks = _webhook_sender(settings, storage)
     services.compliance = compliance
     services.provisioning = provisioning

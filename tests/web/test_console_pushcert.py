@@ -27,7 +27,7 @@ ENROLLED_TOPIC = "com.apple.mgmt.t"  # what tests.web.mdm_server's devices enrol
 
 
 def _files(server: Server) -> PkiFiles:
-    return PkiFiles.in_data_dir(server.services.settings.data_dir)
+    return server.services.pki_files()
 
 
 def _cert_pem(key: rsa.RSAPrivateKey, topic: str = TOPIC) -> bytes:
@@ -90,9 +90,10 @@ async def test_an_admin_imports_the_certificate_for_the_console_csr(server: Serv
         again = await client.post("/console/pushcert/csr", data={"csrf_token": token})
         waiting = await client.get("/console/pushcert")
         csr = x509.load_pem_x509_csr(first.content)
-        pending = serialization.load_pem_private_key(files.push_request_key.read_bytes(), None)
+        pending = files.read_key(files.push_request_key)
         assert isinstance(pending, rsa.RSAPrivateKey)
         assert oct(files.push_request_key.stat().st_mode & 0o777) == "0o600"
+        assert b"BEGIN ENCRYPTED PRIVATE KEY" in files.push_request_key.read_bytes()
         imported = await _import(client, token, _cert_pem(pending))  # the key stays put
         page = await client.get(imported.headers["location"])
     assert first.headers["content-type"] == "application/pkcs10"
@@ -102,7 +103,7 @@ async def test_an_admin_imports_the_certificate_for_the_console_csr(server: Serv
     assert "one is waiting for its certificate" in waiting.text
     assert imported.headers["location"] == "/console/pushcert?done=imported&stranded=0"
     assert not files.push_request_key.exists()  # it became push.key
-    stored_key = serialization.load_pem_private_key(files.push_key.read_bytes(), None)
+    stored_key = files.read_key(files.push_key)
     assert stored_key.public_key() == pending.public_key()
     assert TOPIC in page.text
     assert "UID=com.apple.mgmt.External" in page.text  # the subject

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
@@ -39,6 +38,7 @@ from orchardist.cli.backup_archive import (
 )
 from orchardist.cli.common import data_dir_of, err_console, fail, load_or_fail, settings_of
 from orchardist.config import Settings
+from orchardist.keys.master import MasterKeyError, MasterKeys
 from orchardist.pki.ca import fingerprint_sha256
 from orchardist.pki.store import KeyMaterialError, PkiFiles
 
@@ -133,8 +133,8 @@ def restore(
                 lambda: read_archive(archive, staging, lambda n: bar.advance(task, n)),
                 f"{target} is unchanged",
             )
-        ca_sha256 = _check(staging, manifest)
         settings = load_or_fail(staging)
+        ca_sha256 = _check(staging, manifest, settings)
         _move_into(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -165,32 +165,51 @@ def _or_fail(work: Callable[[], T], hint: str | None = None) -> T:
         fail(escape(str(exc)), hint)
 
 
-def _check(staging: Path, manifest: Manifest) -> str:
-    """The restored files' own checks; the CA's SHA-256. Fails with the reason."""
+def _check(staging: Path, manifest: Manifest, settings: Settings) -> str:
+    """The restored files' own checks (the key files opened with the master key the
+    backup's settings name); the CA's SHA-256. Fails with the reason."""
     if manifest.database == "sqlite":
         if DATABASE not in manifest.files:
             fail("the backup says SQLite but holds no database", "nothing was restored")
         _or_fail(lambda: check_sqlite(staging / DATABASE), "nothing was restored")
-    files = PkiFiles.in_data_dir(staging)
+    files = PkiFiles.in_data_dir(staging, _master_keys(settings))
     try:
         ca = files.load_ca()
         if files.has_server():
             files.load_server()
         files.load_ra()
         if files.has_push():
-            _check_pair(files.push_cert, files.push_key)
+            _check_pair(files, files.push_cert, files.push_key)
     except KeyMaterialError as exc:
         shown = escape(str(exc).replace(str(staging), "<backup>"))
         fail(f"the backup's keys do not hold together: {shown}", "nothing was restored")
     return fingerprint_sha256(ca.certificate)
 
 
-def _check_pair(cert_path: Path, key_path: Path) -> None:
+def _master_keys(settings: Settings) -> MasterKeys | None:
+    """The master key the restored data dir will use: its master.key (in the backup), or
+    the master_key / master_key_command its settings or the environment name. None for a
+    backup from before the master key (no master.key: its key files are plaintext)."""
+    from orchardist.wiring import key_source
+
+    source = key_source(settings)
+    if source.writable and not source.file.exists():
+        return None
+    try:
+        return source.load()
+    except MasterKeyError as exc:
+        fail(
+            f"cannot read the master key that opens the backup's keys: {escape(str(exc))}",
+            "nothing was restored; give it the way the server held it (see docs/keys.md)",
+        )
+
+
+def _check_pair(files: PkiFiles, cert_path: Path, key_path: Path) -> None:
     try:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise KeyMaterialError(f"cannot read {cert_path.name}: {exc}") from None
+    key = files.read_key(key_path)
     if cert.public_key() != key.public_key():
         raise KeyMaterialError(f"{key_path.name} is not the key of {cert_path.name}")
 

@@ -8,8 +8,8 @@ import typer
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from orchardist.cli.auditing import audited
-from orchardist.cli.common import data_dir_of, fail
-from orchardist.pki.store import KeyMaterialError, PkiFiles
+from orchardist.cli.common import fail, pki_files_of, settings_of
+from orchardist.pki.store import KeyMaterialError
 
 app = typer.Typer(help="The certificate authority that issues device identities.")
 
@@ -22,7 +22,7 @@ def create_ra(
 ) -> None:
     """Issue a SCEP registration authority: devices then encrypt to it and it signs the
     replies, so the CA key only signs certificates. Restart the server to use it."""
-    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    files = pki_files_of(settings_of(ctx))
     try:
         ca = files.load_ca()
         if files.load_ra() is not None and not force:
@@ -38,7 +38,7 @@ def create_ra(
 def export(ctx: typer.Context) -> None:
     """Print the CA certificate (PEM), e.g. to install it as a trusted root."""
     try:
-        ca = PkiFiles.in_data_dir(data_dir_of(ctx)).load_ca()
+        ca = pki_files_of(settings_of(ctx)).load_ca()
     except KeyMaterialError as exc:
         fail(str(exc))
     typer.echo(ca.certificate.public_bytes(Encoding.PEM).decode("ascii"), nl=False)

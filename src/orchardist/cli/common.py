@@ -19,6 +19,7 @@ from orchardist.config import CONFIG_FILE_NAME, Settings, load_settings
 from orchardist.config_check import SettingsError
 
 if TYPE_CHECKING:
+    from orchardist.pki.store import PkiFiles
     from orchardist.wiring import Services
 
 T = TypeVar("T")
@@ -50,6 +51,21 @@ def settings_of(ctx: typer.Context) -> Settings:
             f"run `orchardist --data-dir {data_dir} init --hostname HOST` first",
         )
     return load_or_fail(data_dir)
+
+
+def pki_files_of(settings: Settings) -> PkiFiles:
+    """The data dir's key files, opened (and written) with the master key, which is made
+    when there is none yet, as a server start would."""
+    from orchardist.keys.master import MasterKeyError
+    from orchardist.pki.store import PkiFiles
+    from orchardist.wiring import key_source
+
+    source = key_source(settings)
+    try:
+        keys = source.load(create=True)
+    except MasterKeyError as exc:
+        fail(escape(str(exc)), f"check {source.describe()} (see docs/keys.md)")
+    return PkiFiles.in_data_dir(settings.data_dir, keys)
 
 
 def load_or_fail(data_dir: Path, **overrides: Any) -> Settings:

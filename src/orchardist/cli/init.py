@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 import typer
 from rich.console import Console
 
-from orchardist.cli.common import data_dir_of, err_console, load_or_fail, print_json
+from orchardist.cli.common import (
+    data_dir_of,
+    err_console,
+    load_or_fail,
+    pki_files_of,
+    print_json,
+)
 from orchardist.config import CONFIG_FILE_NAME, Settings, write_config
 from orchardist.pki.ca import CertificateAuthority, fingerprint_sha256, generate_ca
 from orchardist.pki.store import PkiFiles
@@ -54,7 +60,10 @@ def init(
     _write_config(data_dir, given)
     settings = load_or_fail(data_dir)
     _warn_if_unnamed(settings)
-    files = PkiFiles.in_data_dir(data_dir)
+    # The master key (master.key, mode 0600, unless held elsewhere) is made first: the
+    # CA and TLS keys are written encrypted under it.
+    files = pki_files_of(settings)
+    files.seal_plaintext()  # a re-run on a data dir from before the master key
     created_ca = force or not files.has_ca()
     ca = _new_ca(settings, files) if created_ca else files.load_ca()
     server_cert, server_key = ca.issue_server_certificate(hostname)

@@ -1,4 +1,6 @@
-"""`orchardist keys rotate`: seal every secret at rest under a new master key.
+"""`orchardist keys rotate`: seal every secret at rest under a new master key (the
+database's sealed values and the key files in pki/); `orchardist keys passphrase`: a key
+file's passphrase, for openssl.
 
 Stop `serve` first: a running server keeps the key it started with and would seal new
 values with it. With the key file (the default), rotate writes the new key in front of the
@@ -11,12 +13,15 @@ rotate, then remove the old key from the source.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from orchardist.cli.common import fail, settings_of
 from orchardist.keys.master import MasterKeyError, MasterKeys
+from orchardist.pki.store import KeyMaterialError, PkiFiles
 
 app = typer.Typer(help="The master key that seals secrets at rest.", no_args_is_help=True)
 console = Console(highlight=False)
@@ -50,6 +55,9 @@ def rotate(ctx: typer.Context) -> None:
         if left:
             fail(f"{left} values are still sealed by an old key", "stop `serve`, then re-run")
         console.print(f"re-sealed {count} values under master key {keys.current_id}")
+        # Each key file is written anew under the new key and renamed over the old one.
+        moved = PkiFiles.in_data_dir(settings.data_dir, keys).reseal()
+        console.print(f"re-encrypted {len(moved)} key files: {', '.join(p.name for p in moved)}")
         if source.writable:
             source.save(MasterKeys(keys.keys[:1]))
             console.print(f"old keys dropped from {source.file}")
@@ -59,5 +67,29 @@ def rotate(ctx: typer.Context) -> None:
 
     try:
         asyncio.run(run())
-    except MasterKeyError as exc:
-        fail(str(exc), f"check {source.describe()}")
+    except (MasterKeyError, KeyMaterialError) as exc:
+        fail(str(exc), f"check {source.describe()}, then re-run (see docs/keys.md)")
+
+
+@app.command("passphrase")
+def passphrase(
+    ctx: typer.Context,
+    key_file: Annotated[
+        Path, typer.Argument(help="A key file in the data dir's pki folder, e.g. pki/ca.key")
+    ],
+) -> None:
+    """Print the passphrase that opens a key file (encrypted PKCS#8 PEM), for
+    `openssl pkey -in FILE -passin stdin`: the file stays encrypted on disk."""
+    from orchardist.wiring import key_source
+
+    settings = settings_of(ctx)
+    files = PkiFiles.in_data_dir(settings.data_dir)
+    path = files.directory / key_file.name
+    try:
+        files = PkiFiles(files.directory, key_source(settings).load())
+        password = files.password_of(path)
+    except (MasterKeyError, KeyMaterialError) as exc:
+        fail(str(exc), "see docs/keys.md")
+    if password is None:
+        fail(f"{path} is not encrypted", "`orchardist serve` or `orchardist keys rotate` does it")
+    typer.echo(password.decode("ascii"))

@@ -24,6 +24,7 @@ def check_keys(settings: Settings, files: PkiFiles, *, http: bool) -> None:
         f"server (its folder {files.directory} with mode 0700, keys 0600)"
     )
     try:
+        files.seal_plaintext()  # key files from before the master key: encrypted now
         files.load_ca()
         files.load_server()
         files.load_ra()

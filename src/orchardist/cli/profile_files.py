@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchardist.cli.common import data_dir_of, err_console, fail, print_json
+from orchardist.cli.common import (
+    err_console,
+    fail,
+    pki_files_of,
+    print_json,
+    settings_of,
+)
 
 if TYPE_CHECKING:
     from orchardist.profiles.spec import SpecCheck
@@ -30,7 +36,7 @@ def build(
     the environment or files, optionally encrypted to one device and signed."""
     from cryptography import x509
 
-    from orchardist.pki.store import KeyMaterialError, PkiFiles
+    from orchardist.pki.store import KeyMaterialError
     from orchardist.profiles import envelope
 
     profile = load_spec_warning(spec)
@@ -42,7 +48,7 @@ def build(
         profile = envelope.encrypt_for(profile, recipient)
     body = envelope.serialize(profile)
     if sign:
-        files = PkiFiles.in_data_dir(data_dir_of(ctx))
+        files = pki_files_of(settings_of(ctx))
         try:
             cert, key = files.load_server()
             chain = [files.load_ca().certificate]

@@ -10,7 +10,13 @@ import typer
 from cryptography.hazmat.primitives import serialization
 
 from orchardist.cli.auditing import audited, note
-from orchardist.cli.common import data_dir_of, fail, print_json, with_services
+from orchardist.cli.common import (
+    fail,
+    pki_files_of,
+    print_json,
+    settings_of,
+    with_services,
+)
 from orchardist.config import Settings
 from orchardist.pki.store import PkiFiles
 from orchardist.push import replacement
@@ -142,7 +148,7 @@ def import_(
 
 def _save_push(ctx: typer.Context, pushed: PushCertificate, *, force: bool) -> None:
     """Store it, unless enrolled devices use another topic (see `push.replacement`)."""
-    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    files = pki_files_of(settings_of(ctx))
     placeholder = Settings.model_fields["apns_topic"].default
 
     async def store(services: Services) -> Replaced:
@@ -184,7 +190,7 @@ def stand_in_cert(
 ) -> None:
     """A stand-in push certificate for the local APNs peer (`orchardist simulate
     --apns-port`), to try pushes without Apple. Apple's servers refuse it."""
-    files = PkiFiles.in_data_dir(data_dir_of(ctx))
+    files = pki_files_of(settings_of(ctx))
     if files.has_push() and not force:
         fail("a push certificate is imported already", "add --force to replace it")
     made = stand_in_identity(datetime.now(UTC), topic=topic)
@@ -212,7 +218,7 @@ def show(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False
 ) -> None:
     """Topic and expiry of the push certificate in use."""
-    pushed = load_push(PkiFiles.in_data_dir(data_dir_of(ctx)))
+    pushed = load_push(pki_files_of(settings_of(ctx)))
     if pushed is None:
         fail("no push certificate yet", "see `orchardist pushcert csr`")
     _report(pushed, as_json)

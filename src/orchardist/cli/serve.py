@@ -11,7 +11,7 @@ import typer
 
 from orchardist import metrics
 from orchardist.cli import preflight
-from orchardist.cli.common import err_console, settings_of
+from orchardist.cli.common import err_console, pki_files_of, settings_of
 from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
@@ -32,7 +32,7 @@ def serve(
 ) -> None:
     """Serve /scep, /healthz and the rest until interrupted."""
     settings = settings_of(ctx)
-    files = PkiFiles.in_data_dir(settings.data_dir)
+    files = pki_files_of(settings)
     preflight.check_keys(settings, files, http=http)
     preflight.check_database(settings)
     import uvicorn  # imported late, like the app: other commands need neither
@@ -47,7 +47,9 @@ def serve(
         asyncio.run(upgrade(settings.resolved_database_url))
     except Exception as exc:  # answered a read, then failed to migrate: say so, no traceback
         preflight.migration_failed(settings, exc)
-    tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key}
+    # uvicorn (OpenSSL) reads the TLS key itself: it gets the file's passphrase.
+    tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key,
+                           "ssl_keyfile_password": _password(files)}  # fmt: skip
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -67,6 +69,11 @@ def serve(
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     _share_metrics(settings)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+def _password(files: PkiFiles) -> str | None:
+    password = files.password_of(files.server_key)
+    return password.decode("ascii") if password is not None else None
 
 
 def _share_metrics(settings: Settings) -> None:

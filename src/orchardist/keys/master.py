@@ -14,12 +14,15 @@ without trying keys.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -27,6 +30,15 @@ _NONCE_BYTES = 12
 
 class MasterKeyError(RuntimeError):
     """A sealed value cannot be opened; str(err) says which key it needs."""
+
+
+def file_passphrase(key: bytes, label: str) -> bytes:
+    """The passphrase of a key file (`label`: its name, e.g. "ca.key") under master key
+    `key`: HKDF-SHA256 with a label per file, so one file's passphrase opens no other, as
+    base64url text so that `openssl pkey -passin pass:…` takes it as it is."""
+    info = b"orchardist key file\0" + label.encode()
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+    return base64.urlsafe_b64encode(derived).rstrip(b"=")
 
 
 def key_id(key: bytes) -> str:
@@ -59,6 +71,10 @@ class MasterKeys:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(key_id(key) for key in self.keys)
+
+    def passphrases(self, label: str) -> tuple[bytes, ...]:
+        """The passphrases of key file `label` under each key, the current key's first."""
+        return tuple(file_passphrase(key, label) for key in self.keys)
 
     def seal(self, plaintext: bytes, place: bytes) -> tuple[bytes, str]:
         """The sealed value and the id of the (current) key that sealed it. `place` names

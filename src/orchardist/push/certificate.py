@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from orchardist.pki.store import PkiFiles
+from orchardist.pki.store import KeyMaterialError, PkiFiles
 from orchardist.push.stand_in import STAND_IN_CA_NAME
 
 TOPIC_PREFIX = "com.apple.mgmt."
@@ -106,9 +106,12 @@ def stored(files: PkiFiles) -> PushCertificate | None:
     returned too: it is what `show` warns about."""
     if not files.has_push():
         return None
-    return from_pem(
-        files.push_cert.read_bytes(), files.push_key.read_bytes(), password=None, now=None
-    )
+    try:
+        cert = x509.load_pem_x509_certificate(files.push_cert.read_bytes())
+        key = files.read_key(files.push_key)  # encrypted under the master key
+    except (ValueError, KeyMaterialError) as exc:
+        raise PushCertificateError(f"cannot read the stored push certificate: {exc}") from exc
+    return _checked(cert, key, None)
 
 
 def push_csr(

@@ -81,7 +81,10 @@ class SenderSource:
             self._certificate = certificate
             self._checked_on = None
             context = client_context(
-                self.files.push_cert, self.files.push_key, self.settings.ca_file
+                self.files.push_cert,
+                self.files.push_key,
+                self.settings.ca_file,
+                password=self.files.password_of(self.files.push_key),
             )
             self._sender = ApnsSender(
                 self.settings.apns_url,

@@ -49,13 +49,16 @@ class PushResult:
     reason: str | None = None
 
 
-def client_context(cert_file: Path, key_file: Path, ca_file: Path | None) -> ssl.SSLContext:
-    """TLS for APNs: the system's trust plus `ca_file`, the push certificate as client."""
+def client_context(
+    cert_file: Path, key_file: Path, ca_file: Path | None, *, password: bytes | None = None
+) -> ssl.SSLContext:
+    """TLS for APNs: the system's trust plus `ca_file`, the push certificate as client
+    (`password`: the key file's passphrase, PkiFiles.password_of)."""
     context = ssl.create_default_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
+    context.load_cert_chain(cert_file, key_file, password)
     return context
 
 

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import PushCertificateError
 from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.web.api.auth import Reader, services_of
@@ -53,7 +52,7 @@ def _push_certificate(services: Services, now: datetime) -> tuple[int | None, st
     """As GET /api/v1/pushcert reads it; a missing or unreadable one is a warning here, not
     a refusal: the rest of the dashboard still matters."""
     try:
-        pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
+        pushed = stored_push_certificate(services.pki_files())
     except PushCertificateError as exc:
         return None, f"the stored push certificate is unusable: {exc}"
     if pushed is None:

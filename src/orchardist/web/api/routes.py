@@ -17,7 +17,6 @@ from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesErr
 from orchardist.mdm.reports import result_as_json
 from orchardist.mdm.retirement import retire
 from orchardist.mdm.summary import device_fields, summarize
-from orchardist.pki.store import PkiFiles
 from orchardist.push.certificate import PushCertificateError
 from orchardist.push.certificate import stored as stored_push_certificate
 from orchardist.schema.jsonvalues import from_json
@@ -167,7 +166,7 @@ async def push_device(
         )
     await services.storage.request_push([udid], datetime.now(UTC))
     _wake_pusher(services)
-    has_certificate = PkiFiles.in_data_dir(services.settings.data_dir).has_push()
+    has_certificate = services.pki_files().has_push()
     return PushRequested(udid=udid, push_certificate=has_certificate)
 
 
@@ -277,7 +276,7 @@ def _wake_pusher(services: Services) -> None:
 async def push_certificate(services: ServicesDep, _: Reader) -> PushCertificateInfo:
     """The APNs certificate: its topic and expiry, with a warning from 30 days before."""
     try:
-        pushed = stored_push_certificate(PkiFiles.in_data_dir(services.settings.data_dir))
+        pushed = stored_push_certificate(services.pki_files())
     except PushCertificateError as exc:
         raise HTTPException(503, f"the stored push certificate is unusable: {exc}") from exc
     if pushed is None:

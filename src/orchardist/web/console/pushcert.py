@@ -86,8 +86,16 @@ async def import_certificate(request: Request, actor: Manager) -> Response:
     pending = False  # the key is the one kept for the CSR made here
     try:
         cert_pem, key_pem = await _pem(form.get("certificate")), await _pem(form.get("key"))
-        if key_pem is None and files.push_request_key.exists():
-            key_pem, pending = files.push_request_key.read_bytes(), True
+        if key_pem is None and (kept := files.load_push_request_key()) is not None:
+            # Encrypted on disk under the master key; in the clear only in memory here.
+            key_pem, pending = (
+                kept.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+                True,
+            )
         if cert_pem is None or key_pem is None:
             raise PushCertificateError(_missing(cert_pem is None))
         password = str(form.get("password") or "").encode() or None
@@ -160,4 +168,4 @@ def _placeholder() -> str:
 
 
 def _files(services: Services) -> PkiFiles:
-    return PkiFiles.in_data_dir(services.settings.data_dir)
+    return services.pki_files()
