@@ -266,9 +266,11 @@ class AppLibrary:
             row = found[0]  # attempts go on counting
         elif found:
             row = to_install(found[0], app.latest_version_id, now)
-        uuid = await self.rollout.install([device_id], bundle_id, app.latest_version_id, now)
-        await self.store.save_device_apps([self.rollout.sent(row, uuid, now)])
-        return uuid
+        record = self.rollout.install_command(bundle_id, app.latest_version_id, now)
+        sent = self.rollout.sent(row, record.command_uuid, now)
+        await self.store.queue_app_command(record, [sent], now)  # both or neither
+        self.rollout.queued()
+        return record.command_uuid
 
     async def remove(self, bundle_id: str) -> Reconciled:
         """Forget the app (versions, assignments, device rows, files); devices that may

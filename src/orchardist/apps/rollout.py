@@ -133,12 +133,15 @@ class Rollout:
                 changes.append(rescheduled(row, None))
             else:
                 by_version[(row.bundle_id, row.desired_version_id)].append(row)
+        await self.store.save_device_apps(changes)
         sent = 0
         for (bundle_id, version_id), group in by_version.items():
-            uuid = await self.install([r.device_id for r in group], bundle_id, version_id, now)
-            changes.extend(self.sent(row, uuid, now) for row in group)
+            record = self.install_command(bundle_id, version_id, now)
+            rows = [self.sent(row, record.command_uuid, now) for row in group]
+            # The command and its rows in one transaction: killed between the two, the
+            # next pass would send this version to these devices again.
+            await self.store.queue_app_command(record, rows, now)
             sent += len(group)
-        await self.store.save_device_apps(changes)
         if sent:
             self.queued()
         return sent
@@ -148,14 +151,14 @@ class Rollout:
         return moved(row, S.QUEUED, now, command_uuid=command_uuid, attempts=row.attempts + 1,
                      next_attempt_at=now + self.policy.retry_after)  # fmt: skip
 
-    async def install(
-        self, device_ids: Sequence[str], bundle_id: str, version_id: int, now: datetime
-    ) -> str:
-        """Queue one InstallApplication of this version for these devices; its UUID."""
+    def install_command(self, bundle_id: str, version_id: int, now: datetime) -> NewCommand:
+        """One InstallApplication of this version, not queued yet."""
         params = {"ManifestURL": self.urls.manifest_url(bundle_id, version_id),
                   "ManagementFlags": MANAGEMENT_FLAGS}  # fmt: skip
         life = self.urls.ttl - LINK_MARGIN if self.urls.ttl > 2 * LINK_MARGIN else self.urls.ttl
-        return await self._queue("InstallApplication", params, device_ids, now, now + life)
+        command = new_command("InstallApplication", params)
+        body = plistlib.dumps(command.as_plist())
+        return NewCommand(command.command_uuid, "InstallApplication", body, expires_at=now + life)
 
     async def remove(self, device_ids: Sequence[str], bundle_id: str, now: datetime) -> str:
         return await self._queue("RemoveApplication", {"Identifier": bundle_id}, device_ids, now)

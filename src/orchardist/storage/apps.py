@@ -13,9 +13,12 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchardist.storage.profiles import Assignment, TargetKind
+
+if TYPE_CHECKING:  # orchardist.storage imports this module
+    from orchardist.storage import NewCommand
 
 # The catalog group that entitles every signed-in directory user (see `StoredApp`).
 EVERYONE = "*"
@@ -194,6 +197,13 @@ class AppStore(Protocol):
 
     async def save_device_apps(self, rows: Sequence[DeviceApp]) -> None:
         """Upsert by (device_id, bundle_id); errors cut to ERROR_MAX_CHARS."""
+
+    async def queue_app_command(
+        self, command: NewCommand, rows: Sequence[DeviceApp], now: datetime
+    ) -> None:
+        """In one transaction: `command` queued for the rows' devices and the rows saved, so
+        a server killed mid-way through a roll-out leaves no command without its rows (the
+        next pass would send the same version again)."""
 
     async def apps_concern(self, device_id: str) -> bool:
         """Whether any app is assigned, or the device has app rows: when neither, there is

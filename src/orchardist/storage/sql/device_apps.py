@@ -8,10 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select
+from sqlalchemy.engine import Connection
 
+from orchardist.keys.master import MasterKeys
+from orchardist.storage import NewCommand
 from orchardist.storage.apps import AppState, DeviceApp
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.device_states import by_command, matching, state_counts
+from orchardist.storage.sql.mdm import insert_command
 from orchardist.storage.sql.tables import device_apps
 from orchardist.storage.sql.upsert import upsert
 
@@ -27,12 +31,25 @@ _CONCERN = (
 
 class SqlDeviceAppStorage:
     database: Database
+    keys: MasterKeys
 
     async def save_device_apps(self, rows: Sequence[DeviceApp]) -> None:
         values = [{**asdict(r), "state": r.state.value} for r in rows]
         if not values:
             return
         await self.database.write(lambda conn: conn.execute(upsert(conn, _rows, values[0]), values))
+
+    async def queue_app_command(
+        self, command: NewCommand, rows: Sequence[DeviceApp], now: datetime
+    ) -> None:
+        values = [{**asdict(r), "state": r.state.value} for r in rows]
+
+        def work(conn: Connection) -> None:
+            insert_command(conn, self.keys, command, [r.device_id for r in rows], now)
+            if values:
+                conn.execute(upsert(conn, _rows, values[0]), values)
+
+        await self.database.write(work)
 
     async def apps_concern(self, device_id: str) -> bool:
         row = await self.database.fetch_row(_CONCERN, (device_id,))
