@@ -52,7 +52,6 @@ from orchardist.scep.service import ScepService
 from orchardist.storage import AllStorage
 from orchardist.storage.sql.migrate import upgrade
 from orchardist.storage.sql.repositories import open_storage
-from orchardist.storage.sql.sealing import seal_plaintext
 from orchardist.webhooks.events import WebhookEmitter, profile_event
 from orchardist.webhooks.sender import WebhookSender, WebhookSettings
 
@@ -125,10 +124,9 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     if migrate:
         await upgrade(url)
     keys = key_source(settings).load(create=True)
-    storage = await open_storage(url, keys)  # every storage role, MDM ones included
-    # Rows from before migration 0021 are sealed now (once: then none is found; a look at
-    # the rows whose key id is NULL, on every start).
-    await seal_plaintext(storage.database, keys)
+    # Every storage role, MDM ones included. Rows from before migration 0021 are read as
+    # they are; `serve` seals them once per start, before its workers (seal_on_start).
+    storage = await open_storage(url, keys)
     # The key files too: plaintext ones (from before the master key) are encrypted now.
     files = PkiFiles.in_data_dir(settings.data_dir, keys)
     files.seal_plaintext()

@@ -47,6 +47,7 @@ def serve(
         asyncio.run(upgrade(settings.resolved_database_url))
     except Exception as exc:  # answered a read, then failed to migrate: say so, no traceback
         preflight.migration_failed(settings, exc)
+    asyncio.run(seal_on_start(settings, files))
     # uvicorn (OpenSSL) reads the TLS key itself: it gets the file's passphrase.
     tls = {} if http else {"ssl_certfile": files.server_cert, "ssl_keyfile": files.server_key,
                            "ssl_keyfile_password": _password(files)}  # fmt: skip
@@ -69,6 +70,22 @@ def serve(
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     _share_metrics(settings)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+async def seal_on_start(settings: Settings, files: PkiFiles) -> None:
+    """Seal the rows left in the clear from before migration 0021, once per start and
+    before any worker: a scan of the sealed columns' tables, so not on every CLI command
+    (they read such rows as they are). After 0021 every writer seals, so a start that
+    finds none is the last to look at them that finds any."""
+    from orchardist.storage.sql.repositories import open_storage
+    from orchardist.storage.sql.sealing import seal_plaintext
+
+    assert files.keys is not None
+    storage = await open_storage(settings.resolved_database_url, files.keys)
+    try:
+        await seal_plaintext(storage.database, files.keys)
+    finally:
+        await storage.close()
 
 
 def _password(files: PkiFiles) -> str | None:

@@ -2,7 +2,7 @@
 each with its key id column beside it, and the pass that (re-)seals them.
 
 A value whose key id is NULL is plaintext: a row written before migration 0021. It is read
-as it is and sealed by `seal_plaintext` when a server opens the database, or by `reseal`
+as it is and sealed by `seal_plaintext` once per `serve` start (cli.serve), or by `reseal`
 (`orchardist keys rotate`), which also moves every value to the current key. Both work in
 batches, each its own transaction, and only touch a row still as they read it: a crash
 leaves each row sealed by an old key or the new one, never lost, and a re-run finishes.
