@@ -2,7 +2,7 @@
 after a restart every device has been sent the command once, every result is stored once,
 the counts add up and nothing was queued twice, on SQLite and PostgreSQL.
 
-`python -m bench crash` runs the same with 10,000 devices (ORCHARDIST_CRASH_DEVICES here).
+`python -m bench crash` runs the same with 10,000 devices (CRASH_TEST_DEVICES here).
 A command the dead server had marked sent, whose answer never reached the device, is sent
 again by the next server: the protocol allows that (the device never saw it), and the
 devices here count only what reached them, so a duplicate is a command that reached a
@@ -32,7 +32,7 @@ from tests.mdm.crash_run import (
     upload_profile,
 )
 
-DEVICES = int(os.environ.get("ORCHARDIST_CRASH_DEVICES", "600"))
+DEVICES = int(os.environ.get("CRASH_TEST_DEVICES", "600"))
 
 
 @contextmanager
