@@ -40,10 +40,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import insert
 
+from orchardist.config import load_settings
 from orchardist.pki import cms
 from orchardist.pki.store import PkiFiles
 from orchardist.storage.sql.repositories import open_storage, serial_key
 from orchardist.storage.sql.tables import enrollments, issued_certificates
+from orchardist.wiring import key_source
 from tests.keys import rsa_key
 
 TOPIC = "com.apple.mgmt.test"
@@ -66,7 +68,9 @@ def device_key() -> rsa.RSAPrivateKey:
 
 async def seed_fleet(data_dir: Path, url: str, count: int) -> list[Member]:
     """`count` enrolled devices, each with its own certificate from the data dir's CA."""
-    ca = PkiFiles.in_data_dir(data_dir).load_ca()
+    # The CA key file is encrypted under the data dir's master key.
+    keys = key_source(load_settings(data_dir)).load()
+    ca = PkiFiles.in_data_dir(data_dir, keys).load_ca()
     public_key = device_key().public_key()
     now = datetime.now(UTC)
     members, certificate_rows, enrollment_rows = [], [], []
