@@ -14,7 +14,7 @@ from tests.db import backends
 from tests.mdm.crash_rollout import killed_rollout
 from tests.mdm.test_killed_server import database_env
 
-DEVICES = int(os.environ.get("CRASH_TEST_ROLLOUT_DEVICES", "200"))
+DEVICES = int(os.environ.get("CRASH_TEST_ROLLOUT_DEVICES", "100"))
 APPS = 5  # a pass reads 500 rows at a time: 1,000 installs are a few commands to kill between
 
 

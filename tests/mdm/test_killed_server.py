@@ -32,7 +32,7 @@ from tests.mdm.crash_run import (
     upload_profile,
 )
 
-DEVICES = int(os.environ.get("CRASH_TEST_DEVICES", "600"))
+DEVICES = int(os.environ.get("CRASH_TEST_DEVICES", "300"))
 
 
 @contextmanager
