@@ -19,16 +19,15 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 from tests.server import orchardist, running_server
 
+from bench.postgres import create_database, drop_database
 from bench.replay import (
     Replayed,
     Request,
@@ -46,9 +45,6 @@ from orchardist.simulator.fleet import retarget
 from orchardist.simulator.profile import read_profile
 
 STATIC = "bench-static-challenge"
-POSTGRES = os.environ.get(
-    "ORCHARDIST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 CONNECTIONS = 16
 # Issue 14's targets (brief P1): CPU per Idle, p99, and how far a second worker scales.
 IDLE_CPU_MS = {"sqlite": 0.8, "postgres": 1.2}
@@ -60,7 +56,7 @@ WORKERS_SCALING = 1.8
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for backend in ("sqlite", "postgres"):
-        database = None if backend == "sqlite" else _postgres_database()
+        database = None if backend == "sqlite" else create_database()
         if backend == "postgres" and database is None:
             rows.append(_row("postgres", 0, "", "PostgreSQL not reachable: not measured"))
             continue
@@ -68,7 +64,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             rows += _measure(args, backend, database)
         finally:
             if database is not None:
-                _drop(database)
+                drop_database(database)
     for row in rows:
         row["scenario"] = "checkin"
     return rows
@@ -300,25 +296,3 @@ async def _drain(device: VirtualDevice) -> int:
     """Sessions until the queue is empty; returns the HTTP round trips made."""
     stats = await device.session()
     return 1 + stats.commands  # the Idle, then one request per answer
-
-
-def _postgres_database() -> str | None:
-    """A fresh database on the PostgreSQL server, or None when there is none to reach."""
-    name = f"orchardist_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError):
-        return None
-    return POSTGRES.rsplit("/", 1)[0] + f"/{name}"
-
-
-def _drop(url: str) -> None:
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-
-
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()

@@ -35,7 +35,9 @@ from tests.db import POSTGRES_ENV
 from tests.web.console import add_account, browser, signed_in
 from tests.web.mdm_server import Server, running
 
-from bench.checkin import POSTGRES, _drop, _postgres_database
+from bench.postgres import ADMIN_URL as POSTGRES
+from bench.postgres import create_database as _postgres_database
+from bench.postgres import drop_database as _drop
 from orchardist.logs import configure_logging
 from orchardist.os_versions import sort_key
 from orchardist.storage.sql.database import Database

@@ -12,7 +12,8 @@ from typing import Any
 
 from tests.mdm.crash_run import killed_run, send_to_all
 
-from bench.checkin import _drop, _postgres_database
+from bench.postgres import create_database as _postgres_database
+from bench.postgres import drop_database as _drop
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -29,7 +29,8 @@ from tests.db import POSTGRES_ENV, fresh_database
 from tests.push.identity import push_identity
 from tests.server import ORCHARDIST, free_port, orchardist, running_server
 
-from bench.checkin import POSTGRES, _postgres_database
+from bench.postgres import ADMIN_URL as POSTGRES
+from bench.postgres import create_database as _postgres_database
 from bench.scep import _cpu_seconds
 from orchardist.logs import configure_logging
 from orchardist.mdm.dispatch import queue_command
@@ -251,7 +252,7 @@ def _until(predicate: Any, timeout: float) -> None:
 
 def _drop_now(url: str) -> None:
     """_postgres_database made one; fresh_database makes its own, so drop this one."""
-    from bench.checkin import _drop
+    from bench.postgres import drop_database as _drop
 
     _drop(url)
 

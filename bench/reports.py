@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 from tests.server import orchardist, running_server
 
-from bench.checkin import STATIC, _drop, _postgres_database
+from bench.checkin import STATIC
+from bench.postgres import create_database as _postgres_database
+from bench.postgres import drop_database as _drop
 from bench.replay import http_request, replay_while
 from bench.scep import _cpu_seconds, _row, _server_pids
 from bench.targets import target_row

@@ -30,6 +30,7 @@ from rich.progress import track
 from tests.server import orchardist, running_server
 
 from bench import postgres
+from bench.replay import cpu_seconds as _cpu_seconds
 from bench.targets import target_row
 from orchardist.config import load_settings
 from orchardist.scep import client
@@ -96,11 +97,6 @@ async def _fire(url: str, bodies: list[bytes], concurrency: int) -> list[bytes]:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return replies
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
