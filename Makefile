@@ -10,9 +10,11 @@ SERVER_NAME ?= localhost
 HOST ?= 127.0.0.1
 PORT ?= 8443
 # libldap2-dev/libsasl2-dev build python-ldap; slapd and a Samba AD DC are the directories
-# the tests sign in to; Chromium renders /api/v1/docs in a test (and the screenshots).
+# the tests sign in to; Chromium renders /api/v1/docs in a test (and the screenshots);
+# nginx runs deploy/nginx.conf in front of two servers in a test (its own process; Debian
+# also starts nginx.service on port 80: `systemctl disable --now nginx` where unwanted).
 DEBS := scep openssl slapd ldap-utils libldap2-dev libsasl2-dev \
-	samba samba-ad-dc samba-ad-provision chromium
+	samba samba-ad-dc samba-ad-provision chromium nginx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
@@ -29,7 +31,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | debs
 
 venv: $(VENV)/.installed
 
-debs: ## Install the Debian packages: scepclient, openssl, slapd, Samba AD, LDAP headers, Chromium
+debs: ## Install the Debian packages: scepclient, openssl, slapd, Samba AD, LDAP headers, Chromium, nginx
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:" $$missing; \
