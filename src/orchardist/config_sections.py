@@ -99,25 +99,29 @@ class ConsoleSettings(BaseModel):
 
 
 class EnrollSettings(BaseModel):
-    """`[enroll]`: the enrollment site (/enroll). Its sign-in also passes the failure
-    lockout of `[console]`, and the directory's own lockout applies after both."""
+    """`[enroll]`: the enrollment site (/enroll). Its sign-in attempt limit also covers the
+    app catalog's (/apps: one budget for both, as both ask the same directory); both also
+    pass the failure lockout of `[console]`, and the directory's own lockout applies after
+    all."""
 
     model_config = ConfigDict(extra="forbid")
 
     sign_in_attempts_per_user: int = Field(
         default=10,
         ge=1,
-        description="Sign-in attempts at /enroll, right or wrong, for one name within "
+        description="Sign-in attempts at /enroll and /apps, right or wrong, for one name within "
         "sign_in_window_minutes; more wait (429) a window from the last one let through",
     )
     sign_in_attempts_per_address: int = Field(
         default=100,
         ge=1,
-        description="Sign-in attempts at /enroll from one client address within "
+        description="Sign-in attempts at /enroll and /apps from one client address within "
         "sign_in_window_minutes (an office behind one NAT address shares it)",
     )
     sign_in_window_minutes: int = Field(
-        default=15, ge=1, description="The window /enroll's sign-in attempts are counted in"
+        default=15,
+        ge=1,
+        description="The window sign-in attempts at /enroll and /apps are counted in",
     )
 
 

@@ -2,7 +2,8 @@
 signs in and sees the app offered to sales, not the one offered to hr; bob (staff) sees
 only what everyone sees; the Install link is an itms-services URL whose manifest checks
 out against the .ipa; links expire; names and descriptions are escaped; sessions are the
-enrollment site's kind but neither accepts the other's; sign-in shares /enroll's lock."""
+enrollment site's kind but neither accepts the other's; sign-in shares /enroll's lock and
+its attempt limit (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -389,3 +390,32 @@ async def test_the_web_clip_is_offered_at_enrollment(server: Server) -> None:
     bob = await server.http.post("/enroll", data={"user": "bob", "password": ldap.PASSWORDS["bob"]})
     assert bob.status_code == 200
     assert "App Catalog" not in bob.text
+
+
+async def test_sign_in_attempts_share_enrolls_limit_and_say_when(
+    directory_server: ldap.Slapd, backend: str, tmp_path: Path
+) -> None:
+    """Attempts count even with the right password, in one budget with /enroll; over it
+    the page answers 429 with Retry-After and when to try again, and no session is made."""
+    directory = DirectorySettings(
+        url=directory_server.url, base_dn=ldap.BASE, bind_dn=ldap.SERVICE_DN,
+        bind_password=SecretStr(ldap.SERVICE_PASSWORD),
+    )  # fmt: skip
+    limits = {"sign_in_attempts_per_user": 3, "sign_in_window_minutes": 15}
+    async with (
+        running(backend, tmp_path, directory=directory, enroll=limits) as started,
+        browser(started) as client,
+    ):
+        right = {"user": "alice", "password": ldap.PASSWORDS["alice"]}
+        assert (await client.post("/apps", data=right)).status_code == 303
+        assert (await client.post("/enroll", data=right)).status_code == 200
+        assert (await client.post("/apps", data=right)).status_code == 303
+        client.cookies.clear()
+        limited = await client.post("/apps", data=right)
+        assert limited.status_code == 429
+        assert "Too many sign-in attempts for this account: try again after" in limited.text
+        assert 14 * 60 < int(limited.headers["Retry-After"]) <= 15 * 60
+        assert COOKIE not in client.cookies
+        # bob's budget is his own
+        bob = {"user": "bob", "password": ldap.PASSWORDS["bob"]}
+        assert (await client.post("/apps", data=bob)).status_code == 303

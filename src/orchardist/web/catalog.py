@@ -82,8 +82,11 @@ def _sessions(request: Request) -> CatalogSessions:
     return CatalogSessions(directory, services.storage, utc_now)
 
 
-def _html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+def _html(body: str, status: int = 200, retry_after: int | None = None) -> HTMLResponse:
+    headers = (
+        PAGE_HEADERS if retry_after is None else {**PAGE_HEADERS, "Retry-After": str(retry_after)}
+    )
+    return HTMLResponse(body, status_code=status, headers=headers)
 
 
 def _names(request: Request) -> tuple[str, str]:
@@ -161,12 +164,15 @@ async def sign_in(request: Request) -> Response:
     user = form.get("user", "").strip()[:MAX_LOGIN_LENGTH]
     title, organization = _names(request)
     sessions = _sessions(request)
+    # The attempt limit is /enroll's (`[enroll]` sign_in_attempts_*): both sites sign in
+    # against the same directory, so attempts at either count against one budget.
+    limit = _services(request).enroll_sign_in_limit
     signed_in = await sign_in_with_directory(
-        request, user, form.get("password", ""), sessions.sign_in, site="catalog"
+        request, user, form.get("password", ""), sessions.sign_in, site="catalog", limit=limit
     )
     if isinstance(signed_in, SignInRefused):
         page = pages.sign_in(title, organization, signed_in.message, user, ready=sessions.available)
-        return _html(page, signed_in.status)
+        return _html(page, signed_in.status, signed_in.retry_after)
     token, person = signed_in
     await sessions.sign_out(request.cookies.get(COOKIE, ""))  # planted or stale: never kept
     log.info("catalog_signed_in", user=person.login, groups=list(person.groups))
