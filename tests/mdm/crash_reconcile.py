@@ -1,7 +1,8 @@
 """A kill -9 during the work a server does before any device answers: the reconciliation
 pass that an assignment to all starts, queueing one InstallProfile per device. The server
-is killed once the database holds some of them and not all; a new server on the same port,
-the administrator sending the failed request again; then the whole fleet checks in."""
+is killed once the database holds some of them and not all; a new server on the same port
+finishes the pass by itself (its reconciliation at start), with nothing asked of it; then
+the whole fleet checks in."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def killed_pass(
 ) -> KilledPass:
     """`setup` (uploads) then `start` (the request that queues `request_type` for every
     device) on a server killed once `kill_at` commands (a fifth of the fleet) are in its
-    database; then `start` again on the next server, and the fleet through it."""
+    database; then the next server, left alone until every device has one, and the fleet
+    through it."""
     token, members = prepare(data_dir, env, count)
     url, port = database_url(data_dir, env), free_port()
     states = states_of or (lambda u: asyncio.run(profile_states(u)))
@@ -62,12 +64,20 @@ def killed_pass(
     at_kill = asyncio.run(stored(url, request_type))
     states_at_kill = states(url)
     with _server(data_dir, env, port) as (base, _):
-        with _api(base, token) as api:
-            start(api)  # the administrator's request again: it had failed
+        # No request: the new server's pass at start queues the rest.
+        asyncio.run(asyncio.wait_for(all_queued(url, request_type, count), timeout))
         fleet = Fleet(base, members)
         asyncio.run(asyncio.wait_for(fleet.run(), timeout))
     after = asyncio.run(stored(url, request_type))
     return KilledPass(count, at_kill, states_at_kill, after, fleet.tally, states(url))
+
+
+async def all_queued(url: str, request_type: str, targets: int) -> None:
+    """Until the database holds `targets` (command, device) rows of `request_type`."""
+    while True:
+        if (await stored(url, request_type)).targets >= targets:
+            return
+        await asyncio.sleep(0.2)  # another process (the server) writes them
 
 
 def _api(base: str, token: str) -> httpx.Client:

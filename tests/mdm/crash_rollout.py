@@ -26,7 +26,7 @@ from orchardist.apps.rollout import SingleRunner
 from orchardist.storage.sql.repositories import open_storage
 from tests.apps.factory import build_ipa
 from tests.mdm.crash_fleet import Fleet, Tally
-from tests.mdm.crash_reconcile import _api, _kill_when_queued
+from tests.mdm.crash_reconcile import _api, _kill_when_queued, all_queued
 from tests.mdm.crash_run import Stored, _server, database_url, prepare, stored
 from tests.server import free_port
 
@@ -81,7 +81,7 @@ def killed_rollout(
     at_kill, states_at_kill = asyncio.run(stored(url, INSTALL)), asyncio.run(app_states(url))
     with _server(data_dir, env, port) as (base, _):
         # The new server's pass sends the rest; the devices check in once it has.
-        asyncio.run(asyncio.wait_for(_all_queued(url, count * apps), timeout))
+        asyncio.run(asyncio.wait_for(all_queued(url, INSTALL, count * apps), timeout))
         fleet = Fleet(base, members)
         asyncio.run(asyncio.wait_for(fleet.run(), timeout))
     installs = asyncio.run(install_versions(url))
@@ -139,13 +139,6 @@ async def _installed_everywhere(url: str) -> None:
         await storage.database.write(lambda conn: conn.execute(query, {"prefix": f"{PREFIX}%"}))
     finally:
         await storage.close()
-
-
-async def _all_queued(url: str, installs: int) -> None:
-    while True:
-        if (await stored(url, INSTALL)).targets >= installs:
-            return
-        await asyncio.sleep(0.2)  # the pass runs at the server's next tick
 
 
 async def _read(url: str, query: object, params: dict[str, str]) -> list[tuple[object, ...]]:

@@ -107,7 +107,8 @@ def test_a_server_killed_mid_reconciliation_queues_each_install_once(
             tmp_path / "data", env, DEVICES, "InstallProfile", upload_profile, assign_to_all
         )
     # Provably mid-way: the dead server had queued some InstallProfiles and not all, and
-    # each with its device's row (saved once at the end, they were all missing).
+    # each with its device's row (saved once at the end, they were all missing). The next
+    # server queued the rest by itself, at start: killed_pass asks it for nothing.
     assert 0 < run.at_kill.commands < DEVICES
     assert run.states_at_kill == {"pending": run.at_kill.commands}
     after, tally = run.after, run.tally

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -18,6 +18,7 @@ from orchardist.accounts import passwords
 from orchardist.apps.rollout import SingleRunner
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
+from orchardist.profiles.library import Reconciled
 from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import app_catalog as api_app_catalog
@@ -128,19 +129,29 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
 
 async def _repair_profiles(services: Services) -> None:
-    """Every profile_repair_seconds: ProfileList from devices holding our profiles, and
-    what is missing installed again (see ProfileLibrary.repair)."""
-    assert services.profiles is not None
+    """At start, a reconciliation: a pass a killed server left half done is finished now,
+    not at the next repair or TokenUpdate (each command was queued with its rows, so none
+    is sent twice). Then every profile_repair_seconds: ProfileList from devices holding
+    our profiles, and what is missing installed again (see ProfileLibrary.repair)."""
+    profiles = services.profiles
+    assert profiles is not None
+    await _profile_pass(services, "profile_reconcile_at_start", profiles.reconcile)
     while True:
         await asyncio.sleep(services.settings.profile_repair_seconds)
-        try:
-            done = await services.profiles.repair()
-        except Exception as exc:  # the loop must outlive one failing pass
-            log.error("profile_repair_failed", error=str(exc) or type(exc).__name__)
-            continue
-        if services.pusher is not None:
-            services.pusher.wake()
-        log.info("profile_repair", installs=done.installs, removals=done.removals)
+        await _profile_pass(services, "profile_repair", profiles.repair)
+
+
+async def _profile_pass(
+    services: Services, event: str, run: Callable[[], Awaitable[Reconciled]]
+) -> None:
+    try:
+        done = await run()
+    except Exception as exc:  # the loop must outlive one failing pass
+        log.error(f"{event}_failed", error=str(exc) or type(exc).__name__)
+        return
+    if services.pusher is not None:
+        services.pusher.wake()
+    log.info(event, installs=done.installs, removals=done.removals)
 
 
 def served(app: FastAPI) -> ASGIApp:
