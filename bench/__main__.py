@@ -59,6 +59,17 @@ def main() -> None:
     parser.add_argument("--manifests", type=int, default=20_000, help="apps: manifests to build")
     parser.add_argument("--storm-devices", type=int, default=200, help="storm: devices at once")
     parser.add_argument("--crash-devices", type=int, default=10_000, help="crash: devices")
+    parser.add_argument(
+        "--crash-kinds", type=_names(crash.KINDS), default=crash.KINDS,
+        help=f"crash: where the server is killed, some of {','.join(crash.KINDS)}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crash-backends", type=_names(tuple(crash.BACKENDS)), default=tuple(crash.BACKENDS),
+        help="crash: some of sqlite,postgres",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crash-apps", type=int, default=1, help="crash: apps updated in the roll-out kill"
+    )
     parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -91,6 +102,19 @@ def main() -> None:
         )
     )
     print(f"wrote {RESULTS}")
+
+
+def _names(known: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """A comma-separated choice among `known`, as a tuple."""
+
+    def parse(value: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in value.split(",") if name.strip())
+        unknown = set(names) - set(known)
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"some of {','.join(known)}")
+        return names
+
+    return parse
 
 
 def _fmt(value: float) -> str:
