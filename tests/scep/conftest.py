@@ -18,6 +18,7 @@ from orchardist.scep.challenges import ChallengeVerifier
 from orchardist.scep.issuance import Issuer
 from orchardist.scep.messages import MessageType
 from orchardist.scep.service import ScepService
+from orchardist.storage import Storage
 from orchardist.storage.memory import MemoryStorage
 from tests.keys import rsa_key
 
@@ -94,7 +95,24 @@ def make_bench(
     challenges = ChallengeVerifier(
         storage, ttl=timedelta(hours=1), clock=clock, static_challenge=static
     )
-    service = ScepService(
+    service = scep_service(
+        ca, storage, challenges, clock, responder=responder, manual_approval=manual_approval
+    )
+    approvals = ScepApprovals(storage, Issuer(ca, storage, validity_days=365, clock=clock))
+    return ScepBench(ca, storage, clock, challenges, service, responder or ca, approvals)
+
+
+def scep_service(
+    ca: CertificateAuthority,
+    storage: Storage,
+    challenges: ChallengeVerifier,
+    clock: Callable[[], datetime],
+    *,
+    responder: CertificateAuthority | None = None,
+    manual_approval: bool = False,
+) -> ScepService:
+    """The service on any storage: a year's certificates, a day's clock skew."""
+    return ScepService(
         ca,
         storage,
         storage,
@@ -105,8 +123,6 @@ def make_bench(
         responder=responder,
         manual_approval=manual_approval,
     )
-    approvals = ScepApprovals(storage, Issuer(ca, storage, validity_days=365, clock=clock))
-    return ScepBench(ca, storage, clock, challenges, service, responder or ca, approvals)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from orchardist.storage import (
     ApiToken,
     CertificateStatus,
     ChallengeOutcome,
+    ChallengeUse,
     IssuedCertificate,
     ScepTransaction,
     ScepTransactionStatus,
@@ -89,27 +90,40 @@ async def test_certificates_expiring_soonest_first_without_revoked(store: Storag
 
 async def test_challenge_is_used_once(store: Storage) -> None:
     await store.add_challenge("a" * 64, NOW + timedelta(hours=1))
-    assert await store.consume_challenge("a" * 64, NOW) == (ChallengeOutcome.CONSUMED, None)
-    assert await store.consume_challenge("a" * 64, NOW) == (ChallengeOutcome.ALREADY_USED, None)
-    assert await store.consume_challenge("b" * 64, NOW) == (ChallengeOutcome.UNKNOWN, None)
+    assert await store.consume_challenge("a" * 64, NOW) == ChallengeUse(ChallengeOutcome.CONSUMED)
+    used = ChallengeUse(ChallengeOutcome.ALREADY_USED)
+    assert await store.consume_challenge("a" * 64, NOW) == used
+    assert await store.consume_challenge("b" * 64, NOW) == ChallengeUse(ChallengeOutcome.UNKNOWN)
 
 
 async def test_challenge_minted_for_a_device_says_which(store: Storage) -> None:
     await store.add_challenge("e" * 64, NOW + timedelta(hours=1), device_id="UDID-OTA")
-    assert await store.consume_challenge("e" * 64, NOW) == (ChallengeOutcome.CONSUMED, "UDID-OTA")
-    assert await store.consume_challenge("e" * 64, NOW) == (ChallengeOutcome.ALREADY_USED, None)
+    consumed = ChallengeUse(ChallengeOutcome.CONSUMED, "UDID-OTA")
+    assert await store.consume_challenge("e" * 64, NOW) == consumed
+    used = ChallengeUse(ChallengeOutcome.ALREADY_USED)
+    assert await store.consume_challenge("e" * 64, NOW) == used
+
+
+async def test_a_renewal_challenge_says_what_it_renews(store: Storage) -> None:
+    """Consumed outside `record_enrolment` (a request held for approval), an identity
+    renewal's challenge still names the serial it renews, 128 bits of it."""
+    renewed = (1 << 127) + 0xABC
+    await store.add_challenge("f" * 64, NOW + timedelta(hours=1), "UDID-R", renewed)
+    consumed = ChallengeUse(ChallengeOutcome.CONSUMED, "UDID-R", renewed)
+    assert await store.consume_challenge("f" * 64, NOW) == consumed
 
 
 async def test_expired_challenge(store: Storage) -> None:
     await store.add_challenge("c" * 64, NOW + timedelta(hours=1))
     late = NOW + timedelta(hours=1, seconds=1)
-    assert await store.consume_challenge("c" * 64, late) == (ChallengeOutcome.EXPIRED, None)
+    expired = ChallengeUse(ChallengeOutcome.EXPIRED)
+    assert await store.consume_challenge("c" * 64, late) == expired
 
 
 async def test_concurrent_consumers_one_winner(store: Storage) -> None:
     await store.add_challenge("d" * 64, NOW + timedelta(hours=1))
     uses = await asyncio.gather(*(store.consume_challenge("d" * 64, NOW) for _ in range(20)))
-    outcomes = [outcome for outcome, _ in uses]
+    outcomes = [use.outcome for use in uses]
     assert outcomes.count(ChallengeOutcome.CONSUMED) == 1
     assert set(outcomes) == {ChallengeOutcome.CONSUMED, ChallengeOutcome.ALREADY_USED}
 
@@ -124,6 +138,23 @@ async def test_transaction_upsert(store: Storage) -> None:
     await store.save_transaction(issued)
     assert await store.get_transaction("tx-1") == issued
     assert await store.get_transaction("tx-2") is None
+
+
+async def test_a_held_transaction_keeps_what_it_renews(store: Storage) -> None:
+    """A request held for approval carries its renewal challenge's serial (mdm/renewal.py)
+    until the certificate is issued, which records it too."""
+    renewed = (1 << 127) + 77
+    held = ScepTransaction(
+        "tx-r", ScepTransactionStatus.PENDING, b"csr", NOW, None, "UDID-R", renewed
+    )
+    await store.save_transaction(held)
+    assert await store.get_transaction("tx-r") == held
+    assert await store.pending_transactions() == [held]
+    cert = dataclasses.replace(certificate(88), device_id="UDID-R", renewal_of=renewed)
+    issued = dataclasses.replace(held, status=ScepTransactionStatus.ISSUED, certificate_serial=88)
+    await store.record_issued(cert, issued)
+    assert await store.get_transaction("tx-r") == issued
+    assert await store.pending_transactions() == []
 
 
 async def test_api_tokens(store: Storage) -> None:

@@ -46,6 +46,10 @@ async def test_a_renewal_challenge_marks_the_certificate_it_yields(store: Storag
     assert await store.record_enrolment(cert, tx, "e" * 64, NOW) == ChallengeOutcome.CONSUMED
     expected = dataclasses.replace(cert, device_id="UDID-2", renewal_of=renewed)
     assert await store.get_certificate(109) == expected
+    recorded = dataclasses.replace(tx, device_id="UDID-2", renewal_of=renewed)
+    assert await store.get_transaction("tx-e9") == recorded
+    resent = await store.record_enrolment(certificate(111), issued("tx-e9", 111), None, NOW)
+    assert resent == recorded  # a resend reads it back whole
     await store.add_challenge("f" * 64, NOW + timedelta(hours=1), "UDID-2")  # a plain one
     plain = certificate(110)
     assert await store.record_enrolment(plain, issued("tx-e10", 110), "f" * 64, NOW) == (

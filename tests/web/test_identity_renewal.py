@@ -1,6 +1,7 @@
 """Identity renewal (mdm/renewal.py, mdm/binding.py `renews`): a virtual device whose
 identity is about to expire gets the enrollment profile again, once; it enrolls a new
 identity and keeps working with it, its queue kept; the old identity is refused from then on.
+With manual approval the renewal's request is held, and approved it is still a renewal.
 A certificate renewed with SCEP RenewalReq moves the enrollment on its first request. A
 device re-enrolled afresh for its UDID (no renewal) starts a new enrollment: its queue goes.
 The pass's clock is moved on instead of issuing short-lived certificates."""
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import plistlib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from orchardist.mdm.renewal import IdentityRenewal
@@ -18,7 +21,7 @@ from orchardist.scep.issuance import Binding
 from orchardist.simulator.device import VirtualDevice
 from orchardist.simulator.profile import read_profile
 from tests.keys import rsa_key
-from tests.web.mdm_server import Device, Server
+from tests.web.mdm_server import Device, Server, running
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +78,53 @@ async def test_a_device_about_to_expire_renews_and_keeps_working(server: Server)
     states = {t.command_uuid: t.status for t in await storage.device_commands(device.udid, _now())}
     assert states[fresh] == "acknowledged"
     assert (await server.report(old, "Idle")).status_code == 403  # the old identity is done
+
+
+async def test_a_renewal_held_for_approval_keeps_the_queue(backend: str, tmp_path: Path) -> None:
+    """With scep_manual_approval the re-delivered profile's request waits for an
+    administrator like any other; approved, its certificate still renews the old one (the
+    held request kept what its challenge renews), so the device keeps its queue."""
+    async with running(backend, tmp_path, scep_manual_approval=True) as server:
+        approved = _approve_when_held(server)
+        device = await _enrolled(server)
+        assert device.identity is not None
+        old = Device(device.udid, device.key, device.identity.certificate)
+        waiting = await server.queue("DeviceLock", {}, old)
+        validity = server.services.settings.certificate_validity_days
+        assert await _renewal(server, validity - 10).run_pass() == [device.udid]
+
+        assert (await device.session()).commands == 2  # the InstallProfile, the DeviceLock
+        assert len(approved) == 2  # the first enrollment's request, then the renewal's
+        storage = server.services.storage
+        held = await storage.get_transaction(approved[1])
+        assert held is not None
+        assert (held.device_id, held.renewal_of) == (device.udid, old.cert.serial_number)
+        new_cert = device.identity.certificate
+        record = await storage.get_certificate(new_cert.serial_number)
+        assert record is not None
+        assert (record.device_id, record.renewal_of) == (device.udid, old.cert.serial_number)
+        enrollment = await storage.get_enrollment(device.udid)
+        assert enrollment is not None
+        assert enrollment.identity_sha256 == fingerprint_sha256(new_cert)
+        commands = await storage.device_commands(device.udid, _now())
+        assert {t.command_uuid: t.status for t in commands}[waiting] == "acknowledged"
+
+
+def _approve_when_held(server: Server) -> list[str]:
+    """An administrator who approves each SCEP request as soon as it is held, before the
+    device asks again (the simulator resends its PKCSReq); the transactionIDs approved."""
+    approved: list[str] = []
+
+    async def approve(response: httpx.Response) -> None:
+        if response.request.url.params.get("operation") != "PKIOperation":
+            return
+        for tx in await server.services.approvals.pending():
+            await server.services.approvals.approve(tx.transaction_id)
+            approved.append(tx.transaction_id)
+
+    hooks = server.http.event_hooks
+    server.http.event_hooks = {**hooks, "response": [*hooks["response"], approve]}
+    return approved
 
 
 async def test_a_device_re_enrolled_afresh_for_its_udid_loses_the_old_queue(

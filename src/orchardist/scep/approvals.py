@@ -26,11 +26,12 @@ class ScepApprovals:
         return await self._transactions.pending_transactions()
 
     async def approve(self, transaction_id: str) -> x509.Certificate:
-        """Issue the certificate; the client receives it at its next poll. CsrError when
-        the CA refuses the CSR after all (the request is then rejected)."""
+        """Issue the certificate, bound as the request's challenge said (its device, and
+        the serial an identity renewal renews); the client receives it at its next poll.
+        CsrError when the CA refuses the CSR after all (the request is then rejected)."""
         tx = await self._pending(transaction_id)
         try:
-            binding = Binding(device_id=tx.device_id)
+            binding = Binding(device_id=tx.device_id, renewal_of=tx.renewal_of)
             return await self._issuer.issue(tx.transaction_id, tx.csr_der, binding)
         except ValueError:
             await self.reject(transaction_id)

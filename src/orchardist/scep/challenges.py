@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from orchardist.storage import ChallengeOutcome, ChallengeStore
+from orchardist.storage import ChallengeOutcome, ChallengeStore, ChallengeUse
 
 
 def challenge_digest(value: str) -> str:
@@ -61,13 +61,14 @@ class ChallengeVerifier:
             return None
         return challenge_digest(presented)
 
-    async def check(self, presented: str | None) -> tuple[ChallengeOutcome, str | None]:
+    async def check(self, presented: str | None) -> ChallengeUse:
         """CONSUMED when the request may proceed (a one-time challenge is used up by this),
-        with the device the challenge was minted for; the static challenge binds none."""
+        with the device the challenge was minted for and the serial it renews (an identity
+        renewal's); the static challenge binds and renews nothing."""
         if not presented:
-            return ChallengeOutcome.UNKNOWN, None
+            return ChallengeUse(ChallengeOutcome.UNKNOWN)
         if self._static is not None and hmac.compare_digest(
             presented.encode("utf-8"), self._static.encode("utf-8")
         ):
-            return ChallengeOutcome.CONSUMED, None
+            return ChallengeUse(ChallengeOutcome.CONSUMED)
         return await self._store.consume_challenge(challenge_digest(presented), self._clock())

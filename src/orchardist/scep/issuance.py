@@ -70,6 +70,7 @@ class Issuer:
                 created_at=now,
                 certificate_serial=cert.serial_number,
                 device_id=binding.device_id,
+                renewal_of=binding.renewal_of,
             ),
         )
         SCEP_ISSUANCES.labels("issued").inc()

@@ -259,12 +259,12 @@ class ScepService:
         return await self._answer(verified, previous)
 
     async def _check_challenge(self, request: ScepRequest, csr: CheckedCsr) -> Binding:
-        outcome, device_id = await self._challenges.check(
-            csr.challenge or request.challenge_attribute
-        )
-        if outcome != ChallengeOutcome.CONSUMED:
-            raise _RefusalError(FailInfo.BAD_REQUEST, _CHALLENGE_REFUSALS[outcome])
-        return Binding(device_id=device_id)
+        used = await self._challenges.check(csr.challenge or request.challenge_attribute)
+        if used.outcome != ChallengeOutcome.CONSUMED:
+            raise _RefusalError(FailInfo.BAD_REQUEST, _CHALLENGE_REFUSALS[used.outcome])
+        # An identity renewal's challenge (mdm/renewal.py) makes this a renewal too, held
+        # or not: MDM keeps the enrollment's queue only for a certificate that says so.
+        return Binding(device_id=used.device_id, renewal_of=used.renewal_of)
 
     async def _check_renewal(self, signer: x509.Certificate, csr: CheckedCsr) -> Binding:
         record = await self._certificates.get_certificate(signer.serial_number)
@@ -300,6 +300,7 @@ class ScepService:
             csr_der=verified.content,
             created_at=self._clock(),
             device_id=binding.device_id,
+            renewal_of=binding.renewal_of,
         )
         await self._transactions.save_transaction(held)
         SCEP_ISSUANCES.labels("pending").inc()

@@ -57,6 +57,16 @@ class ChallengeOutcome(enum.StrEnum):
     EXPIRED = "expired"
 
 
+@dataclass(frozen=True)
+class ChallengeUse:
+    """What presenting a one-time challenge came to: the outcome and, when CONSUMED, what
+    the challenge was minted for (else both None)."""
+
+    outcome: ChallengeOutcome
+    device_id: str | None = None  # the device whose certificate it binds
+    renewal_of: int | None = None  # the serial an identity renewal's challenge renews
+
+
 class ScepTransactionStatus(enum.StrEnum):
     PENDING = "pending"
     ISSUED = "issued"
@@ -73,6 +83,9 @@ class ScepTransaction:
     created_at: datetime
     certificate_serial: int | None = None
     device_id: str | None = None  # the device its challenge was issued for (held requests)
+    # The serial its challenge was minted to renew (mdm/renewal.py): a held request keeps
+    # it until approval, so the certificate then issued is still a renewal.
+    renewal_of: int | None = None
 
 
 class CertificateStore(Protocol):
@@ -105,11 +118,9 @@ class ChallengeStore(Protocol):
         `renewal_of` when minted to renew the certificate with that serial (identity
         renewal), which `record_enrolment` copies into the certificate it yields."""
 
-    async def consume_challenge(
-        self, challenge_sha256: str, now: datetime
-    ) -> tuple[ChallengeOutcome, str | None]:
+    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeUse:
         """Atomically use a challenge: two concurrent callers never both get CONSUMED.
-        The second value is the device the challenge was minted for, if any."""
+        When consumed, also the device and the renewed serial it was minted with, if any."""
 
 
 class EnrollmentTokenStore(Protocol):

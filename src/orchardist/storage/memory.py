@@ -10,6 +10,7 @@ from orchardist.storage import (
     ApiToken,
     CertificateStatus,
     ChallengeOutcome,
+    ChallengeUse,
     IssuedCertificate,
     ScepTransaction,
     ScepTransactionStatus,
@@ -63,27 +64,21 @@ class MemoryStorage:
     ) -> None:
         self.challenges[challenge_sha256] = (expires_at, None, device_id, renewal_of)
 
-    async def consume_challenge(
-        self, challenge_sha256: str, now: datetime
-    ) -> tuple[ChallengeOutcome, str | None]:
-        outcome, device_id, _ = self._consume(challenge_sha256, now)
-        return outcome, device_id
+    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeUse:
+        return self._consume(challenge_sha256, now)
 
-    def _consume(
-        self, challenge_sha256: str, now: datetime
-    ) -> tuple[ChallengeOutcome, str | None, int | None]:
-        """The outcome, and the challenge's device_id and renewal_of when CONSUMED."""
+    def _consume(self, challenge_sha256: str, now: datetime) -> ChallengeUse:
         # Not a coroutine: atomic with respect to other coroutines.
         entry = self.challenges.get(challenge_sha256)
         if entry is None:
-            return ChallengeOutcome.UNKNOWN, None, None
+            return ChallengeUse(ChallengeOutcome.UNKNOWN)
         expires_at, used_at, device_id, renewal_of = entry
         if used_at is not None:
-            return ChallengeOutcome.ALREADY_USED, None, None
+            return ChallengeUse(ChallengeOutcome.ALREADY_USED)
         if expires_at <= now:
-            return ChallengeOutcome.EXPIRED, None, None
+            return ChallengeUse(ChallengeOutcome.EXPIRED)
         self.challenges[challenge_sha256] = (expires_at, now, device_id, renewal_of)
-        return ChallengeOutcome.CONSUMED, device_id, renewal_of
+        return ChallengeUse(ChallengeOutcome.CONSUMED, device_id, renewal_of)
 
     async def save_transaction(self, tx: ScepTransaction) -> None:
         self.transactions[tx.transaction_id] = tx
@@ -114,16 +109,19 @@ class MemoryStorage:
             return previous
         device_id, renewal_of = cert.device_id, cert.renewal_of
         if challenge_sha256 is not None:
-            outcome, device_id, renewed = self._consume(challenge_sha256, now)
-            if outcome != ChallengeOutcome.CONSUMED:
-                return outcome
-            renewal_of = renewed if renewed is not None else renewal_of
+            used = self._consume(challenge_sha256, now)
+            if used.outcome != ChallengeOutcome.CONSUMED:
+                return used.outcome
+            device_id = used.device_id
+            renewal_of = used.renewal_of if used.renewal_of is not None else renewal_of
         if cert.serial in self.certificates:
             raise ValueError(f"serial {cert.serial:x} exists already")
         self.certificates[cert.serial] = dataclasses.replace(
             cert, device_id=device_id, renewal_of=renewal_of
         )
-        self.transactions[tx.transaction_id] = dataclasses.replace(tx, device_id=device_id)
+        self.transactions[tx.transaction_id] = dataclasses.replace(
+            tx, device_id=device_id, renewal_of=renewal_of
+        )
         return ChallengeOutcome.CONSUMED
 
     async def add_api_token(self, token: ApiToken) -> None:

@@ -21,6 +21,7 @@ from orchardist.keys.master import MasterKeys
 from orchardist.storage import (
     CertificateStatus,
     ChallengeOutcome,
+    ChallengeUse,
     Invitation,
     IssuedCertificate,
     OtaSession,
@@ -205,16 +206,15 @@ class SqlStorage(
         }
         await self.database.write(lambda conn: conn.execute(insert(_challenges), values))
 
-    async def consume_challenge(
-        self, challenge_sha256: str, now: datetime
-    ) -> tuple[ChallengeOutcome, str | None]:
+    async def consume_challenge(self, challenge_sha256: str, now: datetime) -> ChallengeUse:
         outcome = await self._consume_secret(_challenges, challenge_sha256, now)
         if outcome != ChallengeOutcome.CONSUMED:
-            return outcome, None
-        query = select(_challenges.c.device_id).where(
+            return ChallengeUse(outcome)
+        query = select(_challenges.c.device_id, _challenges.c.renewal_of).where(
             _challenges.c.challenge_sha256 == challenge_sha256
         )
-        return outcome, await self.database.read(lambda conn: conn.execute(query).scalar())
+        row = await self.database.read(lambda conn: conn.execute(query).one())
+        return ChallengeUse(outcome, row.device_id, _serial_or_none(row.renewal_of))
 
     async def add_enrollment_token(self, token_sha256: str, expires_at: datetime) -> None:
         await self._add_secret(enrollment_tokens, token_sha256, expires_at)
@@ -317,7 +317,7 @@ def _certificate(row: Row[Any]) -> IssuedCertificate:
         status=CertificateStatus(row.status),
         revoked_at=row.revoked_at,
         device_id=row.device_id,
-        renewal_of=None if row.renewal_of is None else int(row.renewal_of, 16),
+        renewal_of=_serial_or_none(row.renewal_of),
     )
 
 
@@ -328,9 +328,14 @@ def _transaction(row: Row[Any]) -> ScepTransaction:
         status=ScepTransactionStatus(row.status),
         csr_der=row.csr_der,
         created_at=row.created_at,
-        certificate_serial=None if serial is None else int(serial, 16),
+        certificate_serial=_serial_or_none(serial),
         device_id=row.device_id,
+        renewal_of=_serial_or_none(row.renewal_of),
     )
+
+
+def _serial_or_none(key: str | None) -> int | None:
+    return None if key is None else int(key, 16)
 
 
 def _certificate_row(cert: IssuedCertificate) -> dict[str, Any]:
@@ -359,6 +364,7 @@ def _upsert_transaction(conn: Connection, tx: ScepTransaction) -> Any:
             None if tx.certificate_serial is None else serial_key(tx.certificate_serial)
         ),
         "device_id": tx.device_id,
+        "renewal_of": None if tx.renewal_of is None else serial_key(tx.renewal_of),
     }
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     changed = {k: v for k, v in values.items() if k != "transaction_id"}

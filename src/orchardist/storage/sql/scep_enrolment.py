@@ -27,7 +27,7 @@ from orchardist.storage.sql.database import AsyncDatabase, Database, DriverSql, 
 from orchardist.storage.sql.tables import SERIAL_HEX_DIGITS
 
 _PREVIOUS = (
-    "SELECT status, csr_der, created_at, certificate_serial, device_id"
+    "SELECT status, csr_der, created_at, certificate_serial, device_id, renewal_of"
     " FROM scep_transactions WHERE transaction_id = $1"
 )
 # One conditional UPDATE: the database decides which of two racing requests wins.
@@ -44,7 +44,7 @@ _INSERT_CERTIFICATE = (
 )
 _INSERT_TRANSACTION = (
     "INSERT INTO scep_transactions (transaction_id, status, csr_der, created_at,"
-    " certificate_serial, device_id) VALUES ($1, $2, $3, $4, $5, $6)"
+    " certificate_serial, device_id, renewal_of) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 )
 
 
@@ -54,7 +54,7 @@ _INSERT_TRANSACTION = (
 # of the two INSERTs fail on the primary key (the caller reads the winner's transaction).
 _ENROL = """
 WITH previous AS (
-    SELECT status, csr_der, created_at, certificate_serial, device_id
+    SELECT status, csr_der, created_at, certificate_serial, device_id, renewal_of
     FROM scep_transactions WHERE transaction_id = $1
 ), challenge AS (
     SELECT used_at, expires_at FROM scep_challenges WHERE challenge_sha256 = $2
@@ -76,12 +76,13 @@ WITH previous AS (
     RETURNING serial
 ), recorded AS (
     INSERT INTO scep_transactions (transaction_id, status, csr_der, created_at,
-        certificate_serial, device_id)
-    SELECT $1, $13::varchar, $14::bytea, $15::timestamptz, $5::varchar, device_id FROM chosen
+        certificate_serial, device_id, renewal_of)
+    SELECT $1, $13::varchar, $14::bytea, $15::timestamptz, $5::varchar, device_id, renewal_of
+    FROM chosen
     RETURNING transaction_id
 )
 SELECT EXISTS (SELECT 1 FROM recorded), (SELECT count(*) FROM certificate),
-    p.status, p.csr_der, p.created_at, p.certificate_serial, p.device_id,
+    p.status, p.csr_der, p.created_at, p.certificate_serial, p.device_id, p.renewal_of,
     c.expires_at IS NOT NULL, c.used_at, c.expires_at
 FROM (SELECT 1) AS one LEFT JOIN previous AS p ON true LEFT JOIN challenge AS c ON true
 """
@@ -149,11 +150,11 @@ async def _record_postgres(
     )
     row = await database.fetch_row(_ENROL, params)
     assert row is not None  # the statement selects exactly one row
-    recorded, _, status, csr_der, created_at, serial, device_id, found, used, expires = row
+    recorded, _, status, *previous, found, used, expires = row
     if recorded:
         return ChallengeOutcome.CONSUMED
     if status is not None:
-        return _previous(tx.transaction_id, (status, csr_der, created_at, serial, device_id), now)
+        return _previous(tx.transaction_id, (status, *previous), now)
     if not found:
         return ChallengeOutcome.UNKNOWN
     # Unused and unexpired when the statement began, yet not claimed: a concurrent request
@@ -206,12 +207,13 @@ def record_enrolment(
         tx.created_at,
         serial,
         device_id,
+        renewal_of,
     )
     return ChallengeOutcome.CONSUMED
 
 
 def _previous(transaction_id: str, row: tuple[Any, ...], now: datetime) -> ScepTransaction:
-    status, csr_der, created_at, serial, device_id = row
+    status, csr_der, created_at, serial, device_id, renewal_of = row
     return ScepTransaction(
         transaction_id=transaction_id,
         status=ScepTransactionStatus(status),
@@ -219,6 +221,7 @@ def _previous(transaction_id: str, row: tuple[Any, ...], now: datetime) -> ScepT
         created_at=utc_datetime(created_at) or now,
         certificate_serial=None if serial is None else int(serial, 16),
         device_id=device_id,
+        renewal_of=None if renewal_of is None else int(renewal_of, 16),
     )
 
 

@@ -75,6 +75,7 @@ scep_transactions = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("certificate_serial", String(40), nullable=True),
     Column("device_id", String(128), nullable=True),  # its challenge's device, if any
+    Column("renewal_of", String(40), nullable=True),  # its challenge renews this serial (0023)
 )
 
 api_tokens = Table(
