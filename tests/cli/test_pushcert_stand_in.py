@@ -22,13 +22,13 @@ from tests.server import orchardist, running_server
 PLACEHOLDER = str(Settings.model_fields["apns_topic"].default)
 
 
-def _enroll(data_dir: Path, udid: str, topic: str) -> None:
+def _enroll(data_dir: Path, udid: str, topic: str, *, token: bytes = b"t") -> None:
     async def work() -> None:
         services = await open_services(load_settings(data_dir))
         now = datetime.now(UTC)
         await services.storage.authenticate(DeviceFacts(udid, topic), udid.ljust(64, "0"), now)
         await services.storage.token_update(
-            udid, token=b"t", push_magic="m", unlock_token=None, now=now
+            udid, token=token, push_magic="m", unlock_token=None, now=now
         )
         await services.close()
 
