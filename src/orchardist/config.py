@@ -251,6 +251,19 @@ class Settings(BaseSettings):
         description="How often devices are asked for their ProfileList and missing profiles "
         "reinstalled (docs/profiles.md)",
     )
+    job_lease_seconds: int = Field(
+        default=60,
+        ge=2,
+        le=3600,
+        description="A background pass whose process died is taken over by another process "
+        "after this (docs/operations.md)",
+    )
+    cleanup_grace_days: int = Field(
+        default=7,
+        ge=0,
+        description="Expired sessions, invitations and used or expired SCEP challenges and "
+        "enrollment links are deleted this long after (docs/operations.md)",
+    )
     enrollment_link_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long `orchardist enroll token` links work"
     )

@@ -6,8 +6,8 @@ sends the rest; then the whole fleet checks in and answers.
 
 One pass queues one InstallApplication per app version per batch of rows it reads, so a
 single app reaches a few hundred devices in one command: several apps give a pass several
-commands to be killed between. The test holds the roll-out's lock (as another `serve`
-worker would) while it uploads, so the pass starts only once the server is up and watched.
+commands to be killed between. The test holds the roll-out's lease (as another `serve`
+process would) while it uploads, so the pass starts only once the server is up and watched.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import text
 
-from orchardist.apps.rollout import SingleRunner
 from orchardist.storage.sql.repositories import open_storage
 from tests.apps.factory import build_ipa
+from tests.mdm import crash_leases
 from tests.mdm.crash_fleet import Fleet, Tally
 from tests.mdm.crash_reconcile import _api, _kill_when_queued, all_queued
 from tests.mdm.crash_run import Stored, _server, database_url, prepare, stored
@@ -33,7 +33,9 @@ from tests.server import free_port
 INSTALL = "InstallApplication"
 PREFIX = "com.example.crash.app"
 # The update goes out as fast as the pass can send it: the pace is not what is tested.
-FAST = {"ORCHARDIST_APPS__ROLLOUT_PER_MINUTE": "100000"}
+# The restarted server takes the dead one's roll-out lease over within seconds.
+FAST = {"ORCHARDIST_APPS__ROLLOUT_PER_MINUTE": "100000", **crash_leases.SHORT_LEASES}
+ROLLOUT = "apps.rollout"
 
 Version = tuple[str, int]  # (bundle id, version id)
 States = dict[str, tuple[int, int]]  # state -> (rows, rows whose command targets the device)
@@ -66,8 +68,7 @@ def killed_rollout(
 ) -> KilledRollout:
     token, members = prepare(data_dir, env, count)
     url, port, env = database_url(data_dir, env), free_port(), {**env, **FAST}
-    lock = SingleRunner(data_dir / "locks" / "app-rollout.lock")
-    assert lock.held()
+    asyncio.run(crash_leases.hold(url, ROLLOUT))
     with _server(data_dir, env, port) as (base, doomed), _api(base, token) as api:
         bundles = [f"{PREFIX}{n}" for n in range(apps)]
         for bundle in bundles:
@@ -76,7 +77,7 @@ def killed_rollout(
             assert reply.status_code == 200, reply.text
         asyncio.run(_installed_everywhere(url))  # as if the fleet had version 1
         versions = [(bundle, upload(api, data_dir, bundle, "2.0")) for bundle in bundles]
-        lock.release()  # the server's next tick takes it and runs the pass
+        asyncio.run(crash_leases.let_go(url, ROLLOUT))  # the server's next tick takes it
         asyncio.run(_kill_when_queued(url, INSTALL, 1, doomed))
     at_kill, states_at_kill = asyncio.run(stored(url, INSTALL)), asyncio.run(app_states(url))
     with _server(data_dir, env, port) as (base, _):

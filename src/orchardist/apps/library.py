@@ -26,7 +26,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -41,7 +40,7 @@ from orchardist.apps.provisioning import (
     describe_expiry,
 )
 from orchardist.apps.results import AppResults
-from orchardist.apps.rollout import Rollout, RolloutPolicy, RolloutStore, SingleRunner
+from orchardist.apps.rollout import Rollout, RolloutPolicy, RolloutStore
 from orchardist.apps.states import HOLDING, MAY_HOLD, moved, storable, to_install, wanted
 from orchardist.apps.urls import AppUrls
 from orchardist.polling import poll_forever
@@ -363,22 +362,21 @@ class AppLibrary:
 
     async def run(
         self,
-        lock: Path,
+        leased: Callable[[Callable[[], Awaitable[None]]], Awaitable[bool]],
         *,
         tick_seconds: float = TICK_SECONDS,
         reconcile_seconds: float = RECONCILE_SECONDS,
     ) -> None:
-        """`serve`'s loop, until cancelled: in the one process holding `lock`, a roll-out
-        pass every tick (or when woken), and a reconciliation every `reconcile_seconds` (a
-        group's new members get its apps)."""
-        runner = SingleRunner(lock)
+        """`serve`'s loop, until cancelled: every tick (or when woken) a step through
+        `leased`, which runs it only in the one process holding the roll-out's lease (and
+        keeps it there: the pace is that process's), of all those on the database: a
+        roll-out pass, and a reconciliation every `reconcile_seconds` (a group's new
+        members get its apps)."""
         loop = asyncio.get_running_loop()
         last_reconcile = -reconcile_seconds
 
         async def step() -> None:
             nonlocal last_reconcile
-            if not runner.held():
-                return
             if loop.time() - last_reconcile >= reconcile_seconds:
                 last_reconcile = loop.time()
                 await self.reconcile()
@@ -386,10 +384,7 @@ class AppLibrary:
             if sent:
                 log.info("app_rollout", sent=sent)
 
-        try:
-            await poll_forever(step, self._wake, tick_seconds, _log_failure)
-        finally:
-            runner.release()
+        await poll_forever(lambda: leased(step), self._wake, tick_seconds, _log_failure)
 
 
 def version_warnings(app: StoredApp | None, version: AppVersion, now: datetime) -> list[str]:

@@ -38,7 +38,6 @@ stand on their own again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import plistlib
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -470,22 +469,16 @@ class ProvisioningLibrary:
                             days=warning.threshold, message=warning.text)  # fmt: skip
         return due
 
-    async def run(self, every_seconds: float, wake: Callable[[], None] | None = None) -> None:
-        """`serve`'s periodic pass, until cancelled: expiry warnings, then reconciliation
-        (static groups change without telling this library); `wake` the pusher when
-        anything was queued. A failing pass is logged and the next one tried."""
-        while True:
-            try:
-                warned = await self.expiry_warnings()
-                done = await self.reconcile()
-            except Exception as exc:  # the loop must outlive one failing pass
-                log.error("provisioning_pass_failed", error=str(exc) or type(exc).__name__)
-            else:
-                if (done.installs or done.removals) and wake is not None:
-                    wake()
-                log.info("provisioning_pass", installs=done.installs, removals=done.removals,
-                         warnings=len(warned))  # fmt: skip
-            await asyncio.sleep(every_seconds)
+    async def serve_pass(self, wake: Callable[[], None] | None = None) -> None:
+        """`serve`'s periodic pass (under a lease, web/background.py): expiry warnings,
+        then reconciliation (static groups change without telling this library); `wake`
+        the pusher when anything was queued."""
+        warned = await self.expiry_warnings()
+        done = await self.reconcile()
+        if (done.installs or done.removals) and wake is not None:
+            wake()
+        log.info("provisioning_pass", installs=done.installs, removals=done.removals,
+                 warnings=len(warned))  # fmt: skip
 
 
 def _record(read: ProvisioningProfile, data: bytes, now: datetime) -> StoredProvisioningProfile:

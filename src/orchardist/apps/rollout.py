@@ -20,22 +20,19 @@ with `next_attempt_at` now; `Rollout.run_pass(now)` sends them. Each pass:
 
 One InstallApplication is queued per app version per pass for all its devices
 (ManifestURL from `AppUrls.manifest_url`, ManagementFlags 1: the app goes when the MDM
-profile goes; protocol notes §3i). With `serve --workers N`, one process per data dir runs
-the passes (`SingleRunner`, an flock), so the pace holds for the server as a whole and no
-row is sent twice by two processes.
+profile goes; protocol notes §3i). Of all the processes on one database (`serve --workers
+N`, several hosts), the one holding the lease "apps.rollout" runs the passes
+(orchardist.jobs.leases), so the pace holds for the server as a whole and no row is sent
+twice by two processes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import plistlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from orchardist.apps.manifest import explain_install_error
@@ -248,31 +245,3 @@ def check_interval(in_state: timedelta) -> timedelta:
     """How long until a device working on an install is asked again: as long as it has
     been at it, between a minute and six hours."""
     return min(max(in_state, FIRST_CHECK), LONGEST_CHECK)
-
-
-class SingleRunner:
-    """Whether this process runs the roll-out: the first to lock `path` (flock) does, until
-    it ends (the kernel drops the lock with the process); the others keep asking."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def held(self) -> bool:
-        if self._fd is not None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None

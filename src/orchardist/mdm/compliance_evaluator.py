@@ -5,7 +5,6 @@ the rules (a restart with a new `[compliance]`)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -56,17 +55,10 @@ class ComplianceEvaluator:
             after = due[-1]
         return done
 
-    async def run(self, every_seconds: float) -> None:
-        """`serve`'s periodic pass, from start-up (new rules take effect at once) until
-        cancelled; a failing pass is logged and the next one tried."""
-        while True:
-            try:
-                done = await self.recheck()
-            except Exception as exc:  # the loop must outlive one failing pass
-                log.error("compliance_pass_failed", error=str(exc) or type(exc).__name__)
-            else:
-                log.info("compliance_pass", evaluated=done)
-            await asyncio.sleep(every_seconds)
+    async def serve_pass(self) -> None:
+        """`serve`'s periodic pass (under a lease, web/background.py), logged."""
+        done = await self.recheck()
+        log.info("compliance_pass", evaluated=done)
 
     async def on_result(
         self,

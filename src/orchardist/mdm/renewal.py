@@ -11,13 +11,12 @@ certificates expires, otherwise the device can no longer reach the server"). A d
 identity has expired can no longer sign a request we accept, so it must happen before.
 
 Once per certificate: the command's UUID is derived from the serial it renews, a pass
-skips a certificate whose command exists, and `serve` runs the passes in one process per
-data dir (a lock the caller holds; see web/app.py).
+skips a certificate whose command exists, and `serve` runs the passes in one process of
+all those on the database (a lease: web/background.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import plistlib
 import uuid
 from collections.abc import Callable
@@ -68,6 +67,8 @@ class IdentityRenewal:
         has none yet; the devices queued for."""
         now = self._clock()
         queued = []
+        # A holder killed mid-pass: the next skips what it queued (the command exists); one
+        # killed between minting a challenge and queueing leaves that challenge unused.
         for cert in await self._certificates.certificates_expiring(now + self._before):
             if not due(cert, self._before, now):
                 continue
@@ -108,15 +109,8 @@ class IdentityRenewal:
         record = NewCommand(command_uuid, "InstallProfile", body, PRIORITY, cert.not_after)
         await self._store.enqueue(record, [device_id], now)
 
-    async def run(
-        self, every_seconds: float, held: Callable[[], bool], wake: Callable[[], None]
-    ) -> None:
-        """`serve`'s loop, until cancelled: a pass every `every_seconds` while `held()` (this
-        process holds the data dir's renewal lock); `wake` the pusher when one queued."""
-        while True:
-            try:
-                if held() and await self.run_pass():
-                    wake()
-            except Exception as exc:  # the loop must outlive one failing pass
-                log.error("identity_renewal_failed", error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(every_seconds)
+    async def serve_pass(self, wake: Callable[[], None]) -> None:
+        """`serve`'s pass (under a lease, web/background.py): `wake` the pusher when one
+        was queued."""
+        if await self.run_pass():
+            wake()

@@ -20,6 +20,7 @@ from orchardist.storage.command_log import CommandLogStore
 from orchardist.storage.compliance import ComplianceStore
 from orchardist.storage.dashboard import DashboardStore
 from orchardist.storage.inventory import InventoryStore
+from orchardist.storage.leases import CleanupStore, LeaseStore
 from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.provisioning import ProvisioningStore
@@ -532,6 +533,8 @@ class AllStorage(
     CommandLogStore,
     AppStore,
     ProvisioningStore,
+    LeaseStore,
+    CleanupStore,
     Protocol,
 ):
     """Every role: what the wiring builds (SqlStorage) and the HTTP layers use."""

@@ -5,21 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp
 
 from orchardist import __version__
 from orchardist.accounts import passwords
-from orchardist.apps.rollout import SingleRunner
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
-from orchardist.profiles.library import Reconciled
-from orchardist.web import app_files, catalog, enroll, errors, health, mdm, metrics, scep
+from orchardist.web import (
+    app_files,
+    background,
+    catalog,
+    enroll,
+    errors,
+    health,
+    mdm,
+    metrics,
+    scep,
+)
 from orchardist.web.access_log import AccessLogMiddleware
 from orchardist.web.api import app_catalog as api_app_catalog
 from orchardist.web.api import apps as api_apps
@@ -34,10 +41,6 @@ from orchardist.web.api import routes as api_routes
 from orchardist.web.console import mount as console
 from orchardist.web.scep_lane import ScepLane
 from orchardist.wiring import Services, open_services
-
-log = structlog.get_logger("orchardist.profiles")
-# How often identities are checked for renewal: their lifetimes are counted in days.
-RENEWAL_PASS_SECONDS = 3600
 
 
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
@@ -56,27 +59,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         sys.setswitchinterval(0.001)
         await asyncio.to_thread(passwords.dummy_hash)  # before the first sign-in, not in it
         app.state.services = opened
-        assert opened.pusher is not None
-        workers = [
-            asyncio.create_task(opened.pusher.run(), name="pusher"),
-            asyncio.create_task(_repair_profiles(opened), name="profile repair"),
-        ]
-        if opened.webhooks is not None:
-            workers.append(asyncio.create_task(opened.webhooks.run(), name="webhooks"))
-        if opened.compliance is not None:
-            every = opened.settings.compliance.recheck_minutes * 60
-            workers.append(asyncio.create_task(opened.compliance.run(every), name="compliance"))
-        if opened.provisioning is not None:  # expiry warnings, then reconciliation
-            every = opened.settings.compliance.recheck_minutes * 60
-            passes = opened.provisioning.run(every, opened.pusher.wake)
-            workers.append(asyncio.create_task(passes, name="provisioning"))
-        if opened.renewal is not None:  # one process per data dir re-delivers profiles
-            runner = SingleRunner(opened.settings.data_dir / "locks" / "identity-renewal.lock")
-            passes = opened.renewal.run(RENEWAL_PASS_SECONDS, runner.held, opened.pusher.wake)
-            workers.append(asyncio.create_task(passes, name="identity renewal"))
-        if opened.apps is not None:  # the paced roll-out: one process per data dir runs it
-            rollout = opened.apps.run(opened.settings.data_dir / "locks" / "app-rollout.lock")
-            workers.append(asyncio.create_task(rollout, name="app roll-out"))
+        workers = background.start(opened)  # what runs where: web/background.py
         app.state.ready = True  # /readyz: devices may come
         try:
             yield
@@ -126,32 +109,6 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.add_middleware(ScepLane, state=app.state)  # enrolling devices skip it too
     app.add_middleware(mdm.MdmLane, state=app.state)  # outermost: devices skip the rest
     return app
-
-
-async def _repair_profiles(services: Services) -> None:
-    """At start, a reconciliation: a pass a killed server left half done is finished now,
-    not at the next repair or TokenUpdate (each command was queued with its rows, so none
-    is sent twice). Then every profile_repair_seconds: ProfileList from devices holding
-    our profiles, and what is missing installed again (see ProfileLibrary.repair)."""
-    profiles = services.profiles
-    assert profiles is not None
-    await _profile_pass(services, "profile_reconcile_at_start", profiles.reconcile)
-    while True:
-        await asyncio.sleep(services.settings.profile_repair_seconds)
-        await _profile_pass(services, "profile_repair", profiles.repair)
-
-
-async def _profile_pass(
-    services: Services, event: str, run: Callable[[], Awaitable[Reconciled]]
-) -> None:
-    try:
-        done = await run()
-    except Exception as exc:  # the loop must outlive one failing pass
-        log.error(f"{event}_failed", error=str(exc) or type(exc).__name__)
-        return
-    if services.pusher is not None:
-        services.pusher.wake()
-    log.info(event, installs=done.installs, removals=done.removals)
 
 
 def served(app: FastAPI) -> ASGIApp:

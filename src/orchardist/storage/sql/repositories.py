@@ -39,6 +39,7 @@ from orchardist.storage.sql.database import Database, open_database
 from orchardist.storage.sql.device_apps import SqlDeviceAppStorage
 from orchardist.storage.sql.health import database_problem
 from orchardist.storage.sql.inventory import SqlInventoryStorage
+from orchardist.storage.sql.leases import SqlLeaseStorage
 from orchardist.storage.sql.listing import SqlDeviceListing
 from orchardist.storage.sql.mdm import SqlMdmStorage
 from orchardist.storage.sql.profiles import SqlProfileStorage
@@ -81,6 +82,7 @@ class SqlStorage(
     SqlAppStorage,
     SqlDeviceAppStorage,
     SqlProvisioningStorage,
+    SqlLeaseStorage,
 ):
     def __init__(self, database: Database, keys: MasterKeys | None = None) -> None:
         self.database = database

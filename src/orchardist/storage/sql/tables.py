@@ -562,3 +562,14 @@ device_provisioning = Table(
     Index("ix_device_provisioning_uuid", "uuid", "state"),
     Index("ix_device_provisioning_command_uuid", "command_uuid"),
 )
+
+# -- named leases: one process of several runs each background pass (0024; jobs/leases.py)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(255)),  # NULL once released
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("done_at", UtcDateTime()),  # when a pass last finished, by any holder
+)
