@@ -332,10 +332,17 @@ class AppLibrary:
                 changes.append(moved(row, S.REMOVED, now, desired_version_id=None,
                                      command_uuid=None, next_attempt_at=None))  # fmt: skip
         for bundle_id, rows in removals.items():
-            uuid = await self.rollout.remove([r.device_id for r in rows], bundle_id, now)
-            changes.extend(moved(r, S.REMOVING, now, desired_version_id=None, command_uuid=uuid,
-                                 next_attempt_at=None) for r in rows)  # fmt: skip
-            done.removals += len(rows)
+            record = self.rollout.removal_command(bundle_id)
+            removing = [moved(r, S.REMOVING, now, desired_version_id=None, next_attempt_at=None,
+                              command_uuid=record.command_uuid) for r in rows]  # fmt: skip
+            # The command and its rows in one transaction, each row only if no other pass
+            # moved it since it was read: killed between two writes, the next pass would
+            # queue a second RemoveApplication (or find rows naming one never queued).
+            seen = {r.device_id: r.command_uuid for r in rows}
+            saved = await self.store.queue_app_command(record, removing, now, seen=seen)
+            done.removals += len(saved)
+        if done.removals:
+            self.rollout.queued()
         await self.store.save_device_apps(changes)
         if done.installs:
             self.wake()

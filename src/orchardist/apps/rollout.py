@@ -153,9 +153,11 @@ class Rollout:
         params = {"ManifestURL": self.urls.manifest_url(bundle_id, version_id),
                   "ManagementFlags": MANAGEMENT_FLAGS}  # fmt: skip
         life = self.urls.ttl - LINK_MARGIN if self.urls.ttl > 2 * LINK_MARGIN else self.urls.ttl
-        command = new_command("InstallApplication", params)
-        body = plistlib.dumps(command.as_plist())
-        return NewCommand(command.command_uuid, "InstallApplication", body, expires_at=now + life)
+        return _command("InstallApplication", params, now + life)
+
+    def removal_command(self, bundle_id: str) -> NewCommand:
+        """One RemoveApplication of this app, not queued yet."""
+        return _command("RemoveApplication", {"Identifier": bundle_id})
 
     async def remove(self, device_ids: Sequence[str], bundle_id: str, now: datetime) -> str:
         return await self._queue("RemoveApplication", {"Identifier": bundle_id}, device_ids, now)
@@ -175,12 +177,10 @@ class Rollout:
         now: datetime,
         expires_at: datetime | None = None,
     ) -> str:
-        command = new_command(request_type, params)
-        body = plistlib.dumps(command.as_plist())
-        record = NewCommand(command.command_uuid, request_type, body, expires_at=expires_at)
+        record = _command(request_type, params, expires_at)
         await self.store.enqueue(record, device_ids, now)
         self.queued()
-        return command.command_uuid
+        return record.command_uuid
 
     # -- following up
 
@@ -239,6 +239,14 @@ class Rollout:
         said = explain_install_error(answer) if isinstance(answer, dict) else None
         return moved(row, S.FAILED, now, command_uuid=None, next_attempt_at=None,
                      error=said or "the device answered Error")  # fmt: skip
+
+
+def _command(
+    request_type: str, params: dict[str, Any], expires_at: datetime | None = None
+) -> NewCommand:
+    command = new_command(request_type, params)
+    body = plistlib.dumps(command.as_plist())
+    return NewCommand(command.command_uuid, request_type, body, expires_at=expires_at)
 
 
 def check_interval(in_state: timedelta) -> timedelta:

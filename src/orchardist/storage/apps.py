@@ -199,11 +199,20 @@ class AppStore(Protocol):
         """Upsert by (device_id, bundle_id); errors cut to ERROR_MAX_CHARS."""
 
     async def queue_app_command(
-        self, command: NewCommand, rows: Sequence[DeviceApp], now: datetime
-    ) -> None:
-        """In one transaction: `command` queued for the rows' devices and the rows saved, so
-        a server killed mid-way through a roll-out leaves no command without its rows (the
-        next pass would send the same version again)."""
+        self,
+        command: NewCommand,
+        rows: Sequence[DeviceApp],
+        now: datetime,
+        *,
+        seen: Mapping[str, str | None] | None = None,
+    ) -> list[DeviceApp]:
+        """In one transaction: the rows saved and `command` queued for their devices, so a
+        server killed mid-way through a roll-out or a reconciliation leaves no command
+        without its rows (the next pass would send it again) and no row naming a command
+        that was never queued. With `seen` (device id -> the command_uuid its row named
+        when read) a compare-and-set: a row that names another command by now is left as
+        it is (another pass queued one meanwhile), and the command goes only to the
+        devices whose rows were saved; none saved, nothing is queued. The rows saved."""
 
     async def apps_concern(self, device_id: str) -> bool:
         """Whether any app is assigned, or the device has app rows: when neither, there is

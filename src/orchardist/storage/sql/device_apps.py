@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -34,22 +34,32 @@ class SqlDeviceAppStorage:
     keys: MasterKeys
 
     async def save_device_apps(self, rows: Sequence[DeviceApp]) -> None:
-        values = [{**asdict(r), "state": r.state.value} for r in rows]
+        values = [_values(r) for r in rows]
         if not values:
             return
         await self.database.write(lambda conn: conn.execute(upsert(conn, _rows, values[0]), values))
 
     async def queue_app_command(
-        self, command: NewCommand, rows: Sequence[DeviceApp], now: datetime
-    ) -> None:
-        values = [{**asdict(r), "state": r.state.value} for r in rows]
+        self,
+        command: NewCommand,
+        rows: Sequence[DeviceApp],
+        now: datetime,
+        *,
+        seen: Mapping[str, str | None] | None = None,
+    ) -> list[DeviceApp]:
+        def work(conn: Connection) -> list[DeviceApp]:
+            if seen is None:
+                saved = list(rows)
+                values = [_values(r) for r in saved]
+                if values:
+                    conn.execute(upsert(conn, _rows, values[0]), values)
+            else:
+                saved = [r for r in rows if _save_if_unchanged(conn, r, seen[r.device_id])]
+            if saved:
+                insert_command(conn, self.keys, command, [r.device_id for r in saved], now)
+            return saved
 
-        def work(conn: Connection) -> None:
-            insert_command(conn, self.keys, command, [r.device_id for r in rows], now)
-            if values:
-                conn.execute(upsert(conn, _rows, values[0]), values)
-
-        await self.database.write(work)
+        return await self.database.write(work)
 
     async def apps_concern(self, device_id: str) -> bool:
         row = await self.database.fetch_row(_CONCERN, (device_id,))
@@ -90,6 +100,19 @@ class SqlDeviceAppStorage:
         query = state_counts(_rows, "bundle_id", bundle_id)
         found = await self.database.read(lambda conn: conn.execute(query).all())
         return {AppState(state): count for state, count in found}
+
+
+def _values(row: DeviceApp) -> dict[str, Any]:
+    return {**asdict(row), "state": row.state.value}
+
+
+def _save_if_unchanged(conn: Connection, row: DeviceApp, seen: str | None) -> bool:
+    """Upsert the row unless the stored one has moved to another command than `seen` since
+    it was read (as ProfileStore.queue_profile_command does): two passes at once queue
+    once. PostgreSQL evaluates the condition on the row as a concurrent pass committed it
+    (ON CONFLICT locks the row)."""
+    unchanged = _rows.c.command_uuid.is_not_distinct_from(seen)
+    return bool(conn.execute(upsert(conn, _rows, _values(row), unchanged), _values(row)).rowcount)
 
 
 def _device_app(row: Row[Any]) -> DeviceApp:
