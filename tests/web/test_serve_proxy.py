@@ -1,6 +1,6 @@
 """`orchardist serve` takes the client address from X-Forwarded-For only when the peer is in
-`trusted_proxies` (uvicorn's forwarded_allow_ips): the address sign-in limits count and
-logs name."""
+`trusted_proxies` (web/proxy.py, around each worker's app too): the address sign-in
+limits count and logs name."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def test_only_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:
     trusting, wary = tmp_path / "trusting", tmp_path / "wary"
     for data_dir in (trusting, wary):
         orchardist(data_dir, "init", "--hostname", "localhost")
-    with running_server(trusting, http=True) as base:  # default: this host is a proxy
+    # The default trusts this host; two workers, each app behind the same check.
+    with running_server(trusting, http=True, extra=("--workers", "2")) as base:
         httpx.get(f"{base}/healthz", headers=FORWARDED)
     untrusted = {"ORCHARDIST_TRUSTED_PROXIES": '["10.9.9.9"]'}
     with running_server(wary, http=True, env=untrusted) as base:

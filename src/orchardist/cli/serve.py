@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -16,7 +16,10 @@ from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
 
-APP_FACTORY = "orchardist.web.app:create_app_for_worker"
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+APP_FACTORY = "orchardist.cli.serve:worker_app"
 
 
 def serve(
@@ -39,6 +42,7 @@ def serve(
 
     from orchardist.storage.sql.migrate import upgrade
     from orchardist.web.app import create_app, served
+    from orchardist.web.proxy import behind_proxies
 
     configure_logging(settings.log_level)
     _warn_if_unreachable(settings, port, http)
@@ -57,19 +61,28 @@ def serve(
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        # The client address (sign-in limits, logs) comes from X-Forwarded-For only when
-        # the peer is one of these proxies; uvicorn would otherwise read FORWARDED_ALLOW_IPS.
-        "proxy_headers": True,
-        "forwarded_allow_ips": settings.trusted_proxies,
+        # The app reads X-Forwarded-For (and a forwarded client certificate) itself, only
+        # from trusted_proxies (web/proxy.py): uvicorn's own handling would hide the peer.
+        "proxy_headers": False,
         **tls,
     }
     if workers == 1:
-        uvicorn.run(served(create_app(settings)), **options)
+        uvicorn.run(behind_proxies(served(create_app(settings)), settings), **options)
         return
     # Worker processes build their own app from the data dir, passed in the environment.
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     _share_metrics(settings)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+
+
+def worker_app() -> ASGIApp:
+    """The app of one `serve --workers N` process (web.app's), behind the same proxy check
+    as a single process's: uvicorn's own would hide the peer from it."""
+    from orchardist.config import load_settings, resolve_data_dir
+    from orchardist.web.app import create_app_for_worker
+    from orchardist.web.proxy import behind_proxies
+
+    return behind_proxies(create_app_for_worker(), load_settings(resolve_data_dir(None)))
 
 
 async def seal_on_start(settings: Settings, files: PkiFiles) -> None:
