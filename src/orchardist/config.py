@@ -273,6 +273,13 @@ class Settings(BaseSettings):
         description="Larger device reports are refused (413); app lists of big Macs run to "
         "megabytes",
     )
+    mdm_report_processes: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Worker processes, per server process, that read device reports over "
+        "256 KiB so that Idles are not kept waiting; 0 reads them in the server process",
+    )
     mdm_client_cert_header: str | None = Field(
         default=None,
         description="Header a TLS-terminating proxy puts the client certificate in "

@@ -85,6 +85,10 @@ def _build(inner: str, max_depth: int) -> Any:
     root: list[Any] = []
     stack: list[Any] = [root]  # the containers open; the root's holder first
     top: Any = root
+    # One string object per distinct key: an app list repeats ~20 keys a thousand times,
+    # and pickle (a worker process hands reports back, mdm/report_digest.py) then writes
+    # each once; it also keeps one copy in memory instead of thousands.
+    keys: dict[str, str] = {}
     for key, tag, raw, empty, opening, closing, _other in _tokens(inner):
         if tag == "string":  # the common cases first, inline: a third of the time
             item: Any = raw if "&" not in raw else _text(raw)
@@ -107,7 +111,7 @@ def _build(inner: str, max_depth: int) -> Any:
         if key:  # into a dictionary only with a key (an empty one: plistlib judges)
             if type(top) is not dict:
                 raise _Unplain
-            top[key if "&" not in key else _text(key)] = item
+            top[keys.setdefault(key, key) if "&" not in key else _text(key)] = item
         elif type(top) is list:
             top.append(item)
         else:

@@ -39,6 +39,7 @@ from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
 from orchardist.mdm.identity import SignatureVerifier
 from orchardist.mdm.renewal import IdentityRenewal
+from orchardist.mdm.report_pool import ReportPool
 from orchardist.mdm.service import MdmService
 from orchardist.pki.ca import CertificateAuthority
 from orchardist.pki.store import PkiFiles
@@ -95,6 +96,8 @@ class Services:
     enroll_sign_in_limit: SignInRateLimit = field(init=False)  # attempts at /enroll
     # Mdm-Signature checks, with what is per certificate done once per certificate.
     signatures: SignatureVerifier = field(init=False)
+    # Large device reports are read by worker processes of this server process.
+    reports: ReportPool = field(init=False)
     # The master key: opens the key files (pki_files); None in tests that build services.
     keys: MasterKeys | None = None
 
@@ -104,12 +107,14 @@ class Services:
 
     def __post_init__(self) -> None:
         self.signatures = SignatureVerifier([self.ca.certificate])
+        self.reports = ReportPool(self.settings.mdm_report_processes)
         self.audit = AuditLog(self.storage, utc_now)
         self.gate.on_denied = self.audit.record_denial
         self.accounts = _accounts(self.settings, self.storage)
         self.enroll_sign_in_limit = _enroll_sign_in_limit(self.settings, self.storage)
 
     async def close(self) -> None:
+        await self.reports.close()
         if self.senders is not None:
             await self.senders.close()
         if self.webhooks is not None:

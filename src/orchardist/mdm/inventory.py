@@ -8,6 +8,7 @@ Restrictions.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from typing import Any
 
 from cryptography import x509
 
+from orchardist.schema.jsonvalues import to_json
 from orchardist.storage.inventory import (
     App,
     Certificate,
@@ -26,8 +28,22 @@ from orchardist.storage.inventory import (
 
 def inventory_from(request_type: str, result: Mapping[str, Any]) -> InventoryUpdate | None:
     """The inventory in a query's result, or None when this RequestType carries none."""
-    reader = _READERS.get(request_type)
+    reader = READERS.get(request_type)
     return None if reader is None else reader(result)
+
+
+def stored_inventory(request_type: str, result: Mapping[str, Any]) -> InventoryUpdate | None:
+    """inventory_from, its dictionaries made JSON-ready as storage keeps them (data as
+    base64, dates as ISO 8601)."""
+    update = inventory_from(request_type, result)
+    if update is None:
+        return None
+    return dataclasses.replace(
+        update,
+        facts=None if update.facts is None else to_json(update.facts),
+        security=None if update.security is None else to_json(update.security),
+        restrictions=None if update.restrictions is None else to_json(update.restrictions),
+    )
 
 
 def _facts(result: Mapping[str, Any]) -> InventoryUpdate:
@@ -101,7 +117,7 @@ def _provisioning(result: Mapping[str, Any]) -> InventoryUpdate:
     return InventoryUpdate(provisioning_profiles=profiles)
 
 
-_READERS = {
+READERS = {
     "DeviceInformation": _facts,
     "SecurityInfo": _security,
     "Restrictions": _restrictions,

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from orchardist.mdm.plist import device_id_of, enum_field
 from orchardist.plists import PlistError, load_dictionary
 from orchardist.schema.jsonvalues import to_json
+from orchardist.storage.inventory import InventoryUpdate
 
 _ENVELOPE = frozenset({"Status", "UDID", "EnrollmentID", "UserID", "CommandUUID", "ErrorChain"})
 
@@ -37,6 +38,11 @@ class Report:
     error_chain: tuple[Mapping[str, Any], ...]
     result: Mapping[str, Any]  # everything but the envelope: the query's answer
     raw: bytes  # the report as the device sent it, kept as the command's result
+    # The inventory by request type, when a worker process read the report (report_pool);
+    # None: computed from `result` once the request type is known.
+    inventories: Mapping[str, InventoryUpdate | None] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def is_result(self) -> bool:
@@ -64,9 +70,10 @@ def parse_report(body: bytes) -> Report:
     )
 
 
-# Above this size a report is parsed on a worker thread: ~20 ms of parsing per megabyte
-# would otherwise hold every other device's request up on the event loop. (The thread
-# still takes the GIL, but gives it back every switch interval and between chunks.)
+# Above this size a report is parsed off the event loop: ~20 ms of parsing per megabyte
+# would otherwise hold every other device's request up. The server has a worker process
+# read it (report_pool); read_report uses a thread, which still takes the GIL but gives it
+# back every switch interval and between chunks.
 OFF_LOOP_BYTES = 256 * 1024
 
 

@@ -9,7 +9,6 @@ certificate. Refusals are 403, never 401, which a device takes as "unenroll".
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import plistlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from typing import Any
 from orchardist.mdm.binding import authenticate_refusal, renews, renews_silently
 from orchardist.mdm.checkin import Checkin, MessageType
 from orchardist.mdm.identity import DeviceIdentity
-from orchardist.mdm.inventory import inventory_from
+from orchardist.mdm.inventory import stored_inventory
+from orchardist.mdm.report_digest import PackedResult
 from orchardist.mdm.reports import OFF_LOOP_BYTES, Report, Status
-from orchardist.schema.jsonvalues import to_json
 from orchardist.storage import (
     LAST_SEEN_RESOLUTION,
     CertificateStatus,
@@ -34,7 +33,7 @@ from orchardist.storage import (
     ReportOutcome,
     TargetStatus,
 )
-from orchardist.storage.inventory import InventoryStore, InventoryUpdate
+from orchardist.storage.inventory import InventoryStore
 from orchardist.webhooks.events import WebhookEmitter, acknowledge_event, checkin_event
 
 PLIST = "application/xml"  # what Apple's examples answer commands with
@@ -147,7 +146,7 @@ class MdmService:
                 report.command_uuid,
                 request_type,
                 report.status == Status.ACKNOWLEDGED,
-                {**report.result, "ErrorChain": list(report.error_chain)},
+                _hook_result(report),
             )
         if exchange.next_command is None:
             return MdmAnswer(200)  # a zero-length body ends the session
@@ -155,10 +154,13 @@ class MdmService:
         return MdmAnswer(200, body, command_uuid=command_uuid)
 
     async def _take_inventory(self, report: Report, request_type: str, now: datetime) -> None:
-        if len(report.raw) >= OFF_LOOP_BYTES:  # thousands of apps: not on the event loop
-            update = await asyncio.to_thread(_inventory_of, request_type, report.result)
+        known = report.inventories or {}
+        if request_type in known:  # computed by the worker process that read the report
+            update = known[request_type]
+        elif len(report.raw) >= OFF_LOOP_BYTES:  # thousands of apps: not on the event loop
+            update = await asyncio.to_thread(stored_inventory, request_type, report.result)
         else:
-            update = _inventory_of(request_type, report.result)
+            update = stored_inventory(request_type, report.result)
         if update is None:
             return
         await self._inventory.apply_inventory(report.device_id, update, now)
@@ -317,17 +319,13 @@ _FACT_FIELDS = {
 }
 
 
-def _inventory_of(request_type: str, result: Mapping[str, Any]) -> InventoryUpdate | None:
-    update = inventory_from(request_type, result)
-    if update is None:
-        return None
-    # The dictionaries are stored as JSON: data as base64, dates as ISO 8601.
-    return dataclasses.replace(
-        update,
-        facts=None if update.facts is None else to_json(update.facts),
-        security=None if update.security is None else to_json(update.security),
-        restrictions=None if update.restrictions is None else to_json(update.restrictions),
-    )
+def _hook_result(report: Report) -> Mapping[str, Any]:
+    """The result plus its ErrorChain, as the hooks get it; a worker-read report's large
+    values stay packed until a hook reads them (most read none)."""
+    chain = list(report.error_chain)
+    if isinstance(report.result, PackedResult):
+        return report.result.plus("ErrorChain", chain)
+    return {**report.result, "ErrorChain": chain}
 
 
 def _facts(message: Checkin) -> DeviceFacts:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchardist.mdm.checkin import CheckinError, parse_checkin
 from orchardist.mdm.identity import DeviceIdentity, IdentityError, forwarded_certificate
-from orchardist.mdm.reports import OFF_LOOP_BYTES, ReportError, read_report
+from orchardist.mdm.reports import OFF_LOOP_BYTES, ReportError
 from orchardist.mdm.service import MdmAnswer
 from orchardist.metrics import HTTP_REQUESTS, MDM_REQUEST_SECONDS
 from orchardist.storage import ChallengeOutcome
@@ -95,7 +95,7 @@ class MdmLane:
                 message = parse_checkin(body)
                 fields.update(message_type=message.message_type, device_id=message.device_id)
                 return await mdm.checkin(message, identity)
-            report = await read_report(body)  # a large one parsed off the event loop
+            report = await services.reports.read(body)  # a large one by a worker process
         except (CheckinError, ReportError) as exc:
             raise _RefusedError(400, str(exc)) from exc
         fields.update(status=report.status, device_id=report.device_id)

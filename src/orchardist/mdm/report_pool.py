@@ -1,0 +1,125 @@
+"""Device reports read by the server: large ones in worker processes, small ones in process.
+
+A report over `OFF_LOOP_BYTES` (an InstalledApplicationList or CertificateList of a
+well-stocked device runs to megabytes) is read by `report_digest.digest` in a worker
+process, so the server's own process spends almost nothing of its interpreter on it and
+its event loop keeps answering Idles. A small report is read in process: the round trip
+to a worker costs more than its parse.
+
+Nothing is lost when a worker fails: a worker killed (BrokenProcessPool) or raising
+anything but a refusal means the report is read in process, as before the pool existed,
+and a dead pool is replaced for the next report. Refusals come back as the same
+ReportError with the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import structlog
+
+from orchardist.mdm.report_digest import Digest, digest
+from orchardist.mdm.reports import OFF_LOOP_BYTES, Report, ReportError, read_report
+
+log = structlog.get_logger("orchardist.mdm")
+
+# The fork server imports these once and forks each worker from itself: a worker then
+# starts in milliseconds. The server's __main__ (the default's one module) is among them,
+# else every new worker would run the `orchardist` script again (multiprocessing's
+# preparation of a child).
+_PRELOAD = ["__main__", "orchardist.mdm.report_digest"]
+
+
+class ReportPool:
+    """`processes` worker processes, started at the first large report; 0 reads every
+    report in process (on a thread when large)."""
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self.digested = 0  # reports a worker read
+        self.read_in_process = 0  # large reports read in process because a worker failed
+        self._executor: ProcessPoolExecutor | None = None
+        self._starting: asyncio.Lock | None = None
+        self._closed = False
+
+    async def read(self, body: bytes) -> Report:
+        """parse_report(body), with its refusals; a large body read by a worker."""
+        if self.processes == 0 or len(body) < OFF_LOOP_BYTES or self._closed:
+            return await read_report(body)
+        found = await self.digest(body)
+        if found is None:
+            self.read_in_process += 1
+            return await read_report(body)
+        if isinstance(found, str):
+            raise ReportError(found)
+        return found.report(body)
+
+    async def digest(self, body: bytes) -> Digest | str | None:
+        """A worker's digest of the body, or the reason it refuses it; None when no worker
+        could read it (the caller reads it in process)."""
+        try:
+            executor = await self._started()
+        except Exception as exc:  # no process to be had (a limit, memory): read in process
+            log.warning("report_worker_unavailable", error=repr(exc)[:200])
+            return None
+        try:
+            found = await asyncio.get_running_loop().run_in_executor(executor, digest, body)
+        except BrokenProcessPool:
+            log.warning("report_worker_died", size=len(body), next="read in process")
+            self._forget(executor)
+            return None
+        except Exception as exc:  # the in-process read gives what it would have given
+            log.warning("report_worker_failed", size=len(body), error=repr(exc)[:200])
+            return None
+        self.digested += 1
+        return found
+
+    async def worker_pid(self) -> int:
+        """The process id of a worker (one of them), starting the pool if need be."""
+        executor = await self._started()
+        return await asyncio.get_running_loop().run_in_executor(executor, os.getpid)
+
+    async def close(self) -> None:
+        """Stop the workers (waiting for reports they read); later reads are in process."""
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+
+    async def _started(self) -> ProcessPoolExecutor:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._closed:
+                raise RuntimeError("the report pool is closed")
+            if self._executor is None:
+                # On a thread: starting a process waits for the fork server, which imports
+                # the reading code first (a few hundred milliseconds, once).
+                self._executor = await asyncio.to_thread(_start, self.processes)
+            return self._executor
+
+    def _forget(self, executor: ProcessPoolExecutor) -> None:
+        """Drop a broken pool (the next large report starts a new one), once."""
+        if self._executor is executor:
+            self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _start(processes: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    executor = ProcessPoolExecutor(processes, mp_context=context, initializer=_worker_setup)
+    # Every worker started now, not while a report waits (the pool starts them on demand).
+    for future in [executor.submit(os.getpid) for _ in range(processes)]:
+        future.result()
+    return executor
+
+
+def _worker_setup() -> None:
+    # Ctrl-C reaches the whole process group; the server stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
