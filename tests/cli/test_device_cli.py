@@ -178,6 +178,11 @@ def test_query_and_generic_send(fleet: tuple[Path, Phone]) -> None:
     assert (bad.returncode, "Message: must be a string" in bad.stderr) == (1, True)
     nobody = cli(data_dir, "command", "send", "DeviceLock")
     assert (nobody.returncode, "--target UDID" in nobody.stderr) == (1, True)
+    orchardist(data_dir, "group", "set", "phones", phone.udid)
+    grouped = orchardist(data_dir, "command", "send", "ProfileList", "--group", "phones", "--json")
+    assert json.loads(grouped)["targets"] == 1
+    no_group = cli(data_dir, "command", "send", "ProfileList", "--group", "tablets")
+    assert (no_group.returncode, "no group 'tablets'" in no_group.stderr) == (1, True)
     unknown = cli(data_dir, "device", "query", phone.udid, "everything")
     assert unknown.returncode == 1
 

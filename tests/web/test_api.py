@@ -67,10 +67,14 @@ async def test_lock_every_device_and_follow_the_results(server: Server) -> None:
         "expired": 0, "cancelled": 0,
     }  # fmt: skip
     page = await server.http.get(
-        f"/api/v1/commands/{command_uuid}", params={"limit": 2, "offset": 1}, headers=admin
+        f"/api/v1/commands/{command_uuid}", params={"limit": 2}, headers=admin
     )
-    assert [t["udid"] for t in page.json()["targets"]] == ["UDID-1", "UDID-2"]
+    assert [t["udid"] for t in page.json()["targets"]] == ["UDID-0", "UDID-1"]
     assert sum(page.json()["counts"].values()) == 3  # counts cover every target
+    following = page.headers["link"].split(">")[0].lstrip("<")
+    assert following.startswith(f"/api/v1/commands/{command_uuid}/targets?")
+    rest = (await server.http.get(following, headers=admin)).json()
+    assert [t["udid"] for t in rest] == ["UDID-2"]
     history = (await server.http.get("/api/v1/devices/UDID-0/commands", headers=admin)).json()
     assert [h["command_uuid"] for h in history] == [command_uuid]
     shown = (await server.http.get("/api/v1/devices/UDID-0", headers=admin)).json()

@@ -26,7 +26,9 @@ EXPECTED = {
     ("GET", "/api/v1/devices/{udid}"): P.READ,
     ("GET", "/api/v1/devices/{udid}/commands"): P.READ,
     ("POST", "/api/v1/commands"): P.COMMAND,  # and the command's own rule (below)
+    ("GET", "/api/v1/commands"): P.READ,
     ("GET", "/api/v1/commands/{command_uuid}"): P.READ,
+    ("GET", "/api/v1/commands/{command_uuid}/targets"): P.READ,
     ("POST", "/api/v1/devices/{udid}/push"): P.PUSH,
     ("POST", "/api/v1/devices/{udid}/retire"): P.RETIRE,
     ("POST", "/api/v1/invitations"): P.INVITE,

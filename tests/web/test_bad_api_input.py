@@ -19,19 +19,21 @@ async def _admin(server: Server) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_an_offset_past_64_bits_is_a_422(server: Server) -> None:
+async def test_a_page_size_past_64_bits_is_a_422(server: Server) -> None:
+    """Command targets page by cursor since issue 16 (no offset left to overflow); the
+    page size is still a query integer that must stay in range."""
     admin = await _admin(server)
     device = await server.device("UDID-PAGE", 130)
     await server.enroll(device)
     command_uuid = await server.queue("DeviceLock", {}, device)
     path = f"/api/v1/commands/{command_uuid}"
-    for offset in (2**64, 2**63, 2**31):
-        refused = await server.http.get(path, params={"offset": offset}, headers=admin)
-        assert refused.status_code == 422, offset
-        assert refused.json()["detail"][0]["loc"] == ["query", "offset"]
-    last = await server.http.get(path, params={"offset": 2**31 - 1}, headers=admin)
-    assert (last.status_code, last.json()["targets"]) == (200, [])
-    assert sum(last.json()["counts"].values()) == 1
+    for limit in (2**64, 2**63, 10_001):
+        refused = await server.http.get(path, params={"limit": limit}, headers=admin)
+        assert refused.status_code == 422, limit
+        assert refused.json()["detail"][0]["loc"] == ["query", "limit"]
+    none = await server.http.get(path, params={"limit": 0}, headers=admin)
+    assert (none.status_code, none.json()["targets"]) == (200, [])
+    assert sum(none.json()["counts"].values()) == 1
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,14 @@ app = typer.Typer(help="Send any MDM command; follow its results.")
 
 
 @app.command("send")
-@audited("command.queue", lambda args: (["all"] if args["send_all"] else args["target"] or [], {}))
+@audited(
+    "command.queue",
+    lambda args: (
+        ["all"] if args["send_all"]
+        else [f"group:{args['group']}"] if args["group"] else args["target"] or [],
+        {},
+    ),
+)  # fmt: skip
 def send(
     ctx: typer.Context,
     request_type: str,
@@ -34,20 +41,25 @@ def send(
         list[str] | None, typer.Option("--target", help="A device UDID (repeat)")
     ] = None,
     send_all: Annotated[bool, typer.Option("--all", help="Every enrolled device")] = False,
+    group: Annotated[
+        str | None, typer.Option("--group", help="The enrolled members of a static group")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm a destructive command")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Queue REQUESTTYPE, e.g. `command send DeviceLock --all Message="Call IT"` (see
-    `command types`). DeviceInformation without Queries asks for the usual list."""
+    `command types`); --all and --group are resolved in the database, however many.
+    DeviceInformation without Queries asks for the usual list."""
     from orchardist.schema.jsonvalues import from_json
     from orchardist.schema.validate import mdm_schema
+    from orchardist.storage.scopes import InGroup
 
-    if bool(target) == send_all:
-        fail("say which devices", "use --target UDID (one or more) or --all")
+    if [bool(target), send_all, group is not None].count(True) != 1:
+        fail("say which devices", "use --target UDID (one or more), --group NAME or --all")
     values = dict(_pair(item) for item in params or [])
     values = builders.with_defaults(request_type, values)
     values = from_json(values, mdm_schema().commands.get(request_type, ()))
-    targets = None if send_all else list(target or [])
+    targets = None if send_all else InGroup(group) if group is not None else list(target or [])
     queue_and_report(ctx, request_type, values, targets, as_json=as_json, confirmed=yes)
 
 

@@ -19,6 +19,7 @@ from orchardist.pki.store import PkiFiles
 
 if TYPE_CHECKING:
     from orchardist.mdm.dispatch import Queued
+    from orchardist.storage.scopes import InGroup
     from orchardist.wiring import Services
 
 
@@ -26,12 +27,13 @@ def queue_and_report(
     ctx: typer.Context,
     request_type: str,
     params: Mapping[str, Any],
-    targets: Sequence[str] | None,
+    targets: Sequence[str] | InGroup | None,
     *,
     as_json: bool,
     confirmed: bool = False,
 ) -> None:
-    """Queue for `targets` (None: every enrolled device) and print the command's UUID."""
+    """Queue for `targets` (a group's enrolled members; None: every enrolled device) and
+    print the command's UUID."""
     (queued,), pushed = _queue(ctx, [(request_type, params)], targets, quiet=as_json,
                                confirmed=confirmed)  # fmt: skip
     uuid = queued.command.command_uuid
@@ -70,7 +72,7 @@ def queue_several_and_report(
 def _queue(
     ctx: typer.Context,
     commands: Sequence[tuple[str, Mapping[str, Any]]],
-    targets: Sequence[str] | None,
+    targets: Sequence[str] | InGroup | None,
     *,
     quiet: bool,
     confirmed: bool = False,
@@ -81,6 +83,7 @@ def _queue(
     from orchardist.mdm.dispatch import (
         ConfirmationRequiredError,
         UnknownDevicesError,
+        UnknownGroupError,
         queue_command,
     )
 
@@ -103,6 +106,8 @@ def _queue(
         fail(f"{names}: {exc}", "the parameters must match Apple's schema for it")
     except UnknownDevicesError as exc:
         fail(str(exc), "see `orchardist device list`")
+    except UnknownGroupError as exc:
+        fail(str(exc), "see `orchardist group list`")
     except ConfirmationRequiredError as exc:
         fail(str(exc), "add --yes")
     first = queued[0]

@@ -24,6 +24,7 @@ from orchardist.storage.leases import CleanupStore, LeaseStore
 from orchardist.storage.listing import DeviceListStore
 from orchardist.storage.profiles import ProfileStore
 from orchardist.storage.provisioning import ProvisioningStore
+from orchardist.storage.scopes import Scope
 from orchardist.storage.stats import StatsStore
 from orchardist.storage.webhooks import WebhookStore
 
@@ -383,6 +384,12 @@ class CommandStore(Protocol):
     async def enqueue(self, command: NewCommand, device_ids: Sequence[str], now: datetime) -> int:
         """Queue one command for these devices; returns how many targets were queued."""
 
+    async def enqueue_to(self, command: NewCommand, scope: Scope, now: datetime) -> int:
+        """Queue one command for the devices of `scope` (see storage.scopes), each given a
+        push job due now, in one transaction; returns how many targets were queued (0 for
+        a scope without devices: the command is stored all the same). LookupError, with
+        nothing queued, for a group that does not exist (has no members)."""
+
     async def exchange(
         self,
         device_id: str,
@@ -402,10 +409,15 @@ class CommandStore(Protocol):
         """Note the device as seen."""
 
     async def command_targets(
-        self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0
+        self,
+        command_uuid: str,
+        now: datetime,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[TargetState]:
         """Per-device state of a command by device id (EXPIRED shown for expired unanswered
-        ones); a page of them with `limit`/`offset`."""
+        ones); a page of them with `limit`, continuing after the device id `after`."""
 
     async def device_commands(
         self, device_id: str, now: datetime, limit: int = 100

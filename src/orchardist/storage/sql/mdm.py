@@ -30,10 +30,12 @@ from orchardist.storage import (
     TargetState,
     TargetStatus,
 )
+from orchardist.storage.scopes import Devices, Scope
 from orchardist.storage.sql import checkins
 from orchardist.storage.sql.database import Database, DriverSql, utc_datetime
+from orchardist.storage.sql.fan_out import insert_command_row, queue_for_scope
 from orchardist.storage.sql.push import BATCH, schedule_pushes
-from orchardist.storage.sql.sealing import SEALED_COMMANDS, place, seal, unseal
+from orchardist.storage.sql.sealing import place, seal, unseal
 from orchardist.storage.sql.tables import command_targets, commands, enrollments, push_jobs
 
 _targets = command_targets
@@ -181,6 +183,19 @@ class SqlMdmStorage:
             lambda conn: insert_command(conn, self.keys, command, device_ids, now)
         )
 
+    async def enqueue_to(self, command: NewCommand, scope: Scope, now: datetime) -> int:
+        if isinstance(scope, Devices):
+            if len(scope.device_ids) <= BATCH:
+                return await self.enqueue(command, scope.device_ids, now)
+            ids = scope.device_ids
+            return await self.database.write_beside(
+                lambda conn: insert_command(conn, self.keys, command, ids, now)
+            )
+        # Seconds for a large fleet: off the event loop on SQLite (write_beside).
+        return await self.database.write_beside(
+            lambda conn: queue_for_scope(conn, self.keys, command, scope, now)
+        )
+
     async def exchange(
         self,
         device_id: str,
@@ -225,15 +240,23 @@ class SqlMdmStorage:
         await self.database.write(lambda conn: conn.execute(change))
 
     async def command_targets(
-        self, command_uuid: str, now: datetime, *, limit: int | None = None, offset: int = 0
+        self,
+        command_uuid: str,
+        now: datetime,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[TargetState]:
+        # A keyset range of the primary key (command_uuid, device_id): the last page of a
+        # million targets costs what the first does.
         query = (
             _with_request_type()
             .where(_targets.c.command_uuid == command_uuid)
             .order_by(_targets.c.device_id)
             .limit(limit)
-            .offset(offset)
         )
+        if after is not None:
+            query = query.where(_targets.c.device_id > after)
         rows = await self.database.read(lambda conn: conn.execute(query).all())
         return [_target_state(row, now) for row in rows]
 
@@ -259,18 +282,6 @@ def insert_command(
 ) -> int:
     """Queue `command` for the devices in the caller's transaction, so that what else the
     caller writes (a profile's or an app's device state) commits with it or not at all."""
-    body, body_key = command.body, None
-    if command.request_type in SEALED_COMMANDS:
-        body, body_key = keys.seal(command.body, place("commands", "body", command.command_uuid))
-    row = {
-        "command_uuid": command.command_uuid,
-        "request_type": command.request_type,
-        "body": body,
-        "body_key": body_key,
-        "priority": command.priority,
-        "created_at": now,
-        "expires_at": command.expires_at,
-    }
     targets = [
         {
             "command_uuid": command.command_uuid,
@@ -282,7 +293,7 @@ def insert_command(
         }
         for device_id in dict.fromkeys(device_ids)
     ]
-    conn.execute(insert(commands), row)
+    insert_command_row(conn, keys, command, now)
     for start in range(0, len(targets), BATCH):
         conn.execute(insert(_targets), targets[start : start + BATCH])
     # Wake the devices: one push job each, however many commands were queued.

@@ -14,10 +14,19 @@ class AllDevices(BaseModel):
     all: Literal[True]
 
 
+class GroupDevices(BaseModel):
+    """The enrolled members of a static group (PUT /api/v1/groups/{name})."""
+
+    group: str = Field(min_length=1, max_length=255)
+
+
 class CommandRequest(BaseModel):
     request_type: str = Field(examples=["DeviceLock"])
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"Message": "Call IT"}])
-    targets: list[str] | AllDevices = Field(examples=[["UDID-1"], {"all": True}])
+    targets: list[str] | AllDevices | GroupDevices = Field(
+        examples=[["UDID-1"], {"all": True}, {"group": "sales"}],
+        description="UDIDs (any number), every enrolled device, or a group's enrolled members",
+    )
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first")
     expires_in_seconds: int | None = Field(default=None, gt=0, le=10 * 365 * 24 * 3600)
     confirm: bool = Field(default=False, description="Required for EraseDevice")

@@ -7,13 +7,18 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from orchardist.accounts.permissions import Actor, Permission, command_permission, without_secrets
 from orchardist.audit.safe import command_detail
 from orchardist.mdm.commands import CommandError
-from orchardist.mdm.dispatch import ConfirmationRequiredError, UnknownDevicesError, queue_command
+from orchardist.mdm.dispatch import (
+    ConfirmationRequiredError,
+    UnknownDevicesError,
+    UnknownGroupError,
+    queue_command,
+)
 from orchardist.mdm.reports import result_as_json
 from orchardist.mdm.retirement import retire
 from orchardist.mdm.summary import device_fields, summarize
@@ -23,16 +28,17 @@ from orchardist.schema.jsonvalues import from_json
 from orchardist.schema.validate import mdm_schema
 from orchardist.storage import TargetState
 from orchardist.storage.inventory import DeviceInventory
+from orchardist.storage.scopes import InGroup
 from orchardist.web.api.audited import AuditedRoute, audited, field_of, note, strings
 from orchardist.web.api.auth import Reader, check, requires, services_of
 from orchardist.web.api.inputs import storable_text
 from orchardist.web.api.models import (
     AllDevices,
-    CommandDetail,
     CommandQueued,
     CommandRequest,
     CommandState,
     DeviceDetail,
+    GroupDevices,
     Inventory,
     InvitationRequest,
     InvitationSent,
@@ -86,13 +92,16 @@ async def device_commands(udid: str, services: ServicesDep, actor: Reader) -> li
     store = services.storage
     if await store.get_enrollment(udid) is None:
         raise HTTPException(404, f"no device {udid}")
-    return [_state(t, actor) for t in await store.device_commands(udid, datetime.now(UTC))]
+    return [command_state(t, actor) for t in await store.device_commands(udid, datetime.now(UTC))]
 
 
 def _command(path: Mapping[str, str], body: Any) -> tuple[list[str], dict[str, Any]]:
     targets = field_of(body, "targets")
     detail = command_detail(field_of(body, "request_type"), field_of(body, "params"))
-    return (["all"] if isinstance(targets, dict) else strings(targets)), detail
+    if isinstance(targets, dict):
+        group = targets.get("group")
+        return ([f"group:{group}"] if isinstance(group, str) else ["all"]), detail
+    return strings(targets), detail
 
 
 @router.post(
@@ -105,9 +114,11 @@ async def send_command(
     services: ServicesDep,
     actor: Annotated[Actor, requires(Permission.COMMAND)],
 ) -> CommandQueued:
-    """Queue an MDM command for devices (or all) and push them. `params` are checked against
-    Apple's schema for the RequestType: 422 names each bad key, an unknown device, or a
-    destructive command sent without `confirm`. The command's own rule applies besides
+    """Queue an MDM command for devices, a group's enrolled members (`{"group": NAME}`) or
+    every enrolled device (`{"all": true}`), resolved in the database however many, and
+    push them. `params` are checked against Apple's schema for the RequestType: 422 names
+    each bad key, an unknown device or group, or a destructive command sent without
+    `confirm`. The command's own rule applies besides
     the route's: EraseDevice needs admin, DeviceLock operator (docs/console.md)."""
     await check(request, actor, command_permission(body.request_type))
     schema = mdm_schema().commands.get(body.request_type, ())
@@ -118,7 +129,7 @@ async def send_command(
             services.storage,
             body.request_type,
             from_json(body.params, schema),
-            None if isinstance(body.targets, AllDevices) else body.targets,
+            _targets(body),
             now=now,
             confirmed=body.confirm,
             priority=body.priority,
@@ -126,7 +137,7 @@ async def send_command(
         )
     except CommandError as exc:
         raise _invalid(exc) from exc
-    except UnknownDevicesError as exc:
+    except (UnknownDevicesError, UnknownGroupError) as exc:
         raise RequestValidationError(
             [{"loc": ["body", "targets"], "msg": str(exc), "type": "value_error"}]
         ) from exc
@@ -260,6 +271,14 @@ async def _enrolled_by(services: Services, udid: str) -> dict[str, Any] | None:
     return {"user": session.user, "groups": list(session.groups), "at": session.created_at}
 
 
+def _targets(body: CommandRequest) -> list[str] | InGroup | None:
+    if isinstance(body.targets, AllDevices):
+        return None
+    if isinstance(body.targets, GroupDevices):
+        return InGroup(body.targets.group)
+    return body.targets
+
+
 def _wake_pusher(services: Services) -> None:
     if services.pusher is not None:
         services.pusher.wake()
@@ -287,35 +306,6 @@ async def push_certificate(services: ServicesDep, _: Reader) -> PushCertificateI
         not_after=pushed.not_after,
         days_left=pushed.days_left(now),
         warning=pushed.warning(now),
-    )
-
-
-@router.get(
-    "/commands/{command_uuid}",
-    response_model=CommandDetail,
-    responses=refusals((404, "No command with this CommandUUID")),
-)
-async def show_command(
-    command_uuid: str,
-    services: ServicesDep,
-    actor: Reader,
-    limit: Annotated[int, Query(ge=0, le=10_000, description="Targets per page")] = 1000,
-    # Bounded so the value always binds (SQLite and PostgreSQL stop at 2^63 - 1).
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
-) -> CommandDetail:
-    """The counts cover every target; `targets` is one page of them, by UDID."""
-    now = datetime.now(UTC)
-    store = services.storage
-    counts = await store.command_counts(command_uuid, now)
-    if not any(counts.values()):
-        raise HTTPException(404, f"no command {command_uuid}")
-    targets = await store.command_targets(command_uuid, now, limit=limit, offset=offset)
-    first = targets or await store.command_targets(command_uuid, now, limit=1)
-    return CommandDetail(
-        command_uuid=command_uuid,
-        request_type=first[0].request_type,
-        counts=counts,
-        targets=[_state(t, actor) for t in targets],
     )
 
 
@@ -348,7 +338,7 @@ def _inventory(known: DeviceInventory) -> Inventory:
     )
 
 
-def _state(target: TargetState, reader: Actor) -> CommandState:
+def command_state(target: TargetState, reader: Actor) -> CommandState:
     result = None
     if target.result is not None:
         readable = result_as_json(target.result)
