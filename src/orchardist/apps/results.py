@@ -71,7 +71,7 @@ class AppResults:
         elif request_type == "ManagedApplicationList" and acknowledged:
             await self._listed(device_id, result.get("ManagedApplicationList"))
         elif request_type == "InstalledApplicationList" and acknowledged:
-            await self._versions(device_id, result.get("InstalledApplicationList"))
+            await self._versions(device_id, result)
 
     async def _install_answered(
         self, device_id: str, uuid: str, acknowledged: bool, result: Mapping[str, Any]
@@ -129,17 +129,24 @@ class AppResults:
         if any(change.state == S.MISSING for change in changes):
             await self.gone_missing(device_id)
 
-    async def _versions(self, device_id: str, listed: Any) -> None:
+    async def _versions(self, device_id: str, result: Mapping[str, Any]) -> None:
+        # Our rows first: most devices hold few of our apps among thousands, and a large
+        # list stays packed (mdm/report_digest) when they hold none.
+        rows = await self.store.device_apps(device_id=device_id)
+        listed = result.get("InstalledApplicationList") if rows else None
         if not isinstance(listed, list):
             return
+        ours = {row.bundle_id for row in rows}
         reported = {
             item["Identifier"]: _version_text(item)
             for item in listed
-            if isinstance(item, dict) and isinstance(item.get("Identifier"), str)
+            if isinstance(item, dict)
+            and isinstance(item.get("Identifier"), str)
+            and item["Identifier"] in ours
         }
         changes = [
             dataclasses.replace(row, installed_version=reported[row.bundle_id])
-            for row in await self.store.device_apps(device_id=device_id)
+            for row in rows
             if reported.get(row.bundle_id) not in (None, row.installed_version)
         ]
         await self.save(changes)

@@ -33,6 +33,7 @@ log = structlog.get_logger("orchardist.mdm")
 # else every new worker would run the `orchardist` script again (multiprocessing's
 # preparation of a child).
 _PRELOAD = ["__main__", "orchardist.mdm.report_digest"]
+_NICENESS = 5
 
 
 class ReportPool:
@@ -123,3 +124,6 @@ def _start(processes: int) -> ProcessPoolExecutor:
 def _worker_setup() -> None:
     # Ctrl-C reaches the whole process group; the server stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # When cores are short, the server's event loop (Idles waiting on it) goes first: a
+    # report's reading is throughput work, a check-in's answer is waited for.
+    os.nice(_NICENESS)
