@@ -52,11 +52,17 @@ def test_several_worker_processes_share_one_database(tmp_path: Path) -> None:
             _enrol(base, data_dir, challenge, index) for index, challenge in enumerate(challenges)
         ]
         # Whichever worker answers a scrape reports every worker's counts (multiprocess mode).
-        scrapes = [_issued(httpx.get(f"{base}/metrics").text) for _ in range(6)]
+        # Each worker's app believes X-Forwarded-For from this host (trusted_proxies).
+        forwarded = {"X-Forwarded-For": "198.51.100.77"}
+        scrapes = [_issued(httpx.get(f"{base}/metrics", headers=forwarded).text)
+                   for _ in range(6)]  # fmt: skip
     assert replies == [PkiStatus.SUCCESS] * 6
     assert scrapes == [6] * 6
     started = [line for line in _log(data_dir).splitlines() if "Started server process" in line]
     assert len(started) == 2
+    lines = [json.loads(line) for line in _log(data_dir).splitlines() if line.startswith("{")]
+    scraped = [line for line in lines if line.get("path") == "/metrics"]
+    assert {line["client"] for line in scraped} == {"198.51.100.77"}
 
 
 def _issued(exposition: str) -> float:

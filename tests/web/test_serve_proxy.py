@@ -1,5 +1,5 @@
 """`orchardist serve` takes the client address from X-Forwarded-For only when the peer is in
-`trusted_proxies` (web/proxy.py, around each worker's app too): the address sign-in
+`trusted_proxies` (web/proxy.py; with --workers, see test_serve.py): the address sign-in
 limits count and logs name."""
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ def test_only_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:
     trusting, wary = tmp_path / "trusting", tmp_path / "wary"
     for data_dir in (trusting, wary):
         orchardist(data_dir, "init", "--hostname", "localhost")
-    # The default trusts this host; two workers, each app behind the same check.
-    with running_server(trusting, http=True, extra=("--workers", "2")) as base:
+    with running_server(trusting, http=True) as base:  # default: this host is a proxy
         httpx.get(f"{base}/healthz", headers=FORWARDED)
     untrusted = {"ORCHARDIST_TRUSTED_PROXIES": '["10.9.9.9"]'}
     with running_server(wary, http=True, env=untrusted) as base:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import structlog
 import typer
@@ -16,10 +16,7 @@ from orchardist.config import DATA_DIR_VARIABLE, Settings
 from orchardist.logs import configure_logging
 from orchardist.pki.store import PkiFiles
 
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
-APP_FACTORY = "orchardist.cli.serve:worker_app"
+APP_FACTORY = "orchardist.web.app:create_app_for_worker"
 
 
 def serve(
@@ -73,16 +70,6 @@ def serve(
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     _share_metrics(settings)
     uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
-
-
-def worker_app() -> ASGIApp:
-    """The app of one `serve --workers N` process (web.app's), behind the same proxy check
-    as a single process's: uvicorn's own would hide the peer from it."""
-    from orchardist.config import load_settings, resolve_data_dir
-    from orchardist.web.app import create_app_for_worker
-    from orchardist.web.proxy import behind_proxies
-
-    return behind_proxies(create_app_for_worker(), load_settings(resolve_data_dir(None)))
 
 
 async def seal_on_start(settings: Settings, files: PkiFiles) -> None:

@@ -39,6 +39,7 @@ from orchardist.web.api import profiles as api_profiles
 from orchardist.web.api import provisioning as api_provisioning
 from orchardist.web.api import routes as api_routes
 from orchardist.web.console import mount as console
+from orchardist.web.proxy import behind_proxies
 from orchardist.web.scep_lane import ScepLane
 from orchardist.wiring import Services, open_services
 
@@ -119,7 +120,8 @@ def served(app: FastAPI) -> ASGIApp:
 
 
 def create_app_for_worker() -> ASGIApp:
-    """The app of one `serve --workers N` process: the data dir comes in the environment."""
+    """The app of one `serve --workers N` process: the data dir comes in the environment.
+    Behind what trusted_proxies may say, as `serve` puts a single process's app."""
     settings = load_settings(resolve_data_dir(None))
     configure_logging(settings.log_level)
-    return served(create_app(settings))
+    return behind_proxies(served(create_app(settings)), settings)
