@@ -106,3 +106,21 @@ async def test_raw_results_are_kept_for_the_latest_only(storage: SqlStorage) -> 
     kept = [(await storage.command_targets(uuid, NOW))[0] for uuid in uuids]
     assert [t.result is not None for t in kept] == [False, False] + [True] * RESULTS_KEPT
     assert all(t.status == TargetStatus.ACKNOWLEDGED for t in kept)
+
+
+async def test_reported_names_are_fitted_to_their_columns(storage: SqlStorage) -> None:
+    """A name with NUL characters or longer than its column is stored cut to fit (PostgreSQL
+    refuses both); one that fits is stored as it is."""
+    apps = (
+        App("com.example.nul", "Na\x00me", "1\x00", None, None),
+        App("com.example.long", "n" * 1000, "v" * 1000, "ok", None),
+    )
+    await storage.apply_inventory("D", InventoryUpdate(apps=apps), NOW)
+    stored = await storage.get_inventory("D")
+    assert stored is not None
+    long, nul = stored.apps
+    assert (nul.name, nul.version, nul.short_version) == ("Name", "1", None)
+    assert len(long.name or "") < 1000
+    assert (long.name or "").strip("n") == ""
+    assert len(long.version or "") < 1000
+    assert long.short_version == "ok"

@@ -42,6 +42,7 @@ from orchardist.storage.sql.engine import (
     is_sqlite,
     sqlite_pragmas,
 )
+from orchardist.storage.sql.types import FittedString
 
 T = TypeVar("T")
 
@@ -286,6 +287,8 @@ class DriverSql:
     def _converter(self, kind: Any) -> Callable[[Any], Any] | None:
         if not isinstance(kind, TypeDecorator):
             return None
+        if isinstance(kind, FittedString):
+            return kind.fit
         process, dialect = kind.process_bind_param, self._dialect
         if self.sqlite and isinstance(kind.impl, DateTime):
             return lambda value: _sqlite_value(process(value, dialect))

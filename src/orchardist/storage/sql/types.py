@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +48,20 @@ class FittedString(TypeDecorator[str]):
         self.length = length
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return value.replace("\x00", "")[: self.length]
+        return self.fit(value)
+
+    @property
+    def fit(self) -> Callable[[str | None], str | None]:
+        """process_bind_param as a plain function, for thousands of rows at a time
+        (DriverSql.insert_many): a value that fits, as most do, is only looked at."""
+        return _fitter(self.length)
+
+
+@functools.cache
+def _fitter(length: int) -> Callable[[str | None], str | None]:
+    def fit(value: str | None) -> str | None:
+        if value is None or (len(value) <= length and "\x00" not in value):
+            return value
+        return value.replace("\x00", "")[:length]
+
+    return fit
