@@ -2,10 +2,13 @@
 
 Enqueueing a command makes one job per device due now (`PushStore.request_push`,
 coalesced: five commands, one push). The pusher claims due jobs in batches for a lease,
-pushes them, and sets each job's next due time from the re-push schedule (1 min, 5 min,
-30 min, then hourly by default); a job whose device has nothing pending any more is
-dropped at its next claim. A pusher that dies mid-batch loses nothing: its claims come
-due again when the lease ends, so a device gets at most one extra push.
+first pushes before re-pushes (a fan-out longer than the first re-push step still pushes
+every device once before any twice), pushes them, and sets each job's next due time from
+the re-push schedule (1 min, 5 min, 30 min, then hourly by default) counted from the
+moment APNs accepted that device's push; a job whose device has nothing pending any more
+is dropped at its next claim. A pusher that dies mid-batch loses nothing: its claims come
+due again when the lease ends, so a device gets at most one extra push; a push still
+waiting to be sent when its lease ends is not sent (another pusher may have it by then).
 
 APNs outcomes (protocol-notes §3c): accepted → next step of the schedule; 410 /
 BadDeviceToken → the token is marked invalid and the job dropped (TokenUpdate revives
@@ -148,11 +151,14 @@ class Pusher:
         claimed = await self.store.claim_pushes(now, self.settings.lease, self.settings.batch)
         if not claimed:
             return 0
-        results = await sender.send_many(
-            PushRequest(t.device_id, t.token, t.push_magic) for t in claimed
-        )
-        done = self._next_steps(claimed, results, self.clock())
+        lease_ends = now + self.settings.lease
+        answers = await asyncio.gather(*(self._push(sender, t, lease_ends) for t in claimed))
+        # A push not sent before the lease ended is not reported: the job stays as it was
+        # (not pushed), for whichever pusher claims it next.
+        sent = [(t, a) for t, a in zip(claimed, answers, strict=True) if a is not None]
+        done = [self._next_step(target, *answer) for target, answer in sent]
         await self.store.finish_pushes(claimed[0].claim, done, self.clock())
+        results = [result for _, (result, _) in sent]
         self.pushed += sum(1 for r in results if r.outcome == Outcome.ACCEPTED)
         _log_batch(results)
         if self.on_batch is not None:
@@ -179,26 +185,28 @@ class Pusher:
             log.error("push_round_failed", error=error, hint="pushes resume once this is fixed")
             self._last_failure = (error, now)
 
-    def _next_steps(
-        self, claimed: Sequence[PushTarget], results: Sequence[PushResult], now: datetime
-    ) -> list[PushDone]:
-        schedule = self.settings.schedule
-        done = []
-        for target, result in zip(claimed, results, strict=True):
-            attempts = target.attempts
-            if result.outcome == Outcome.ACCEPTED:
-                delay = schedule[min(attempts, len(schedule) - 1)]
-                step = PushDone(
-                    target.device_id, now + timedelta(seconds=delay), attempts + 1, accepted=True
-                )
-            elif result.outcome == Outcome.INVALID_TOKEN:
-                step = PushDone(target.device_id, None, attempts, token_invalid=True)
-            elif result.outcome == Outcome.RETRY_LATER:
-                step = PushDone(target.device_id, now + timedelta(seconds=schedule[0]), attempts)
-            else:
-                step = PushDone(target.device_id, now + timedelta(seconds=schedule[-1]), attempts)
-            done.append(step)
-        return done
+    async def _push(
+        self, sender: ApnsSender, target: PushTarget, lease_ends: datetime
+    ) -> tuple[PushResult, datetime] | None:
+        """The push's result and when it came (None: not sent, the lease ended first)."""
+        request = PushRequest(target.device_id, target.token, target.push_magic)
+        result = await sender.send_while(request, lambda: self.clock() < lease_ends)
+        return None if result is None else (result, self.clock())
+
+    def _next_step(self, target: PushTarget, result: PushResult, at: datetime) -> PushDone:
+        """The job after a push answered at `at`: the next re-push counts from the device's
+        own push, not from the batch's claim or end."""
+        schedule, attempts = self.settings.schedule, target.attempts
+        if result.outcome == Outcome.ACCEPTED:
+            delay = schedule[min(attempts, len(schedule) - 1)]
+            return PushDone(
+                target.device_id, at + timedelta(seconds=delay), attempts + 1, accepted_at=at
+            )
+        if result.outcome == Outcome.INVALID_TOKEN:
+            return PushDone(target.device_id, None, attempts, token_invalid=True)
+        if result.outcome == Outcome.RETRY_LATER:
+            return PushDone(target.device_id, at + timedelta(seconds=schedule[0]), attempts)
+        return PushDone(target.device_id, at + timedelta(seconds=schedule[-1]), attempts)
 
 
 def _log_batch(results: Sequence[PushResult]) -> None:

@@ -16,12 +16,12 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchardist.metrics import PUSHES
-from orchardist.push.h2client import ConnectionGoneError, H2Client
+from orchardist.push.h2client import ConnectionGoneError, H2Client, Header
 
 # Apple: these reasons are about the token, not us; stop pushing until the next TokenUpdate.
 DEAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "Unregistered", "ExpiredToken"})
@@ -81,6 +81,12 @@ class ApnsSender:
         self.backoff = backoff
         self.expiration_seconds = expiration_seconds
         self._gate = asyncio.Semaphore(concurrency)
+        self._headers: list[Header] = [
+            (b"apns-push-type", b"mdm"),
+            (b"apns-topic", topic.encode()),
+            (b"apns-priority", b"10"),
+            (b"content-type", b"application/json"),
+        ]
         # A few connections, each multiplexing many streams (Apple: open several for
         # throughput, keep them open).
         self._client = H2Client(
@@ -95,30 +101,41 @@ class ApnsSender:
         return list(await asyncio.gather(*(self.send(request) for request in requests)))
 
     async def send(self, request: PushRequest) -> PushResult:
-        async with self._gate:
-            result = await self._send_with_retries(request)
-        PUSHES.labels(result.outcome.value).inc()
+        result = await self.send_while(request, _always)
+        assert result is not None
         return result
 
-    async def _send_with_retries(self, request: PushRequest) -> PushResult:
-        result = PushResult(request.device_id, Outcome.RETRY_LATER)
+    async def send_while(
+        self, request: PushRequest, allowed: Callable[[], bool]
+    ) -> PushResult | None:
+        """`send`, asking `allowed()` before each attempt (once through the concurrency
+        gate, and before each retry): None when it says no before anything was accepted.
+        A pusher's claim is only good for its lease; past it, another pusher may be pushing
+        the same device, so the push is left to that one."""
+        async with self._gate:
+            result = await self._send_with_retries(request, allowed)
+        if result is not None:
+            PUSHES.labels(result.outcome.value).inc()
+        return result
+
+    async def _send_with_retries(
+        self, request: PushRequest, allowed: Callable[[], bool]
+    ) -> PushResult | None:
+        result = None
         for attempt in range(self.retries + 1):
             if attempt:
                 # Jittered exponential backoff, so a burst of 429s does not come back at once.
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+            if not allowed():
+                return None
             result = await self._send_once(request)
             if result.outcome != Outcome.RETRY_LATER:
                 return result
         return result
 
     async def _send_once(self, request: PushRequest) -> PushResult:
-        headers = [
-            ("apns-push-type", "mdm"),
-            ("apns-topic", self.topic),
-            ("apns-priority", "10"),
-            ("apns-expiration", str(int(time.time()) + self.expiration_seconds)),
-            ("content-type", "application/json"),
-        ]
+        expiration = str(int(time.time()) + self.expiration_seconds).encode()
+        headers = [*self._headers, (b"apns-expiration", expiration)]
         body = json.dumps({"mdm": request.push_magic}).encode()
         path = f"/3/device/{request.token.hex()}"
         try:
@@ -126,6 +143,10 @@ class ApnsSender:
         except (ConnectionGoneError, OSError, TimeoutError) as exc:  # dropped, GOAWAY, reset
             return PushResult(request.device_id, Outcome.RETRY_LATER, None, type(exc).__name__)
         return _classify(request.device_id, status, answer)
+
+
+def _always() -> bool:
+    return True
 
 
 def _classify(device_id: str, status: int, body: bytes) -> PushResult:

@@ -5,8 +5,9 @@ provider meets at api.push.apple.com (protocol-notes §3c): HTTP/2 over TLS with
 certificate, `POST /3/device/<hex token>`, `apns-push-type: mdm`, an `apns-topic` equal to
 the client certificate's subject UID, a JSON body `{"mdm": PushMagic}` of at most 4 KB;
 answers 200 with `apns-id`, or the status and `{"reason": …}` body Apple sends. It can be
-told to answer 410 for a token, throttle with 429, cut a connection mid-flight or send
-GOAWAY, and it hands each accepted push to `forward` so a virtual device can check in.
+told to answer 410 for a token, throttle with 429, answer slowly, cut a connection
+mid-flight or send GOAWAY, and it hands each accepted push to `forward` so a virtual
+device can check in.
 
 h2 does the framing (a well-kept library); this file only plays Apple's part.
 """
@@ -64,6 +65,7 @@ class Behaviour:
     drop_after: int | None = None  # cut the connection after this many more requests
     goaway_after: int | None = None  # send GOAWAY after this many more requests
     stalled: set[str] = field(default_factory=set)  # tokens whose requests are never answered
+    delay: float = 0.0  # seconds before each answer: a slow APNs (or a long way to it)
 
 
 @dataclass
@@ -179,7 +181,13 @@ class ApnsPeer:
 class _Connection(asyncio.Protocol):
     def __init__(self, peer: ApnsPeer) -> None:
         self.peer = peer
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        # Requests are checked as h2 does; the peer's own (fixed) answers are not.
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding="utf-8",
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self.h2 = h2.connection.H2Connection(config=config)
         self.transport: asyncio.Transport | None = None
         self.topic: str | None = None
@@ -244,24 +252,15 @@ class _Connection(asyncio.Protocol):
             behaviour.drop_after -= 1
         if headers.get(":path", "").removeprefix("/3/device/") in behaviour.stalled:
             return False  # left hanging: the client's timeout must deal with it
-        status, reason, push = peer.answer(self.topic, headers, bytes(body))
+        verdict = peer.answer(self.topic, headers, bytes(body))
         apns_id = headers.get("apns-id") or str(uuid.uuid4()).upper()
-        response = [(":status", str(status)), ("apns-id", apns_id)]
-        if push is not None:
-            peer.tally.accepted[push.token] += 1
-            self.h2.send_headers(stream_id, response, end_stream=True)
-            if peer.forward is not None:
-                asyncio.get_running_loop().call_soon(peer.forward, push)
+        if behaviour.delay > 0:
+            # Answered later, in arrival order; what is tallied and forwarded then.
+            asyncio.get_running_loop().call_later(
+                behaviour.delay, self._respond_late, stream_id, apns_id, verdict
+            )
         else:
-            assert reason is not None
-            peer.tally.refused[reason] += 1
-            error: dict[str, object] = {"reason": reason}
-            if status == 410:
-                error["timestamp"] = int(time.time() * 1000)
-            data = json.dumps(error).encode()
-            response.append(("content-type", "application/json"))
-            self.h2.send_headers(stream_id, response)
-            self.h2.send_data(stream_id, data, end_stream=True)
+            self._respond(stream_id, apns_id, verdict)
         if behaviour.goaway_after is not None:
             if behaviour.goaway_after <= 0:
                 behaviour.goaway_after = None
@@ -277,6 +276,39 @@ class _Connection(asyncio.Protocol):
                 return True
             behaviour.goaway_after -= 1
         return False
+
+    def _respond(
+        self, stream_id: int, apns_id: str, verdict: tuple[int, str | None, Push | None]
+    ) -> None:
+        peer = self.peer
+        status, reason, push = verdict
+        response = [(":status", str(status)), ("apns-id", apns_id)]
+        if push is not None:
+            peer.tally.accepted[push.token] += 1
+            self.h2.send_headers(stream_id, response, end_stream=True)
+            if peer.forward is not None:
+                asyncio.get_running_loop().call_soon(peer.forward, push)
+            return
+        assert reason is not None
+        peer.tally.refused[reason] += 1
+        error: dict[str, object] = {"reason": reason}
+        if status == 410:
+            error["timestamp"] = int(time.time() * 1000)
+        data = json.dumps(error).encode()
+        response.append(("content-type", "application/json"))
+        self.h2.send_headers(stream_id, response)
+        self.h2.send_data(stream_id, data, end_stream=True)
+
+    def _respond_late(
+        self, stream_id: int, apns_id: str, verdict: tuple[int, str | None, Push | None]
+    ) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # the client went away meanwhile: nothing was delivered
+        try:
+            self._respond(stream_id, apns_id, verdict)
+        except h2.exceptions.StreamClosedError:
+            return  # the client gave up on this stream (its timeout)
+        self._flush()
 
     def _flush(self) -> None:
         data = self.h2.data_to_send()
@@ -344,9 +376,10 @@ def _server_context(client_ca_pem: bytes, host: str) -> tuple[bytes, ssl.SSLCont
     return ca.public_bytes(serialization.Encoding.PEM), context
 
 
-async def serve_forever(client_ca: bytes, port: int, ca_out: Path) -> None:
+async def serve_forever(client_ca: bytes, port: int, ca_out: Path, delay: float = 0.0) -> None:
     """Run the peer until cancelled; print its URL once listening (for `make bench`)."""
     peer = ApnsPeer(client_ca, port=port)
+    peer.behaviour.delay = delay
     await peer.start()
     peer.write_ca(ca_out.parent).rename(ca_out)
     print(peer.url, flush=True)
@@ -376,11 +409,12 @@ def main() -> None:
     parser.add_argument("--client-ca", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ca-out", type=Path, required=True)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
 
     async def run() -> None:
         task = asyncio.ensure_future(
-            serve_forever(args.client_ca.read_bytes(), args.port, args.ca_out)
+            serve_forever(args.client_ca.read_bytes(), args.port, args.ca_out, args.delay)
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)

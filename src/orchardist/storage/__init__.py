@@ -503,7 +503,9 @@ class PushDone:
     device_id: str
     next_due: datetime | None  # None: nothing more to push (the job is removed)
     attempts: int
-    accepted: bool = False  # APNs accepted it: note pushed_at
+    # When APNs accepted it (None: it did not): the device's pushed_at, and the time the
+    # next re-push (next_due) was counted from.
+    accepted_at: datetime | None = None
     token_invalid: bool = False  # APNs refused the token: no pushes until TokenUpdate
 
 
@@ -513,7 +515,11 @@ class PushStore(Protocol):
 
     async def claim_pushes(self, now: datetime, lease: timedelta, limit: int) -> list[PushTarget]:
         """Claim up to `limit` due, unclaimed (or lease-expired) jobs for `lease`; jobs of
-        devices with nothing pending or no usable token are removed instead."""
+        devices with nothing pending or no usable token are removed instead. First pushes
+        (never accepted since the last enqueue) before re-pushes, oldest due first; no
+        re-push while a first push is due or claimed. Two callers, in one process or
+        several, never hold the same job at once. A claim moves neither `attempts` nor the
+        due time: a job whose lease ends unreported is claimed again as it was."""
 
     async def finish_pushes(self, claim: str, done: Sequence[PushDone], now: datetime) -> None:
         """Record the outcome of claimed jobs; a job re-queued since (a newer enqueue) keeps

@@ -1,9 +1,8 @@
 """The pusher's job table on SQL (see `orchardist.storage.PushStore` and
 `orchardist.push.pusher`).
 
-Claims take `FOR UPDATE SKIP LOCKED` on PostgreSQL, so pushers in several processes share
-the work without waiting on each other; SQLite ignores the clause and serialises writers,
-which is the one-writer discipline it wants anyway.
+Which jobs a claim takes, in which order, and why two pushers never hold the same job:
+`orchardist.storage.sql.push_claims`.
 """
 
 from __future__ import annotations
@@ -12,16 +11,17 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import PushDone, PushTarget, TargetStatus
 from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.push_claims import IDLE_ROUNDS, claim_due, pushable
+from orchardist.storage.sql.push_claims import UNANSWERED as UNANSWERED  # others import it here
 from orchardist.storage.sql.tables import command_targets, enrollments, push_jobs
 
 _targets = command_targets
-UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
 # Statement parameters per batch: well under PostgreSQL's 32,767 and SQLite's limits.
 BATCH = 2000
 
@@ -63,66 +63,16 @@ class SqlPushStorage:
         claim = uuid.uuid4().hex
 
         def work(conn: Connection) -> list[PushTarget]:
-            due = (
-                select(push_jobs.c.device_id, push_jobs.c.attempts, push_jobs.c.forced)
-                .where(
-                    and_(
-                        push_jobs.c.due_at <= now,
-                        or_(push_jobs.c.claimed_until.is_(None), push_jobs.c.claimed_until <= now),
-                    )
-                )
-                .order_by(push_jobs.c.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            rows = conn.execute(due).all()
-            if not rows:
-                return []
-            attempts = {row.device_id: row.attempts for row in rows}
-            forced = {row.device_id for row in rows if row.forced}
-            ids = list(attempts)
-            devices = conn.execute(
-                select(
-                    enrollments.c.device_id, enrollments.c.token, enrollments.c.push_magic
-                ).where(
-                    and_(
-                        enrollments.c.device_id.in_(ids),
-                        enrollments.c.enrolled.is_(True),
-                        enrollments.c.token.is_not(None),
-                        enrollments.c.push_magic.is_not(None),
-                        enrollments.c.token_invalid_at.is_(None),
-                    )
-                )
-            ).all()
-            waiting = forced | set(
-                conn.execute(
-                    select(_targets.c.device_id)
-                    .distinct()
-                    .where(
-                        and_(
-                            _targets.c.device_id.in_([row.device_id for row in devices]),
-                            _targets.c.status.in_(UNANSWERED),
-                            or_(_targets.c.expires_at.is_(None), _targets.c.expires_at > now),
-                        )
-                    )
-                ).scalars()
-            )
-            claimed = [
-                PushTarget(row.device_id, row.token, row.push_magic, attempts[row.device_id], claim)
-                for row in devices
-                if row.device_id in waiting
-            ]
-            # Nothing pending, unenrolled, or no usable token: nothing to push, job done.
-            idle = [device_id for device_id in ids if device_id not in waiting]
-            if idle:
-                conn.execute(delete(push_jobs).where(push_jobs.c.device_id.in_(idle)))
-            if claimed:
-                conn.execute(
-                    update(push_jobs)
-                    .where(push_jobs.c.device_id.in_([t.device_id for t in claimed]))
-                    .values(claim=claim, claimed_until=now + lease)
-                )
-            return claimed
+            # A batch whose devices all turn out idle is removed; look again, a few times,
+            # so that a run of answered devices does not end the caller's drain early.
+            for _ in range(IDLE_ROUNDS):
+                rows = claim_due(conn, claim, now, lease, limit)
+                if not rows:
+                    return []
+                claimed = pushable(conn, rows, claim, now)
+                if claimed:
+                    return claimed
+            return []
 
         return await self.database.write(work)
 
@@ -145,13 +95,20 @@ class SqlPushStorage:
             if d.next_due is not None
         ]
         finished = [d.device_id for d in done if d.next_due is None]
-        accepted = [d.device_id for d in done if d.accepted]
+        accepted = [{"d": d.device_id, "at": d.accepted_at} for d in done if d.accepted_at]
         invalid = [d.device_id for d in done if d.token_invalid]
+        pushed = (
+            update(enrollments)
+            .where(enrollments.c.device_id == bindparam("d"))
+            .values(pushed_at=bindparam("at"))
+        )
 
         def work(conn: Connection) -> None:
             if later:
                 conn.execute(reschedule, later)
-            for start in range(0, max(len(finished), len(accepted), len(invalid)), BATCH):
+            if accepted:
+                conn.execute(pushed, accepted)
+            for start in range(0, max(len(finished), len(invalid)), BATCH):
                 end = start + BATCH
                 if finished[start:end]:
                     conn.execute(
@@ -161,12 +118,6 @@ class SqlPushStorage:
                                 push_jobs.c.claim == claim,
                             )
                         )
-                    )
-                if accepted[start:end]:
-                    conn.execute(
-                        update(enrollments)
-                        .where(enrollments.c.device_id.in_(accepted[start:end]))
-                        .values(pushed_at=now)
                     )
                 if invalid[start:end]:
                     conn.execute(

@@ -171,7 +171,8 @@ enrollments = Table(
 # One row per device that owes a push: the durable job table of the pusher. Enqueueing a
 # command upserts the row (many commands, one push); a pusher claims due rows for a lease
 # (FOR UPDATE SKIP LOCKED on PostgreSQL), pushes, and moves due_at along the re-push
-# schedule. A crashed pusher's claims come due again when the lease ends.
+# schedule. A crashed pusher's claims come due again when the lease ends. Claims take first
+# pushes (attempts 0) by (attempts, due_at), re-pushes by due_at (sql/push_claims.py).
 push_jobs = Table(
     "push_jobs",
     metadata,
@@ -182,6 +183,7 @@ push_jobs = Table(
     Column("claim", String(32)),
     Column("claimed_until", UtcDateTime()),
     Index("ix_push_jobs_due_at", "due_at"),
+    Index("ix_push_jobs_attempts_due_at", "attempts", "due_at"),
 )
 
 commands = Table(
