@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import apps, checkin, console, crash, profiles, push, reports, scep, storm
+from bench import apps, checkin, console, crash, enqueue, profiles, push, reports, scep, storm
 from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -26,6 +26,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "reports": reports.run,
     "storm": storm.run,
     "crash": crash.run,
+    "enqueue": enqueue.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -69,6 +70,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--crash-apps", type=int, default=1, help="crash: apps updated in the roll-out kill"
+    )
+    parser.add_argument(
+        "--enqueue-devices", type=int, default=1_000_000, help="enqueue: the large fleet"
     )
     parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()
