@@ -1,30 +1,24 @@
-"""`serve`'s roll-out loop: one process per data dir runs it (an flock), it sends what an
-assignment marked without being asked, and the pace's token bucket."""
+"""`serve`'s roll-out loop: of two processes on one database the one holding the roll-out's
+lease runs it, it sends what an assignment marked without being asked, and the pace's
+token bucket."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from orchardist.apps.rollout import Pacer, SingleRunner
+from orchardist.apps.rollout import Pacer
+from orchardist.jobs.leases import Leases
 from tests.apps.factory import build_ipa
 from tests.apps.test_library import BUNDLE, enrolled, library_of, upload
 from tests.web.mdm_server import Server
 
 pytestmark = pytest.mark.anyio
-
-
-def test_one_runner_per_lock(tmp_path: Path) -> None:
-    lock = tmp_path / "locks" / "app-rollout.lock"
-    first, second = SingleRunner(lock), SingleRunner(lock)
-    assert (first.held(), second.held(), first.held()) == (True, False, True)
-    first.release()
-    assert second.held()
-    second.release()
 
 
 def test_the_pace_refills_with_time() -> None:
@@ -41,8 +35,10 @@ async def test_the_loop_sends_what_an_assignment_marked(server: Server, tmp_path
     library = library_of(server)
     await enrolled(server, 1)
     await upload(server, build_ipa(tmp_path / "1.ipa"))
-    lock = tmp_path / "locks" / "app-rollout.lock"
-    loops = [asyncio.create_task(library.run(lock, tick_seconds=30)) for _ in range(2)]
+    processes = [Leases(server.services.storage, ttl=timedelta(minutes=1),
+                        clock=lambda: datetime.now(UTC), holder=name) for name in "ab"]  # fmt: skip
+    loops = [asyncio.create_task(library.run(leased(leases), tick_seconds=30))
+             for leases in processes]  # fmt: skip
     try:
         await library.assign(BUNDLE, devices=["UDID-0"])  # wakes the loop: no 30 s wait
         for _ in range(200):
@@ -57,3 +53,8 @@ async def test_the_loop_sends_what_an_assignment_marked(server: Server, tmp_path
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+
+
+def leased(leases: Leases) -> Callable[[Callable[[], Awaitable[None]]], Awaitable[bool]]:
+    """What `serve` hands the loop: its step under the roll-out's lease, kept between steps."""
+    return lambda step: leases.run("apps.rollout", step, keep=True)

@@ -140,16 +140,20 @@ class Tally:
 
 
 class Fleet:
-    """The devices of `members` against the server at `base` (which may die and return)."""
+    """The devices of `members` against the server at `base` (which may die and return), or
+    spread over several servers (`base` a list): a device whose server is gone goes on with
+    the next, as a load balancer would send it."""
 
-    def __init__(self, base: str, members: Sequence[Member], *, connections: int = 24) -> None:
-        self.base = base
+    def __init__(
+        self, base: str | Sequence[str], members: Sequence[Member], *, connections: int = 24
+    ) -> None:
+        self.bases = [base] if isinstance(base, str) else list(base)
         self.members = members
         self.tally = Tally()
         self._key = device_key()
         self._gate = asyncio.Semaphore(connections)
+        self._home = {m.udid: n % len(self.bases) for n, m in enumerate(members)}
         self._client = httpx.AsyncClient(
-            base_url=base,
             timeout=httpx.Timeout(30.0, connect=2.0),
             limits=httpx.Limits(max_connections=connections),
         )
@@ -181,10 +185,12 @@ class Fleet:
         signature = cms.sign(body, member.certificate, self._key, digest="sha1", detached=True)
         headers = {"Content-Type": CONNECT, "Mdm-Signature": base64.b64encode(signature).decode()}
         while True:
+            url = f"{self.bases[self._home[member.udid]]}/mdm/connect"
             try:
-                response = await self._client.put("/mdm/connect", content=body, headers=headers)
+                response = await self._client.put(url, content=body, headers=headers)
             except httpx.TransportError:
                 self.tally.retried += 1
+                self._home[member.udid] = (self._home[member.udid] + 1) % len(self.bases)
                 await asyncio.sleep(0.2)  # the server is down: the same request again
                 continue
             if response.status_code >= 500:  # counted (the tests want none), and retried

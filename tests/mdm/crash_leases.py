@@ -12,8 +12,9 @@ from orchardist.storage.sql.repositories import open_storage
 from orchardist.storage.sql.tables import leases
 
 TEST_HOLDER = "the test"
-# Servers in these tests hand a dead process's job to another after this (a setting).
-SHORT_LEASES = {"ORCHARDIST_JOB_LEASE_SECONDS": "2"}
+# Servers in these tests hand a dead process's job to another after this (a setting). Not
+# shorter: on SQLite a process may wait seconds for another's write lock, renewing nothing.
+SHORT_LEASES = {"ORCHARDIST_JOB_LEASE_SECONDS": "5"}
 
 
 async def hold(url: str, name: str) -> None:

@@ -9,7 +9,11 @@ lease has expired another process takes it over and runs the pass again. So a pa
 be safe to run again after being cut anywhere: each one here commits its work row by row
 (a command with its rows in one transaction, a compare-and-set, a deterministic command
 UUID), and what the dead holder committed the next one skips. A holder that finds its
-lease taken (it stalled past the expiry) stops its pass at once.
+lease taken (it stalled past the expiry) stops its pass at its next renewal; until then
+two passes may overlap, and the same row-by-row safety keeps the overlap from repeating
+any work. A stall longer than the lease is what makes that happen: on SQLite a process
+waits for another's write lock on its event loop (up to the busy timeout, 5 s), so leases
+much shorter than the default 60 s suit only tests.
 
 Clocks: expiry is compared with each process's own clock, so hosts sharing a database
 keep their clocks in step (NTP); a skew shortens or lengthens a lease by as much.
@@ -89,9 +93,9 @@ class Leases:
 
     async def periodic(self, name: str, every: timedelta, work: Work) -> None:
         """Until cancelled: `work` once per `every` for the whole server. Each process asks
-        as often as the lease lasts (or `every`, if shorter), so a pass whose holder died is
+        twice a lease time (or every `every`, if shorter), so a pass whose holder died is
         run again soon after its lease expired. A failing pass is logged."""
-        check = min(every, self.ttl).total_seconds()
+        check = min(every, self.ttl / 2).total_seconds()
         while True:
             try:
                 await self.run(name, work, every=every)
