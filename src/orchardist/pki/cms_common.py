@@ -106,6 +106,11 @@ def subject_key_identifier(cert: x509.Certificate) -> bytes:
         return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
 
 
+# A distinguished name is a few hundred bytes (RFC 5280's upper bounds give each attribute
+# 64 to 200 characters); 8 KiB leaves room for any real one.
+MAX_NORMALISED_NAME_BYTES = 8192
+
+
 def identifies(identifier: Any, cert: x509.Certificate) -> bool:
     """Whether a SignerIdentifier/RecipientIdentifier (RFC 5652 §5.3, §6.2.1) names `cert`.
 
@@ -115,10 +120,16 @@ def identifies(identifier: Any, cert: x509.Certificate) -> bool:
         wanted = identifier.chosen
         if wanted["serial_number"].native != cert.serial_number:
             return False
-        issuer = cert.issuer.public_bytes()
+        issuer, named = cert.issuer.public_bytes(), wanted["issuer"].dump()
         # Byte equality first: it is the usual case, and asn1crypto's normalising
-        # comparison costs about half a millisecond on every SCEP request.
-        return bool(wanted["issuer"].dump() == issuer or wanted["issuer"] == asn1_name(cert.issuer))
+        # comparison costs about half a millisecond on every SCEP request — and seconds
+        # for a name of hundreds of kilobytes (a fuzzed message): names that long are
+        # compared byte for byte only.
+        if named == issuer:
+            return True
+        if max(len(named), len(issuer)) > MAX_NORMALISED_NAME_BYTES:
+            return False
+        return bool(wanted["issuer"] == asn1_name(cert.issuer))
     if identifier.name == "subject_key_identifier":
         return bool(identifier.chosen.native == subject_key_identifier(cert))
     return False
