@@ -9,7 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
+from orchardist.storage import NewCommand
 from orchardist.storage.inventory import InventoryUpdate, ProvisioningProfile
 from orchardist.storage.profiles import Assignment, TargetKind
 from orchardist.storage.provisioning import (
@@ -19,6 +21,7 @@ from orchardist.storage.provisioning import (
     StoredProvisioningProfile,
 )
 from orchardist.storage.sql.repositories import SqlStorage
+from tests.storage.devices import Spec, add_device
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
@@ -209,3 +212,19 @@ async def test_provisioning_concerns_a_device_with_an_assignment_or_a_row(
     assert not await storage.provisioning_concerns("U2")
     await storage.set_provisioning_assignments("UUID-1", TargetKind.ALL, [""], assigned=True)
     assert await storage.provisioning_concerns("U2")
+
+
+async def test_a_command_is_queued_with_its_rows_or_neither(storage: SqlStorage) -> None:
+    for udid in ("U1", "U2"):
+        await add_device(storage, Spec(udid))
+    command = NewCommand("C1", "InstallProvisioningProfile", b"<plist/>")
+    await storage.queue_provisioning_command(
+        command, [row("U1", command_uuid="C1"), row("U2", command_uuid="C1")], NOW
+    )
+    assert [t.device_id for t in await storage.command_targets("C1", NOW)] == ["U1", "U2"]
+    assert [r.command_uuid for r in await storage.device_provisioning(uuid="UUID-1")] == ["C1"] * 2
+    # The command cannot be queued (its UUID is taken): the rows are not saved either.
+    with pytest.raises(IntegrityError):
+        await storage.queue_provisioning_command(command, [row("U1", "UUID-2", command_uuid="C1")],
+                                                 NOW)  # fmt: skip
+    assert await storage.device_provisioning(uuid="UUID-2") == []

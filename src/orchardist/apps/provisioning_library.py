@@ -334,31 +334,31 @@ class ProvisioningLibrary:
         profile = await self.store.get_provisioning_profile(uuid)
         if profile is None or not devices:
             return 0
-        command = await self._queue(INSTALL, {"ProvisioningProfile": profile.body}, devices, now)
-        await self.store.save_device_provisioning(
-            [DeviceProvisioning(d, uuid, ProvisioningState.PENDING, command, None, now)
-             for d in devices]
-        )  # fmt: skip
+        record = _command(INSTALL, {"ProvisioningProfile": profile.body})
+        # The command and its rows in one transaction: killed between the two, the next
+        # pass (another process, once it has taken the lease over) would send it again.
+        await self.store.queue_provisioning_command(record, [
+            DeviceProvisioning(d, uuid, ProvisioningState.PENDING, record.command_uuid, None, now)
+            for d in devices
+        ], now)  # fmt: skip
         return len(devices)
 
     async def _remove(self, uuid: str, devices: Sequence[str], now: datetime) -> int:
         if not devices:
             return 0
-        command = await self._queue(REMOVE, {"UUID": uuid}, devices, now)
-        await self.store.save_device_provisioning(
-            [DeviceProvisioning(d, uuid, ProvisioningState.REMOVING, command, None, now)
-             for d in devices]
-        )  # fmt: skip
+        record = _command(REMOVE, {"UUID": uuid})
+        await self.store.queue_provisioning_command(record, [
+            DeviceProvisioning(d, uuid, ProvisioningState.REMOVING, record.command_uuid, None, now)
+            for d in devices
+        ], now)  # fmt: skip
         return len(devices)
 
     async def _queue(
         self, request_type: str, params: dict[str, Any], devices: Sequence[str], now: datetime
     ) -> str:
-        command = new_command(request_type, params)
-        body = plistlib.dumps(command.as_plist())
-        await self.store.enqueue(NewCommand(command.command_uuid, request_type, body),
-                                 devices, now)  # fmt: skip
-        return command.command_uuid
+        record = _command(request_type, params)
+        await self.store.enqueue(record, devices, now)
+        return record.command_uuid
 
     # -- results (MdmService hooks)
 
@@ -479,6 +479,11 @@ class ProvisioningLibrary:
             wake()
         log.info("provisioning_pass", installs=done.installs, removals=done.removals,
                  warnings=len(warned))  # fmt: skip
+
+
+def _command(request_type: str, params: dict[str, Any]) -> NewCommand:
+    command = new_command(request_type, params)
+    return NewCommand(command.command_uuid, request_type, plistlib.dumps(command.as_plist()))
 
 
 def _record(read: ProvisioningProfile, data: bytes, now: datetime) -> StoredProvisioningProfile:

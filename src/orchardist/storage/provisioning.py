@@ -13,9 +13,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from orchardist.storage.profiles import Assignment, TargetKind
+
+if TYPE_CHECKING:  # orchardist.storage imports this module
+    from orchardist.storage import NewCommand
 
 PROVISIONING_MAX_BYTES = 1024 * 1024
 
@@ -96,6 +99,14 @@ class ProvisioningStore(Protocol):
 
     async def save_device_provisioning(self, rows: Sequence[DeviceProvisioning]) -> None:
         """Upsert by (device_id, uuid); errors cut to 2000 characters."""
+
+    async def queue_provisioning_command(
+        self, command: NewCommand, rows: Sequence[DeviceProvisioning], now: datetime
+    ) -> None:
+        """In one transaction: the rows saved (as save_device_provisioning) and `command`
+        queued for their devices, so a pass killed between the two (a server killed, its
+        lease taken over) leaves no command without its rows for the next pass to send
+        again."""
 
     async def device_provisioning(
         self, *, device_id: str | None = None, uuid: str | None = None

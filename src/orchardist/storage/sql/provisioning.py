@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, or_, select, union, update
 from sqlalchemy.engine import Connection
 
+from orchardist.keys.master import MasterKeys
+from orchardist.storage import NewCommand
 from orchardist.storage.profiles import Assignment, TargetKind
 from orchardist.storage.provisioning import (
     PROVISIONING_MAX_BYTES,
@@ -20,6 +22,7 @@ from orchardist.storage.provisioning import (
 from orchardist.storage.sql.assignments import change_assignments, read_assignments
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.device_states import by_command, matching, state_counts
+from orchardist.storage.sql.mdm import insert_command
 from orchardist.storage.sql.tables import (
     device_provisioning,
     inventory_provisioning_profiles,
@@ -40,6 +43,7 @@ _CONCERN = (
 
 class SqlProvisioningStorage:
     database: Database
+    keys: MasterKeys
 
     async def add_provisioning_profile(self, profile: StoredProvisioningProfile) -> bool:
         if len(profile.body) > PROVISIONING_MAX_BYTES:
@@ -120,11 +124,18 @@ class SqlProvisioningStorage:
         return await self.database.read(lambda conn: read_assignments(conn, key, uuid))
 
     async def save_device_provisioning(self, rows: Sequence[DeviceProvisioning]) -> None:
-        values = [{**asdict(r), "state": r.state.value} for r in rows]
-        if values:
-            await self.database.write(
-                lambda conn: conn.execute(upsert(conn, _states, values[0]), values)
-            )
+        if rows:
+            await self.database.write(lambda conn: _save_states(conn, rows))
+
+    async def queue_provisioning_command(
+        self, command: NewCommand, rows: Sequence[DeviceProvisioning], now: datetime
+    ) -> None:
+        def work(conn: Connection) -> None:
+            _save_states(conn, rows)
+            insert_command(conn, self.keys, command, [r.device_id for r in rows], now)
+
+        if rows:
+            await self.database.write(work)
 
     async def provisioning_concerns(self, device_id: str) -> bool:
         row = await self.database.fetch_row(_CONCERN, (device_id,))
@@ -167,3 +178,8 @@ def _profile(row: Row[Any]) -> StoredProvisioningProfile:
 
 def _state(row: Row[Any]) -> DeviceProvisioning:
     return DeviceProvisioning(**{**row._asdict(), "state": ProvisioningState(row.state)})
+
+
+def _save_states(conn: Connection, rows: Sequence[DeviceProvisioning]) -> None:
+    values = [{**asdict(r), "state": r.state.value} for r in rows]
+    conn.execute(upsert(conn, _states, values[0]), values)
