@@ -7,6 +7,7 @@ import asyncio
 import os
 import plistlib
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -136,9 +137,37 @@ async def test_no_processes_reads_in_process() -> None:
     await pool.close()
 
 
+SERVER = """
+import asyncio
+from orchardist.mdm.report_pool import ReportPool
+
+async def serve():
+    pool = ReportPool(1)
+    print(await pool.worker_pid(), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(serve())
+"""
+
+
+async def test_a_killed_server_leaves_no_worker_behind() -> None:
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        worker = int(await server.stdout.readline())
+        fork_server = int(_stat(worker)[1])
+    finally:
+        server.kill()  # SIGKILL: the pool is never shut down
+        await server.wait()
+    await _gone(worker)
+    await _gone(fork_server)
+
+
 async def _gone(pid: int) -> None:
     """Until the process has exited (a zombie until the fork server waits for it)."""
-    for _ in range(200):
+    for _ in range(500):
         if _state(pid) in ("Z", "X", None):
             return
         await asyncio.sleep(0.01)
@@ -146,7 +175,12 @@ async def _gone(pid: int) -> None:
 
 
 def _state(pid: int) -> str | None:
+    return (_stat(pid) or [None])[0]
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state, parent…); [] when gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return None
+        return []

@@ -18,8 +18,10 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 
 import structlog
 
@@ -127,3 +129,14 @@ def _worker_setup() -> None:
     # When cores are short, the server's event loop (Idles waiting on it) goes first: a
     # report's reading is throughput work, a check-in's answer is waited for.
     os.nice(_NICENESS)
+    # A server killed (kill -9) never shuts its pool down, and a worker waiting for work
+    # would wait forever (it holds both ends of its queue, and the fork server's "alive"
+    # pipe, which keeps that waiting too): it ends when the server does.
+    server = multiprocessing.parent_process()
+    if server is not None:
+        threading.Thread(target=_end_with, args=(server,), daemon=True).start()
+
+
+def _end_with(server: BaseProcess) -> None:
+    server.join()
+    os._exit(0)
