@@ -30,6 +30,7 @@ from orchardist.config_sections import ComplianceSettings as ComplianceSettings
 from orchardist.config_sections import ConsoleSettings as ConsoleSettings
 from orchardist.config_sections import DirectorySettings as DirectorySettings
 from orchardist.config_sections import EnrollSettings as EnrollSettings
+from orchardist.config_sections import ProfilesSettings as ProfilesSettings
 from orchardist.config_sections import SmsSettings as SmsSettings
 from orchardist.config_sections import SmtpSettings as SmtpSettings
 
@@ -229,6 +230,10 @@ class Settings(BaseSettings):
         default_factory=ComplianceSettings,
         description="The rules devices must meet, each unset one not checked; see "
         "docs/compliance.md",
+    )
+    profiles: ProfilesSettings = Field(
+        default_factory=ProfilesSettings,
+        description="Configuration profiles: the delivery pace; see docs/profiles.md",
     )
     apps: AppsSettings = Field(
         default_factory=AppsSettings,

@@ -233,3 +233,19 @@ class AppsSettings(BaseModel):
         max_length=64,
         description="The catalog's name at /apps and on the home-screen Web Clip",
     )
+
+
+class ProfilesSettings(BaseModel):
+    """`[profiles]`: the pace at which configuration profile installs reach devices
+    (docs/profiles.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_per_minute: int = Field(
+        default=6000,
+        ge=10,
+        le=1_000_000,
+        description="Devices sent a profile install per minute when a change reaches many "
+        "(each copy is encrypted and signed for its device); a change reaching up to a tenth "
+        "of this is queued at once, the rest by one server process at this pace",
+    )

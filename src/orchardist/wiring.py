@@ -156,7 +156,10 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     )
     issuer = Issuer(ca, storage, validity_days=settings.certificate_validity_days, clock=utc_now)
     server_cert, server_key = files.load_server()
-    profiles = ProfileLibrary(storage, (server_cert, server_key, [ca.certificate]), clock=utc_now)
+    profiles = ProfileLibrary(
+        storage, (server_cert, server_key, [ca.certificate]), clock=utc_now,
+        delivery_per_minute=settings.profiles.delivery_per_minute,
+    )  # fmt: skip
     events = WebhookEmitter(storage, settings.webhook_urls, utc_now)
     if events.enabled:
         profiles.on_change = lambda rows: events.emit(

@@ -58,7 +58,7 @@ async def test_upload_assign_follow_unassign(server: Server, tmp_path: Path) -> 
         "/api/v1/profiles/com.example.wifi/assignments",
         json={"devices": ["UDID-0"], "groups": ["sales"]}, headers=admin,
     )  # fmt: skip
-    assert assigned.json() == {"installs": 2, "removals": 0, "skipped": []}
+    assert assigned.json() == {"installs": 2, "removals": 0, "scheduled": 0, "skipped": []}
     status = (
         await server.http.get("/api/v1/profiles/com.example.wifi/status", headers=viewer)
     ).json()

@@ -177,7 +177,9 @@ def catalog_clip(ctx: typer.Context, as_json: JsonOption = False) -> None:
         profile = catalog_web_clip(base_url=settings.base_url, title=settings.apps.catalog_title,
                                    organization=settings.organization)  # fmt: skip
         added = await library.add(profile)
-        installs = 0 if added.unchanged else (await library.reconcile()).installs
+        if added.unchanged:
+            return added, 0
+        installs = (await library.reconcile(identifier=added.version.identifier)).installs
         return added, installs
 
     added, installs = with_services(ctx, store)

@@ -54,7 +54,9 @@ def upload(
     async def store(services: Services) -> tuple[Added, Reconciled | None]:
         library = library_of(services)
         added = await (library.add(profile) if profile is not None else library.upload(data))
-        return added, None if added.unchanged else await library.reconcile()
+        if added.unchanged:
+            return added, None
+        return added, await library.reconcile(identifier=added.version.identifier)
 
     try:
         added, done = with_services(ctx, store)

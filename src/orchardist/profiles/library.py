@@ -22,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.mdm.commands import new_command
 from orchardist.profiles import envelope
+from orchardist.profiles.delivery import Delivery
 from orchardist.profiles.targets import check_devices, scope, targets, wanted_versions
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
 from orchardist.storage import CertificateStore, MdmStorage, NewCommand
+from orchardist.storage.profile_work import ProfileWorkStore, WantedInstall, WorkScope
 from orchardist.storage.profiles import (
     DeviceProfile,
     ProfileState,
@@ -33,13 +35,15 @@ from orchardist.storage.profiles import (
     ProfileVersion,
 )
 
+PAGE_SIZE = 1000  # devices a reconciliation pass reads at a time
+DELIVERY_PER_MINUTE = 6000  # [profiles] delivery_per_minute
 # A state that has not moved for this long is shown as overdue, not left silent.
 OVERDUE_AFTER = timedelta(hours=24)
 _HOLDING = (ProfileState.PENDING, ProfileState.INSTALLED, ProfileState.FAILED)
 _KEEP = object()
 
 
-class LibraryStore(ProfileStore, MdmStorage, CertificateStore, Protocol):
+class LibraryStore(ProfileStore, ProfileWorkStore, MdmStorage, CertificateStore, Protocol):
     """The storage roles the library uses."""
 
 
@@ -53,8 +57,9 @@ class ProfileRejectedError(ValueError):
 
 @dataclass
 class Reconciled:
-    installs: int = 0
+    installs: int = 0  # devices given an InstallProfile: queued now, or scheduled
     removals: int = 0
+    scheduled: int = 0  # of the installs, those left to the paced delivery pass
     skipped: list[str] = field(default_factory=list)  # devices without a usable identity
 
 
@@ -71,15 +76,27 @@ class ProfileLibrary:
         signer: tuple[x509.Certificate, rsa.RSAPrivateKey, Sequence[x509.Certificate]],
         *,
         clock: Callable[[], datetime],
+        delivery_per_minute: int = DELIVERY_PER_MINUTE,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.store = store
         self.signer = signer
         self.clock = clock
+        self.page_size = page_size
+        # What one change signs at once, in the request: a tenth of a minute's pace.
+        self.inline_limit = max(1, delivery_per_minute // 10)
+        self.delivery = Delivery(
+            store, per_minute=delivery_per_minute, version=store.profile_version,
+            payload=self.payload_for, install=install_command, clock=clock, changed=self._changed,
+        )  # fmt: skip
         # told of every profile state change on a device (webhooks)
         self.on_change: Callable[[Sequence[DeviceProfile]], Awaitable[None]] | None = None
 
     async def _save(self, rows: Sequence[DeviceProfile]) -> None:
         await self.store.save_device_profiles(rows)
+        await self._changed(rows)
+
+    async def _changed(self, rows: Sequence[DeviceProfile]) -> None:
         if rows and self.on_change is not None:
             await self.on_change(rows)
 
@@ -133,7 +150,7 @@ class ProfileLibrary:
         await check_devices(self.store, devices)
         for kind, named in targets(devices, groups, everyone):
             await self.store.set_assignments(identifier, kind, named, assigned=assigned)
-        return await self.reconcile()
+        return await self.reconcile(identifier=identifier)
 
     async def set_group(self, name: str, devices: Sequence[str]) -> Reconciled:
         """Create or replace a static group (with no devices it is gone); the profiles
@@ -141,18 +158,18 @@ class ProfileLibrary:
         nothing changes. The API, the CLI and the console all set groups through here."""
         await check_devices(self.store, devices)
         await self.store.set_group(name, devices)
-        return await self.reconcile()
+        return await self.reconcile(group=name)
 
     async def delete(self, identifier: str) -> Reconciled:
         if not await self.store.delete_profile(identifier):
             raise LookupError(f"no profile {identifier}")
-        return await self.reconcile()
+        return await self.reconcile(identifier=identifier)
 
     # -- reconciliation
 
     async def desired(self, only: str | None = None) -> dict[str, dict[str, int]]:
         """enrolled device (or only this one) → {identifier: latest version} from the
-        assignments."""
+        assignments (the whole fleet in memory: for tools and tests, not the passes)."""
         assignments = await self.store.assignments()
         enrolled, groups = await scope(self.store, assignments, only)
         if not assignments:
@@ -160,62 +177,112 @@ class ProfileLibrary:
         latest = {p.identifier: p.latest_version for p in await self.store.list_profiles()}
         return wanted_versions(assignments, latest, enrolled, groups)
 
-    async def reconcile(self, only: str | None = None) -> Reconciled:
+    async def reconcile(
+        self, only: str | None = None, *, identifier: str | None = None, group: str | None = None
+    ) -> Reconciled:
         """Queue what each device (or only this one) lacks or no longer needs; safe to run
-        any time (the periodic repair pass runs it too)."""
-        done = Reconciled()
-        identities: dict[str, bytes | None] = {}
-        if only is None:
-            wanted = await self.desired()
-            rows = list(await self.store.device_profiles())
-        else:  # every TokenUpdate: what `desired` and the rows would give, in one read
-            plan = await self.store.device_plan(only)
-            wanted = {only: dict(plan.wanted)} if plan.enrolled else {}
-            rows, identities[only] = list(plan.rows), plan.identity_der
-        current = {(r.device_id, r.identifier): r for r in rows}
-        removals: dict[str, list[DeviceProfile]] = {}
-        changes: list[DeviceProfile] = []
-        now = self.clock()
-        for device, profiles in wanted.items():
-            for identifier, version in profiles.items():
-                row = current.get((device, identifier))
-                if row is not None and row.desired_version == version and row.state in _HOLDING:
-                    continue  # given (or refused) already: a new version changes that
-                saved = await self._install(device, identifier, version, row, now, identities)
-                if saved is None:
-                    done.skipped.append(device)
-                    continue
-                changes.extend(saved)
-                done.installs += len(saved)
-        for (device, identifier), row in current.items():
-            still = identifier in wanted.get(device, {})
-            if still or row.state in (ProfileState.REMOVING, ProfileState.REMOVED):
+        any time (at start and in the periodic repair over everything). `identifier` looks
+        at that profile only, `group` at that group's profiles and members only: what an
+        assignment, a new version or a group change can have changed.
+
+        The pass walks the devices a page at a time; the database computes what each page
+        lacks. The first `inline_limit` installs are signed and queued at once (a request
+        touching a few devices answers with them queued, as before); the rest are
+        scheduled for the paced delivery pass (profiles.delivery), so a new version for
+        100,000 devices neither holds them in memory nor signs them in the request.
+        RemoveProfile is one command per profile per page, queued at once."""
+        if only is not None:
+            return await self._reconcile_device(only)
+        done, after = Reconciled(), None
+        work = WorkScope(identifier=identifier, group=group)
+        versions: dict[tuple[str, int], ProfileVersion | None] = {}
+        while page := await self.store.profile_work(work, after, self.page_size):
+            if not page.devices:
+                break
+            after = page.devices[-1]
+            changes = await self._install_page(page.installs, done, versions)
+            changes += await self._remove(page.removals, done)
+            if changes and self.on_change is not None:
+                await self.on_change(changes)
+        if done.scheduled:
+            self.delivery.wake()
+        return done
+
+    async def _install_page(
+        self,
+        installs: Sequence[WantedInstall],
+        done: Reconciled,
+        versions: dict[tuple[str, int], ProfileVersion | None],
+    ) -> list[DeviceProfile]:
+        now, changes, later = self.clock(), [], []
+        for want in installs:
+            if done.installs - done.scheduled >= self.inline_limit:
+                later.append(want)
                 continue
-            removals.setdefault(identifier, []).append(row)
-        for identifier, rows in removals.items():
+            identity = {want.device_id: want.identity_der}  # read with the page
+            saved = await self._install(want.device_id, want.identifier, want.version,
+                                        want.row, now, identity, versions)  # fmt: skip
+            if saved is None:
+                done.skipped.append(want.device_id)
+                continue
+            changes.extend(saved)
+            done.installs += len(saved)
+        rows = [_scheduled(want, now) for want in later]
+        seen = {(w.device_id, w.identifier): w.row.command_uuid if w.row else None for w in later}
+        count = await self.store.schedule_installs(rows, seen)
+        done.installs += count
+        done.scheduled += count
+        return changes
+
+    async def _remove(self, rows: Sequence[DeviceProfile], done: Reconciled) -> list[DeviceProfile]:
+        removals: dict[str, list[DeviceProfile]] = {}
+        for row in rows:
+            removals.setdefault(row.identifier, []).append(row)
+        now, changes = self.clock(), []
+        for identifier, held in removals.items():
             command = new_command("RemoveProfile", {"Identifier": identifier})
             record = NewCommand(command.command_uuid, "RemoveProfile", _plist(command.as_plist()))
             moved = [_moved(row, ProfileState.REMOVING, now, desired=None,
-                            command_uuid=command.command_uuid) for row in rows]  # fmt: skip
-            seen = {row.device_id: row.command_uuid for row in rows}
+                            command_uuid=command.command_uuid) for row in held]  # fmt: skip
+            seen = {row.device_id: row.command_uuid for row in held}
             saved = await self.store.queue_profile_command(record, moved, seen, now)
             changes.extend(saved)
             done.removals += len(saved)
-        # Each command was saved with its rows; the hook hears of the pass once.
+        return changes
+
+    async def _reconcile_device(self, only: str) -> Reconciled:
+        """Every TokenUpdate: what the device lacks, from one read (ProfileStore.device_plan);
+        a scheduled install of its is queued now."""
+        done, now = Reconciled(), self.clock()
+        plan = await self.store.device_plan(only)
+        wanted = dict(plan.wanted) if plan.enrolled else {}
+        current = {r.identifier: r for r in plan.rows}
+        changes: list[DeviceProfile] = []
+        for identifier, version in wanted.items():
+            row = current.get(identifier)
+            if row is not None and _settled(row, version):
+                continue  # given (or refused) already: a new version changes that
+            saved = await self._install(only, identifier, version, row, now,
+                                        {only: plan.identity_der}, {})  # fmt: skip
+            if saved is None:
+                done.skipped.append(only)
+                continue
+            changes.extend(saved)
+            done.installs += len(saved)
+        stale = [r for i, r in current.items() if i not in wanted
+                 and r.state not in (ProfileState.REMOVING, ProfileState.REMOVED)]  # fmt: skip
+        changes += await self._remove(stale, done)
         if changes and self.on_change is not None:
             await self.on_change(changes)
         return done
 
     async def repair(self) -> Reconciled:
         """The periodic pass: reconcile (reinstalling what a ProfileList showed missing),
-        then ask every device holding our profiles for its ProfileList, so that drift is
-        seen by the next pass."""
-        done = await self.reconcile()
-        holders = sorted(
-            {r.device_id for r in await self.store.device_profiles()
-             if r.state == ProfileState.INSTALLED}
-        )  # fmt: skip
-        if holders:
+        then ask every device holding our profiles for its ProfileList (one command a page
+        of devices), so that drift is seen by the next pass."""
+        done, after = await self.reconcile(), None
+        while holders := await self.store.profile_holders(after, self.page_size):
+            after = holders[-1]
             command = new_command("ProfileList", {})
             record = NewCommand(command.command_uuid, "ProfileList", _plist(command.as_plist()))
             await self.store.enqueue(record, holders, self.clock())
@@ -229,25 +296,26 @@ class ProfileLibrary:
         row: DeviceProfile | None,
         now: datetime,
         identities: Mapping[str, bytes | None],
+        versions: dict[tuple[str, int], ProfileVersion | None],
     ) -> list[DeviceProfile] | None:
         if device in identities:  # read with the plan
             der = identities[device]
             recipient = None if der is None else x509.load_der_x509_certificate(der)
         else:
             recipient = await self._identity_of(device)
-        stored = await self.store.profile_version(identifier, version)
+        if (identifier, version) not in versions:
+            versions[(identifier, version)] = await self.store.profile_version(identifier, version)
+        stored = versions[(identifier, version)]
         if recipient is None or stored is None:
             return None
-        payload = self.payload_for(stored, recipient)
-        command = new_command("InstallProfile", {"Payload": payload})
-        record = NewCommand(command.command_uuid, "InstallProfile", _plist(command.as_plist()))
+        record = install_command(self.payload_for(stored, recipient))
         change = DeviceProfile(
             device_id=device,
             identifier=identifier,
             desired_version=version,
             installed_version=row.installed_version if row else None,
             state=ProfileState.PENDING,
-            command_uuid=command.command_uuid,
+            command_uuid=record.command_uuid,
             error=None,
             updated_at=now,
         )
@@ -326,6 +394,25 @@ class ProfileLibrary:
             if row.state == ProfileState.INSTALLED and row.identifier not in present
         ]
         await self._save(changes)
+
+
+def install_command(payload: bytes) -> NewCommand:
+    """An InstallProfile carrying `payload` (signed, encrypted to its device), not queued."""
+    command = new_command("InstallProfile", {"Payload": payload})
+    return NewCommand(command.command_uuid, "InstallProfile", _plist(command.as_plist()))
+
+
+def _settled(row: DeviceProfile, version: int) -> bool:
+    """Given (or refused) at this version already; a scheduled install is not given yet."""
+    scheduled = row.state == ProfileState.PENDING and row.command_uuid is None
+    return row.desired_version == version and row.state in _HOLDING and not scheduled
+
+
+def _scheduled(want: WantedInstall, now: datetime) -> DeviceProfile:
+    """The row that leaves `want` to the paced delivery: pending, no command yet."""
+    installed = want.row.installed_version if want.row else None
+    return DeviceProfile(want.device_id, want.identifier, want.version, installed,
+                         ProfileState.PENDING, None, None, now)  # fmt: skip
 
 
 def overdue(row: DeviceProfile, now: datetime) -> bool:

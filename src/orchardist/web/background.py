@@ -12,8 +12,9 @@ one database (`serve --workers N`, several hosts on one PostgreSQL) share it:
 - under a named lease (jobs/leases.py), in one process at a time, once per period for the
   whole server: the profile repair, the compliance recheck, the provisioning pass (expiry
   warnings, each also claimed per profile, then reconciliation), identity renewal and the
-  clean-up; the app roll-out runs in the one process holding its lease, which keeps it (its
-  pace is that process's).
+  clean-up; the app roll-out and the paced profile delivery (installs too many to sign in
+  the request that asked for them) each run in the one process holding its lease, which
+  keeps it (its pace is that process's).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = structlog.get_logger("orchardist.profiles")
 # How often identities are checked for renewal: their lifetimes are counted in days.
 RENEWAL_EVERY = timedelta(hours=1)
 ROLLOUT_TICK_SECONDS = 5.0  # a roll-out pass when nothing wakes it
+DELIVERY_TICK_SECONDS = 5.0  # a profile delivery pass likewise
 
 
 def start(services: Services) -> list[asyncio.Task[None]]:
@@ -66,6 +68,12 @@ def start(services: Services) -> list[asyncio.Task[None]]:
         tick = min(ROLLOUT_TICK_SECONDS, leases.ttl.total_seconds() / 3)
         jobs["app roll-out"] = services.apps.run(
             lambda step: leases.run("apps.rollout", step, keep=True), tick_seconds=tick
+        )
+    if (profiles := services.profiles) is not None:
+        profiles.delivery.queued = pusher.wake
+        tick = min(DELIVERY_TICK_SECONDS, leases.ttl.total_seconds() / 3)
+        jobs["profile delivery"] = profiles.delivery.run(
+            lambda step: leases.run("profiles.delivery", step, keep=True), tick_seconds=tick
         )
     cleanup = Cleanup(services.storage, grace=timedelta(days=settings.cleanup_grace_days),
                       clock=utc_now)  # fmt: skip

@@ -42,6 +42,7 @@ from orchardist.storage.sql.inventory import SqlInventoryStorage
 from orchardist.storage.sql.leases import SqlLeaseStorage
 from orchardist.storage.sql.listing import SqlDeviceListing
 from orchardist.storage.sql.mdm import SqlMdmStorage
+from orchardist.storage.sql.profile_work import SqlProfileWorkStorage
 from orchardist.storage.sql.profiles import SqlProfileStorage
 from orchardist.storage.sql.provisioning import SqlProvisioningStorage
 from orchardist.storage.sql.push import SqlPushStorage
@@ -71,6 +72,7 @@ class SqlStorage(
     SqlMdmStorage,
     SqlPushStorage,
     SqlProfileStorage,
+    SqlProfileWorkStorage,
     SqlInventoryStorage,
     SqlStatsStorage,
     SqlWebhookStorage,

@@ -210,7 +210,8 @@ async def store_catalog_clip(
     if added.unchanged:
         response.status_code = 200
     else:
-        installs = reconciled(await library.reconcile(), services).installs
+        done = await library.reconcile(identifier=added.version.identifier)
+        installs = reconciled(done, services).installs
     stored = added.version
     note(request).targets.append(stored.identifier)
     note(request).detail.update(version=stored.version, unchanged=added.unchanged,

@@ -69,8 +69,15 @@ class Targets(BaseModel):
 
 
 class ReconcileResult(BaseModel):
-    installs: int = Field(description="InstallProfile commands queued")
+    installs: int = Field(
+        description="Devices given an InstallProfile: queued now, or scheduled (see scheduled)"
+    )
     removals: int = Field(description="RemoveProfile commands queued")
+    scheduled: int = Field(
+        default=0,
+        description="Of the installs, those too many to sign at once: the server queues them "
+        "at [profiles] delivery_per_minute",
+    )
     skipped: list[str] = Field(description="devices without a usable identity certificate")
 
 
@@ -152,9 +159,9 @@ async def upload_profile(
         raise HTTPException(422, {"problems": exc.problems}) from exc
     if added.unchanged:
         response.status_code = 200
-        done = ReconcileResult(installs=0, removals=0, skipped=[])
+        done = ReconcileResult(installs=0, removals=0, scheduled=0, skipped=[])
     else:
-        done = reconciled(await library.reconcile(), services)
+        done = reconciled(await library.reconcile(identifier=added.version.identifier), services)
     stored = added.version
     # Never the contents: a profile holds Wi-Fi passwords and keys.
     note(request).targets.append(stored.identifier)
@@ -333,7 +340,8 @@ def reconciled(done: Reconciled, services: Services) -> ReconcileResult:
     """What a change queued; the pusher is woken when anything was (API and console)."""
     if (done.installs or done.removals) and services.pusher is not None:
         services.pusher.wake()
-    return ReconcileResult(installs=done.installs, removals=done.removals, skipped=done.skipped)
+    return ReconcileResult(installs=done.installs, removals=done.removals,
+                           scheduled=done.scheduled, skipped=done.skipped)  # fmt: skip
 
 
 def _summary(profile: StoredProfile, payload_types: tuple[str, ...]) -> ProfileSummary:

@@ -119,7 +119,7 @@ async def store(services: Services, actor: Actor, data: bytes) -> Added:
         )
         raise
     if not added.unchanged:
-        reconciled(await library.reconcile(), services)
+        reconciled(await library.reconcile(identifier=added.version.identifier), services)
     stored = added.version
     await services.audit.record(
         _who(actor),

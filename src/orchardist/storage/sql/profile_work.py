@@ -1,0 +1,231 @@
+"""Reconciliation a page at a time, on SQL (see `orchardist.storage.profile_work`): the
+versions a page of devices should have are computed from the assignments (to all, to the
+device, to its groups) and compared with their rows by the database; only the differences
+come back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, not_, or_, select, true, union, update
+from sqlalchemy.engine import Connection
+
+from orchardist.keys.master import MasterKeys
+from orchardist.storage import NewCommand
+from orchardist.storage.profile_work import (
+    ScheduledInstall,
+    WantedInstall,
+    WorkPage,
+    WorkScope,
+)
+from orchardist.storage.profiles import DeviceProfile, ProfileState, TargetKind
+from orchardist.storage.sql.database import Database
+from orchardist.storage.sql.mdm import insert_command
+from orchardist.storage.sql.profiles import _save_if_unchanged, _state
+from orchardist.storage.sql.tables import (
+    device_groups,
+    device_profiles,
+    enrollments,
+    issued_certificates,
+    profile_assignments,
+    profiles,
+)
+
+S = ProfileState
+_HOLDING = [S.PENDING.value, S.INSTALLED.value, S.FAILED.value]
+_GONE = [S.REMOVING.value, S.REMOVED.value]
+a, g, p, s, e = (profile_assignments.c, device_groups.c, profiles.c, device_profiles.c,
+                 enrollments.c)  # fmt: skip
+
+
+class SqlProfileWorkStorage:
+    database: Database
+    keys: MasterKeys
+
+    async def profile_work(self, scope: WorkScope, after: str | None, limit: int) -> WorkPage:
+        return await self.database.read(lambda conn: _work_page(conn, scope, after, limit))
+
+    async def schedule_installs(
+        self, rows: Sequence[DeviceProfile], seen: Mapping[tuple[str, str], str | None]
+    ) -> int:
+        def work(conn: Connection) -> int:
+            return sum(
+                _save_if_unchanged(conn, row, seen[(row.device_id, row.identifier)]) for row in rows
+            )
+
+        return await self.database.write(work) if rows else 0
+
+    async def scheduled_installs(self, limit: int) -> list[ScheduledInstall]:
+        c = issued_certificates.c
+        query = (
+            select(device_profiles, c.der)
+            .select_from(
+                device_profiles.join(enrollments, e.device_id == s.device_id).outerjoin(
+                    issued_certificates, c.sha256 == e.identity_sha256
+                )
+            )
+            .where(s.state == S.PENDING.value, s.command_uuid.is_(None), e.enrolled.is_(True))
+            .order_by(s.device_id, s.identifier)
+            .limit(limit)
+        )
+        rows = await self.database.read(lambda conn: conn.execute(query).all())
+        return [ScheduledInstall(_state(r), None if r.der is None else bytes(r.der)) for r in rows]
+
+    async def deliver_scheduled(
+        self, deliveries: Sequence[tuple[DeviceProfile, NewCommand | None]], now: datetime
+    ) -> list[DeviceProfile]:
+        def work(conn: Connection) -> list[DeviceProfile]:
+            saved = []
+            for row, command in deliveries:
+                if not conn.execute(_still_scheduled(row)).rowcount:
+                    continue  # delivered by another pass, or scheduled anew meanwhile
+                if command is not None:
+                    insert_command(conn, self.keys, command, [row.device_id], now)
+                saved.append(row)
+            return saved
+
+        return await self.database.write(work) if deliveries else []
+
+    async def profile_holders(self, after: str | None, limit: int) -> list[str]:
+        query = select(s.device_id).where(s.state == S.INSTALLED.value).distinct()
+        if after is not None:
+            query = query.where(s.device_id > after)
+        query = query.order_by(s.device_id).limit(limit)
+        return list(await self.database.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def _still_scheduled(row: DeviceProfile) -> Any:
+    """UPDATE the row's scheduled row to `row`, if still scheduled for its version."""
+    values = {k: v for k, v in asdict(row).items() if k not in ("device_id", "identifier")}
+    return (
+        update(device_profiles)
+        .where(
+            s.device_id == row.device_id,
+            s.identifier == row.identifier,
+            s.state == S.PENDING.value,
+            s.command_uuid.is_(None),
+            s.desired_version == row.desired_version,
+        )
+        .values({**values, "state": row.state.value})
+    )
+
+
+def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int) -> WorkPage:
+    page = select(e.device_id).where(_in_scope(scope)).order_by(e.device_id).limit(limit)
+    if after is not None:
+        page = page.where(e.device_id > after)
+    devices = [str(d) for d in conn.execute(page).scalars()]
+    if not devices:
+        return WorkPage([], [], [])
+    wanted = _wanted(devices, _profiles_of(scope)).subquery("wanted")
+    w = wanted.c
+    held = and_(s.device_id == w.device_id, s.identifier == w.identifier)
+    c = issued_certificates.c
+    lacking = (
+        select(w.device_id.label("wanted_device"), w.identifier.label("wanted_identifier"),
+               w.version, c.der, device_profiles)
+        .select_from(
+            wanted.outerjoin(device_profiles, held)
+            .join(enrollments, e.device_id == w.device_id)
+            .outerjoin(issued_certificates, c.sha256 == e.identity_sha256)
+        )
+        .where(or_(s.device_id.is_(None), s.desired_version.is_distinct_from(w.version),
+                   s.state.not_in(_HOLDING)))
+        .order_by(w.device_id, w.identifier)
+    )  # fmt: skip
+    installs = [
+        WantedInstall(r.wanted_device, r.wanted_identifier, int(r.version),
+                      None if r.device_id is None else _state(r),
+                      None if r.der is None else bytes(r.der))
+        for r in conn.execute(lacking)
+    ]  # fmt: skip
+    stale = (
+        select(device_profiles)
+        .where(
+            s.device_id.in_(devices),
+            s.state.not_in(_GONE),
+            not_(select(w.device_id).where(held).exists()),
+        )
+        .order_by(s.identifier, s.device_id)
+    )
+    if (identifiers := _profiles_of(scope)) is not None:
+        stale = stale.where(s.identifier.in_(identifiers))
+    removals = [_state(r) for r in conn.execute(stale)]
+    return WorkPage(devices, installs, removals)
+
+
+def _in_scope(scope: WorkScope) -> Any:
+    """Which enrolled-table devices the scope reaches (see WorkScope)."""
+    conditions: list[Any] = []
+    if scope.devices is not None:
+        conditions.append(e.device_id.in_(scope.devices))
+    if scope.identifier is not None:
+        x = scope.identifier
+        conditions.append(or_(
+            exists().where(a.identifier == x, a.kind == TargetKind.ALL.value),
+            e.device_id.in_(select(a.target).where(a.identifier == x,
+                                                   a.kind == TargetKind.DEVICE.value)),
+            e.device_id.in_(_members_reached(x)),
+            e.device_id.in_(select(s.device_id).where(s.identifier == x)),
+        ))  # fmt: skip
+    if scope.group is not None:
+        conditions.append(or_(
+            e.device_id.in_(select(g.device_id).where(g.name == scope.group)),
+            e.device_id.in_(select(s.device_id).where(s.identifier.in_(_group_profiles(scope.group)))),
+        ))  # fmt: skip
+    return and_(true(), *conditions)
+
+
+def _members_reached(identifier: str) -> Select[Any]:
+    """The members of the groups `identifier` is assigned to."""
+    reaching = and_(a.kind == TargetKind.GROUP.value, a.target == g.name,
+                    a.identifier == identifier)  # fmt: skip
+    return select(g.device_id).select_from(device_groups).join(profile_assignments, reaching)
+
+
+def _profiles_of(scope: WorkScope) -> Any:
+    """The identifiers the scope looks at: None for all."""
+    if scope.identifier is not None:
+        return [scope.identifier]
+    if scope.group is not None:
+        return _group_profiles(scope.group)
+    return None
+
+
+def _group_profiles(group: str) -> Select[Any]:
+    return select(a.identifier).where(a.kind == TargetKind.GROUP.value, a.target == group)
+
+
+def _wanted(devices: Sequence[str], identifiers: Any) -> Any:
+    """(device_id, identifier, version) for each enrolled device of the page and the latest
+    version of each live profile assigned to it, to all, or to one of its groups."""
+    live = [p.deleted_at.is_(None)]
+    if identifiers is not None:
+        live.append(p.identifier.in_(identifiers))
+    enrolled = and_(e.enrolled.is_(True), e.device_id.in_(devices))
+    to_all = (
+        select(e.device_id, p.identifier, p.latest_version.label("version"))
+        .select_from(enrollments)
+        .join(profile_assignments, a.kind == TargetKind.ALL.value)
+        .join(profiles, p.identifier == a.identifier)
+        .where(enrolled, *live)
+    )
+    to_device = (
+        select(e.device_id, p.identifier, p.latest_version.label("version"))
+        .select_from(enrollments)
+        .join(profile_assignments, and_(a.kind == TargetKind.DEVICE.value, a.target == e.device_id))
+        .join(profiles, p.identifier == a.identifier)
+        .where(enrolled, *live)
+    )
+    to_group = (
+        select(e.device_id, p.identifier, p.latest_version.label("version"))
+        .select_from(enrollments)
+        .join(device_groups, g.device_id == e.device_id)
+        .join(profile_assignments, and_(a.kind == TargetKind.GROUP.value, a.target == g.name))
+        .join(profiles, p.identifier == a.identifier)
+        .where(enrolled, *live)
+    )
+    return union(to_all, to_device, to_group)
