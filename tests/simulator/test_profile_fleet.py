@@ -79,7 +79,12 @@ def test_twenty_devices_install_update_and_remove_a_profile(tmp_path: Path) -> N
                 assigned = http.post(
                     "/api/v1/profiles/com.example.office-wifi/assignments", json={"all": True}
                 ).json()
-                assert assigned == {"installs": DEVICES, "removals": 0, "scheduled": 0, "skipped": []}
+                assert assigned == {
+                    "installs": DEVICES,
+                    "removals": 0,
+                    "scheduled": 0,
+                    "skipped": [],
+                }
                 _wait(lambda: states() == [("installed", 1)] * DEVICES, "20 installs")
 
                 # ProfileList confirms it on each device.
