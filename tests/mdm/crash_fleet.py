@@ -28,23 +28,21 @@ import plistlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
-from sqlalchemy import insert
 
 from orchardist.config import load_settings
 from orchardist.pki import cms
 from orchardist.pki.store import PkiFiles
-from orchardist.storage.sql.repositories import open_storage, serial_key
-from orchardist.storage.sql.tables import enrollments, issued_certificates
+from orchardist.simulator.seeded import certify
+from orchardist.storage import DeviceFacts
+from orchardist.storage.sql.repositories import open_storage
+from orchardist.storage.sql.seeding import SeededDevice, issued, write_seeded
 from orchardist.wiring import key_source
 from tests.keys import rsa_key
 
@@ -67,47 +65,28 @@ def device_key() -> rsa.RSAPrivateKey:
 
 
 async def seed_fleet(data_dir: Path, url: str, count: int) -> list[Member]:
-    """`count` enrolled devices, each with its own certificate from the data dir's CA."""
+    """`count` enrolled devices, each with its own certificate from the data dir's CA
+    (written as `orchardist simulate seed` writes its fleet)."""
     # The CA key file is encrypted under the data dir's master key.
     keys = key_source(load_settings(data_dir)).load()
     ca = PkiFiles.in_data_dir(data_dir, keys).load_ca()
-    public_key = device_key().public_key()
-    now = datetime.now(UTC)
-    members, certificate_rows, enrollment_rows = [], [], []
-    for udid in udids(count):
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, udid)]))
-            .issuer_name(ca.certificate.subject)
-            .public_key(public_key)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca.key, hashes.SHA256())
+    key, now = device_key(), datetime.now(UTC)
+    members = [
+        Member(udid, certify(ca, key, udid, validity_days=365, now=now)) for udid in udids(count)
+    ]
+    certificates = [issued(member.certificate, member.udid) for member in members]
+    enrolled = [
+        SeededDevice(
+            DeviceFacts(device_id=member.udid, topic=TOPIC),
+            identity_sha256=cert.sha256,
+            token=hashlib.sha256(member.udid.encode()).digest(),
+            push_magic=f"magic-{member.udid}",
         )
-        der = certificate.public_bytes(Encoding.DER)
-        sha256 = hashlib.sha256(der).hexdigest()
-        members.append(Member(udid, certificate))
-        certificate_rows.append({
-            "serial": serial_key(certificate.serial_number), "status": "valid",
-            "subject": certificate.subject.rfc4514_string(),
-            "not_before": certificate.not_valid_before_utc, "der": der, "sha256": sha256,
-            "not_after": certificate.not_valid_after_utc, "device_id": udid,
-        })  # fmt: skip
-        enrollment_rows.append({
-            "device_id": udid, "topic": TOPIC, "identity_sha256": sha256, "enrolled": True,
-            "token": hashlib.sha256(udid.encode()).digest(), "push_magic": f"magic-{udid}",
-            "authenticated_at": now, "enrolled_at": now,
-        })  # fmt: skip
+        for member, cert in zip(members, certificates, strict=True)
+    ]
     storage = await open_storage(url)
     try:
-        await storage.database.write(
-            lambda conn: (
-                conn.execute(insert(issued_certificates), certificate_rows),
-                conn.execute(insert(enrollments), enrollment_rows),
-            )
-        )
+        await write_seeded(storage, enrolled, certificates, now)
     finally:
         await storage.close()
     return members

@@ -44,7 +44,7 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("serve")(serve.serve)
 app.command("enrollment-profile")(enrollment.enrollment_profile)
-app.command("simulate")(simulate.simulate)
+app.add_typer(simulate.app, name="simulate")
 app.add_typer(enrollment.enroll_app, name="enroll")
 app.add_typer(pushcert.app, name="pushcert")
 app.add_typer(ca.app, name="ca")

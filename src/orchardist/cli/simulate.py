@@ -12,11 +12,13 @@ import typer
 from rich.progress import Progress
 
 from orchardist.cli.common import fail, print_json
+from orchardist.cli.simulate_seed import seed
 
 if TYPE_CHECKING:
     from orchardist.simulator.fleet import FleetReport
     from orchardist.simulator.ota import OtaLogin
     from orchardist.simulator.profile import EnrollmentPlan
+    from orchardist.simulator.seeded import SeededFleet
 
 
 UNREACHABLE_HINT = (
@@ -26,8 +28,28 @@ UNREACHABLE_HINT = (
 )
 
 
+app = typer.Typer(no_args_is_help=False, subcommand_metavar="[seed OPTIONS]")
+
+
+@app.callback(invoke_without_command=True)
 def simulate(
-    devices: Annotated[int, typer.Option("--devices", min=1, help="How many devices")] = 1,
+    ctx: typer.Context,
+    devices: Annotated[
+        int | None,
+        typer.Option("--devices", min=1, help="How many devices (default 1; --fleet: all)"),
+    ] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet",
+            help="Run a fleet seeded into the database (`simulate seed`) from its file, "
+            "instead of enrolling new devices",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="Devices talking at once (one connection each)"),
+    ] = 16,
     profile: Annotated[
         Path,
         typer.Option("--profile", help="An enrollment profile (orchardist enrollment-profile)"),
@@ -79,15 +101,25 @@ def simulate(
 ) -> None:
     """Enroll virtual devices through the profile's SCEP and MDM payloads, then check in
     and answer every command with realistic data. With --apns-port they wait for pushes
-    until --duration ends or the process is told to stop (SIGTERM/Ctrl-C)."""
+    until --duration ends or the process is told to stop (SIGTERM/Ctrl-C).
+
+    Thousands of push-woken devices fit in one process: they share one key and one
+    connection pool, and --concurrency of them talk at once. For a large fleet, write it
+    straight into the database with `simulate seed --out fleet.json` (where the data folder
+    is), then run it with `simulate --fleet fleet.json` instead of enrolling. See
+    docs/simulate.md."""
+    if ctx.invoked_subcommand is not None:
+        return
     from orchardist.simulator.apns_peer import ApnsPeer
     from orchardist.simulator.fleet import retarget, run_fleet
-    from orchardist.simulator.profile import ProfileError, read_profile
 
-    try:
-        plan = _ota_placeholder() if ota else read_profile(profile.read_bytes())
-    except (OSError, ProfileError) as exc:
-        fail(f"cannot use {profile}: {exc}", "make one with `orchardist enrollment-profile`")
+    seeded = _seeded(fleet) if fleet is not None else None
+    if seeded is not None:
+        plan = seeded.plan
+        devices = len(seeded.certificates) if devices is None else devices
+    else:
+        plan = _ota_placeholder() if ota else _plan(profile)
+        devices = 1 if devices is None else devices
     login = None
     if ota is not None:
         if not (user and password and device_ca and device_ca_key):
@@ -125,10 +157,12 @@ def simulate(
                     interval=interval,
                     duration=duration,
                     not_now=not_now,
+                    concurrency=concurrency,
                     progress=advance,
                     peer=peer,
                     stop=stop,
                     ota=login,
+                    seeded=seeded,
                 )
             finally:
                 if peer is not None:
@@ -152,6 +186,24 @@ def simulate(
         raise typer.Exit(1)
 
 
+def _plan(profile: Path) -> EnrollmentPlan:
+    from orchardist.simulator.profile import ProfileError, read_profile
+
+    try:
+        return read_profile(profile.read_bytes())
+    except (OSError, ProfileError) as exc:
+        fail(f"cannot use {profile}: {exc}", "make one with `orchardist enrollment-profile`")
+
+
+def _seeded(path: Path) -> SeededFleet:
+    from orchardist.simulator.seeded import FleetFileError, SeededFleet
+
+    try:
+        return SeededFleet.load(path)
+    except FleetFileError as exc:
+        fail(str(exc), "write one with `orchardist simulate seed --out FILE`")
+
+
 def _ota_placeholder() -> EnrollmentPlan:
     """Before OTA, a device knows nothing of the server: the walk fills the plan in."""
     from orchardist.simulator.profile import EnrollmentPlan
@@ -172,3 +224,6 @@ def _ota_login(base: str, user: str, password: str, ca: Path, key: Path) -> OtaL
     return OtaLogin(
         base, user, password, (x509.load_pem_x509_certificate(ca.read_bytes()), private)
     )
+
+
+app.command("seed")(seed)

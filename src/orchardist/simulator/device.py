@@ -24,18 +24,15 @@ from orchardist.scep.messages import MessageType, PkiStatus
 from orchardist.simulator.answers import Identity, answer
 from orchardist.simulator.app_download import DownloadLimits
 from orchardist.simulator.apps import DeviceApps
+from orchardist.simulator.connections import Connections, Reply
 from orchardist.simulator.library import Stock
+from orchardist.simulator.made_up import ENROLLED, made_up
 from orchardist.simulator.profile import EnrollmentPlan, ProfileError, read_profile
 from orchardist.simulator.provisioning import ProvisioningProfiles, user_installed
 from orchardist.simulator.refusals import PROFILES, CommandRefusedError, refused
 
 CHECKIN = "application/x-apple-aspen-mdm-checkin"
 CONNECT = "application/x-apple-aspen-mdm; charset=UTF-8"
-MODELS = (
-    ("iPhone3,1", "MC603", "iPhone"),
-    ("iPad2,1", "MC769", "iPad"),
-    ("iPhone4,1", "MD235", "iPhone"),
-)
 
 
 class SimulationError(RuntimeError):
@@ -58,22 +55,24 @@ class VirtualDevice:
         *,
         app_limits: DownloadLimits | None = None,
         stock: Stock | None = None,
+        kind: str = ENROLLED,
+        connections: Connections | None = None,
     ) -> None:
-        rng = random.Random(seed)  # made-up device facts, not secrets
+        """Device number `seed` of its `kind` (made_up.py); `key` may be shared by many
+        devices, each with a certificate of its own (the server cannot tell); its
+        check-ins go over `connections` when given (a fleet's), else over `http`."""
+        facts = made_up(seed, kind)
+        self.rng = random.Random(seed)  # the device's behaviour: wifi address, NotNow
         self.http = http
+        self.connections = connections
         self.plan = plan
         self.key = key
-        self.udid = hashlib.sha1(
-            f"orchardist-sim-{seed}".encode(), usedforsecurity=False
-        ).hexdigest()
-        self.serial = "".join(rng.choice("C0DFGHJKLMNPQRTVWXY123456789") for _ in range(12))
-        self.product, self.model, self.model_name = rng.choice(MODELS)
-        self.os_version = rng.choice(("4.3.5", "5.1.1", "12.5.7", "17.5"))
-        self.rng = rng
+        self.udid, self.serial = facts.udid, facts.serial
+        self.product, self.model, self.model_name = facts.product, facts.model, facts.model_name
+        self.os_version = facts.os_version
         self.identity: Identity | None = None
         # What TokenUpdate tells the server; the local APNs peer routes pushes by it.
-        self.token = hashlib.sha256(self.udid.encode()).digest()
-        self.push_magic = f"magic-{self.udid[:8]}"
+        self.token, self.push_magic = facts.token, facts.push_magic
         self.profiles: dict[str, dict[str, Any]] = {}  # installed, by PayloadIdentifier
         self.stock = stock or Stock()  # how large its app and certificate lists are
         self.apps = DeviceApps(app_limits, self.stock.installed_apps())
@@ -83,21 +82,7 @@ class VirtualDevice:
 
     async def enroll(self) -> None:
         """SCEP for an identity, then Authenticate and TokenUpdate, as iOS does."""
-        cert = await self._scep()
-        self.identity = Identity(
-            udid=self.udid,
-            serial_number=self.serial,
-            device_name=f"{self.model_name} {self.serial[-4:]}",
-            product_name=self.product,
-            model=self.model,
-            model_name=self.model_name,
-            os_version=self.os_version,
-            build_version="8L1",
-            imei=f"01 234567 {self.serial[:6]} 1",
-            wifi_mac="00:1e:c2:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3)),
-            certificate=cert,
-            more_certificates=self.stock.certificate_items(),
-        )
+        self.adopt(await self._scep())
         facts = {
             "Topic": self.plan.topic,
             "SerialNumber": self.serial,
@@ -114,6 +99,24 @@ class VirtualDevice:
                 "PushMagic": self.push_magic,
                 "UnlockToken": b"UNLOCK" + self.token,
             }
+        )
+
+    def adopt(self, cert: x509.Certificate) -> None:
+        """Take `cert` (for `self.key`) as the identity: after SCEP, or for a device whose
+        enrollment was written straight into the database (`orchardist simulate seed`)."""
+        self.identity = Identity(
+            udid=self.udid,
+            serial_number=self.serial,
+            device_name=f"{self.model_name} {self.serial[-4:]}",
+            product_name=self.product,
+            model=self.model,
+            model_name=self.model_name,
+            os_version=self.os_version,
+            build_version="8L1",
+            imei=f"01 234567 {self.serial[:6]} 1",
+            wifi_mac="00:1e:c2:" + ":".join(f"{self.rng.randrange(256):02x}" for _ in range(3)),
+            certificate=cert,
+            more_certificates=self.stock.certificate_items(),
         )
 
     async def _reenroll(self, payload: bytes) -> None:
@@ -145,8 +148,10 @@ class VirtualDevice:
             client.self_signed_signer(self.key, subject), self.key, recipient
         )
         csr = client.make_csr(self.key, self.udid, self.plan.challenge).public_bytes(Encoding.DER)
-        txid = client.transaction_id_for(self.key)
-        message = client.pki_message(requester, MessageType.PKCS_REQ, csr, txid)
+        # RFC 8894 §3.2.1.1: unique per request. The usual hash of the public key is not,
+        # once a fleet shares one key, so the UDID goes into it too.
+        txid = hashlib.sha256(f"{client.transaction_id_for(self.key)}:{self.udid}".encode())
+        message = client.pki_message(requester, MessageType.PKCS_REQ, csr, txid.hexdigest())
         for _ in range(4):  # a PENDING answer is polled, like the profile's Retries
             reply = await http.post(
                 url,
@@ -301,7 +306,10 @@ class VirtualDevice:
 
     async def _put(self, url: str, fields: dict[str, Any], content_type: str) -> bytes:
         body, headers = self.signed(fields, content_type)
-        response = await self.http.put(url, content=body, headers=headers)
+        if self.connections is not None:
+            response: Reply | httpx.Response = await self.connections.put(url, body, headers)
+        else:
+            response = await self.http.put(url, content=body, headers=headers)
         if response.status_code != 200:
             raise SimulationError(f"{url} answered {response.status_code}: {response.text.strip()}")
         return response.content

@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.simulator.apns_peer import ApnsPeer, Push
+from orchardist.simulator.connections import Connections
 from orchardist.simulator.device import SimulationError, VirtualDevice
+from orchardist.simulator.made_up import SEEDED
 from orchardist.simulator.ota import OtaLogin, enroll_over_the_air
 from orchardist.simulator.profile import EnrollmentPlan, tls_trust
+from orchardist.simulator.seeded import SeededFleet
 
 Progress = Callable[[str], None]  # called with "enrolled" or "session" as each one ends
 
@@ -78,21 +82,30 @@ async def run_fleet(
     peer: ApnsPeer | None = None,
     stop: asyncio.Event | None = None,
     ota: OtaLogin | None = None,
+    seeded: SeededFleet | None = None,
 ) -> FleetReport:
-    """Enroll `devices`, then run `rounds` sessions each (or sessions until `duration`
-    seconds have passed), `interval` seconds apart. With `peer`, devices never poll: each
-    runs a session when the peer forwards a push for its token, until `duration` ends or
-    `stop` is set."""
+    """Enroll `devices` (or, with `seeded`, take the first `devices` of a seeded fleet as
+    they are), then run `rounds` sessions each (or sessions until `duration` seconds have
+    passed), `interval` seconds apart. With `peer`, devices never poll: each runs a session
+    when the peer forwards a push for its token, until `duration` ends or `stop` is set.
+
+    At most `concurrency` devices talk at once, over as many kept-alive connections; the
+    devices share one identity key (see seeded.py: the server cannot tell), and an idle
+    device is a few objects, no task."""
     report = FleetReport(devices=devices)
     started = time.monotonic()
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(verify=tls_trust(plan), timeout=60) as http:
-        fleet = [
-            VirtualDevice(plan, seed + index, await _key(plan.key_size), http)
-            for index in range(devices)
-        ]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    connections = Connections(tls_trust(plan))  # check-ins: the hot path
+    async with (
+        httpx.AsyncClient(verify=tls_trust(plan), timeout=60, limits=limits) as http,
+        contextlib.aclosing(connections),
+    ):
+        fleet = await _devices(plan, http, connections, devices, seed, seeded)
 
         async def enroll(device: VirtualDevice) -> VirtualDevice | None:
+            if device.identity is not None:  # seeded: enrolled already
+                return _enrolled(device, report, progress)
             async with gate:
                 try:
                     if ota is not None:
@@ -102,16 +115,14 @@ async def run_fleet(
                 except (SimulationError, httpx.HTTPError) as exc:
                     report.failures.append(describe_failure(device.udid, exc))
                     return None
-            report.enrolled += 1
-            if progress:
-                progress("enrolled")
-            return device
+            return _enrolled(device, report, progress)
 
-        woken = _Woken(fleet, gate, not_now, report, progress)
+        woken = None
         if peer is not None:
+            woken = _Woken(fleet, gate, concurrency, not_now, report, progress)
             peer.forward = woken.on_push
         enrolled = [d for d in await asyncio.gather(*map(enroll, fleet)) if d is not None]
-        if peer is not None:
+        if woken is not None:
             await _until(duration, stop)
             await woken.settle()
             report.seconds = time.monotonic() - started
@@ -125,6 +136,47 @@ async def run_fleet(
                 await _until(interval, stopping)
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _devices(
+    plan: EnrollmentPlan,
+    http: httpx.AsyncClient,
+    connections: Connections,
+    count: int,
+    seed: int,
+    seeded: SeededFleet | None,
+) -> list[VirtualDevice]:
+    """`count` devices over one key: the seeded fleet's, or one made now (generating a
+    2048-bit key takes a tenth of a second or more: one per device was most of a large
+    fleet's start)."""
+    if seeded is None:
+        key = await _key(plan.key_size)
+        return [
+            VirtualDevice(plan, seed + n, key, http, connections=connections) for n in range(count)
+        ]
+    if count > len(seeded.certificates):
+        raise SimulationError(
+            f"the fleet file has {len(seeded.certificates)} devices that can check in, "
+            f"not {count}: seed again with a larger --live"
+        )
+    fleet = []
+    # Ready before the first push can be read: no await between here and `peer.forward`.
+    for n, certificate in enumerate(seeded.certificates[:count]):
+        device = VirtualDevice(
+            plan, seeded.first + n, seeded.key, http, kind=SEEDED, connections=connections
+        )
+        device.adopt(x509.load_der_x509_certificate(certificate))
+        fleet.append(device)
+    return fleet
+
+
+def _enrolled(
+    device: VirtualDevice, report: FleetReport, progress: Progress | None
+) -> VirtualDevice:
+    report.enrolled += 1
+    if progress:
+        progress("enrolled")
+    return device
 
 
 async def _session(
@@ -148,45 +200,62 @@ async def _session(
 
 
 class _Woken:
-    """Runs a session for each push the peer forwards; a push arriving during a session
-    earns one more session afterwards (iOS checks in again when woken again)."""
+    """Runs a session for each push the peer forwards, on `workers` tasks that take woken
+    devices in the order their pushes came. A push for a device still waiting for a worker
+    changes nothing (its session will ask for everything queued); one arriving during its
+    session earns one more session afterwards (iOS checks in again when woken again). An
+    idle device costs no task."""
 
     def __init__(
         self,
         fleet: list[VirtualDevice],
         gate: asyncio.Semaphore,
+        workers: int,
         not_now: float,
         report: FleetReport,
         progress: Progress | None,
     ) -> None:
         self.by_token = {device.token.hex(): device for device in fleet}
         self.gate, self.not_now, self.report, self.progress = gate, not_now, report, progress
-        self.running: dict[str, asyncio.Task[None]] = {}
+        self.queue: asyncio.Queue[VirtualDevice] = asyncio.Queue()
+        self.waiting: set[str] = set()
+        self.in_session: set[str] = set()
         self.again: set[str] = set()
+        self.workers = [asyncio.ensure_future(self._work()) for _ in range(workers)]
 
     def on_push(self, push: Push) -> None:
         device = self.by_token.get(push.token)
         if device is None or device.identity is None or push.magic != device.push_magic:
             return  # iOS ignores a push whose magic is not its own
         self.report.pushes += 1
-        if push.token in self.running:
+        if push.token in self.in_session:
             self.again.add(push.token)
-            return
-        self.running[push.token] = asyncio.ensure_future(self._sessions(push.token, device))
+        elif push.token not in self.waiting:
+            self.waiting.add(push.token)
+            self.queue.put_nowait(device)
 
-    async def _sessions(self, token: str, device: VirtualDevice) -> None:
-        try:
-            while True:
+    async def _work(self) -> None:
+        while True:
+            device = await self.queue.get()
+            token = device.token.hex()
+            self.waiting.discard(token)
+            self.in_session.add(token)
+            try:
                 await _session(device, self.gate, self.not_now, self.report, self.progress)
-                if token not in self.again:
-                    return
+            except Exception as exc:  # one device's bug must not stop a worker
+                self.report.failures.append(describe_failure(device.udid, exc))
+            self.in_session.discard(token)
+            if token in self.again:
                 self.again.discard(token)
-        finally:
-            del self.running[token]
+                self.waiting.add(token)
+                self.queue.put_nowait(device)  # before task_done: settle() waits for it
+            self.queue.task_done()
 
     async def settle(self) -> None:
-        while self.running:
-            await asyncio.gather(*self.running.values(), return_exceptions=True)
+        await self.queue.join()
+        for worker in self.workers:
+            worker.cancel()
+        await asyncio.gather(*self.workers, return_exceptions=True)
 
 
 async def _until(duration: float | None, stop: asyncio.Event | None) -> None:
