@@ -22,6 +22,7 @@ from cryptography import x509
 
 from orchardist.apps.rollout import Pacer
 from orchardist.polling import poll_forever
+from orchardist.profiles.states import moved
 from orchardist.storage import NewCommand
 from orchardist.storage.profile_work import ProfileWorkStore, ScheduledInstall
 from orchardist.storage.profiles import DeviceProfile, ProfileState, ProfileVersion
@@ -111,19 +112,11 @@ class Delivery:
             versions[key] = await self.version(*key)
         stored = versions[key]
         if item.identity_der is None or stored is None:
-            return _with(row, ProfileState.FAILED, None, now, NO_IDENTITY), None
+            return moved(row, ProfileState.FAILED, now, error=NO_IDENTITY), None
         recipient = x509.load_der_x509_certificate(item.identity_der)
         await asyncio.sleep(0)  # a signature each: let requests in between
         record = self.install(self.payload(stored, recipient))
-        return _with(row, ProfileState.PENDING, record.command_uuid, now, None), record
-
-
-def _with(
-    row: DeviceProfile, state: ProfileState, command_uuid: str | None, now: datetime,
-    error: str | None,
-) -> DeviceProfile:  # fmt: skip
-    return DeviceProfile(row.device_id, row.identifier, row.desired_version,
-                         row.installed_version, state, command_uuid, error, now)  # fmt: skip
+        return moved(row, ProfileState.PENDING, now, command_uuid=record.command_uuid), record
 
 
 def _log_failure(error: str) -> None:

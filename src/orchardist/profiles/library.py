@@ -14,7 +14,7 @@ from __future__ import annotations
 import plistlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -23,6 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from orchardist.mdm.commands import new_command
 from orchardist.profiles import envelope
 from orchardist.profiles.delivery import Delivery
+from orchardist.profiles.states import OVERDUE_AFTER as OVERDUE_AFTER
+from orchardist.profiles.states import error_chain as error_chain
+from orchardist.profiles.states import install_command, scheduled, settled
+from orchardist.profiles.states import moved as _moved
+from orchardist.profiles.states import overdue as overdue
+from orchardist.profiles.states import plist as _plist
 from orchardist.profiles.targets import check_devices, scope, targets, wanted_versions
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
@@ -37,10 +43,6 @@ from orchardist.storage.profiles import (
 
 PAGE_SIZE = 1000  # devices a reconciliation pass reads at a time
 DELIVERY_PER_MINUTE = 6000  # [profiles] delivery_per_minute
-# A state that has not moved for this long is shown as overdue, not left silent.
-OVERDUE_AFTER = timedelta(hours=24)
-_HOLDING = (ProfileState.PENDING, ProfileState.INSTALLED, ProfileState.FAILED)
-_KEEP = object()
 
 
 class LibraryStore(ProfileStore, ProfileWorkStore, MdmStorage, CertificateStore, Protocol):
@@ -227,7 +229,7 @@ class ProfileLibrary:
                 continue
             changes.extend(saved)
             done.installs += len(saved)
-        rows = [_scheduled(want, now) for want in later]
+        rows = [scheduled(want, now) for want in later]
         seen = {(w.device_id, w.identifier): w.row.command_uuid if w.row else None for w in later}
         count = await self.store.schedule_installs(rows, seen)
         done.installs += count
@@ -260,7 +262,7 @@ class ProfileLibrary:
         changes: list[DeviceProfile] = []
         for identifier, version in wanted.items():
             row = current.get(identifier)
-            if row is not None and _settled(row, version):
+            if row is not None and settled(row, version):
                 continue  # given (or refused) already: a new version changes that
             saved = await self._install(only, identifier, version, row, now,
                                         {only: plan.identity_der}, {})  # fmt: skip
@@ -396,72 +398,6 @@ class ProfileLibrary:
         await self._save(changes)
 
 
-def install_command(payload: bytes) -> NewCommand:
-    """An InstallProfile carrying `payload` (signed, encrypted to its device), not queued."""
-    command = new_command("InstallProfile", {"Payload": payload})
-    return NewCommand(command.command_uuid, "InstallProfile", _plist(command.as_plist()))
-
-
-def _settled(row: DeviceProfile, version: int) -> bool:
-    """Given (or refused) at this version already; a scheduled install is not given yet."""
-    scheduled = row.state == ProfileState.PENDING and row.command_uuid is None
-    return row.desired_version == version and row.state in _HOLDING and not scheduled
-
-
-def _scheduled(want: WantedInstall, now: datetime) -> DeviceProfile:
-    """The row that leaves `want` to the paced delivery: pending, no command yet."""
-    installed = want.row.installed_version if want.row else None
-    return DeviceProfile(want.device_id, want.identifier, want.version, installed,
-                         ProfileState.PENDING, None, None, now)  # fmt: skip
-
-
-def overdue(row: DeviceProfile, now: datetime) -> bool:
-    """Pending or removing for too long: shown, not silent."""
-    waiting = row.state in (ProfileState.PENDING, ProfileState.REMOVING)
-    return waiting and now - row.updated_at > OVERDUE_AFTER
-
-
-def _moved(
-    row: DeviceProfile,
-    state: ProfileState,
-    now: datetime,
-    *,
-    desired: object = _KEEP,
-    installed: object = _KEEP,
-    command_uuid: object = _KEEP,
-    error: str | None = None,
-) -> DeviceProfile:
-    """The row in a new state; _KEEP leaves a field as it was."""
-
-    def pick(value: object, current: Any) -> Any:
-        return current if value is _KEEP else value
-
-    return DeviceProfile(
-        device_id=row.device_id,
-        identifier=row.identifier,
-        desired_version=pick(desired, row.desired_version),
-        installed_version=pick(installed, row.installed_version),
-        state=state,
-        command_uuid=pick(command_uuid, row.command_uuid),
-        error=error,
-        updated_at=now,
-    )
-
-
-def error_chain(result: Mapping[str, Any]) -> str:
-    """A failed command's ErrorChain in words ("MCProfileErrorDomain 1009: … ← …"), as
-    each device state's `error` keeps it (the provisioning library's too)."""
-    chain = result.get("ErrorChain")
-    if not isinstance(chain, list) or not chain:
-        return "the device answered Error"
-    parts = []
-    for item in chain:
-        if isinstance(item, dict):
-            text = item.get("USEnglishDescription") or item.get("LocalizedDescription") or ""
-            parts.append(f"{item.get('ErrorDomain')} {item.get('ErrorCode')}: {text}".strip())
-    return " ← ".join(parts)[:2000]
-
-
 def _content(profile: dict[str, Any]) -> dict[str, Any]:
     """What a device would see change: the profile without its PayloadUUIDs, which some
     tools make afresh on every export (our specs derive them from the identifiers)."""
@@ -473,7 +409,3 @@ def _content(profile: dict[str, Any]) -> dict[str, Any]:
 
 def _without_uuid(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k != "PayloadUUID"}
-
-
-def _plist(value: dict[str, Any]) -> bytes:
-    return plistlib.dumps(value)
