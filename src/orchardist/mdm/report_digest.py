@@ -118,9 +118,13 @@ class PackedResult(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         if key in self._extra:
             return self._extra[key]
-        if key not in self._values.plain and key not in self._values.packed:
+        if key not in self:
             raise KeyError(key)
         return self._values.get(key)
+
+    def __contains__(self, key: object) -> bool:  # Mapping's own would unpickle the value
+        values = self._values
+        return key in self._extra or key in values.plain or key in values.packed
 
     def __iter__(self) -> Iterator[str]:
         yield from self._values.keys
