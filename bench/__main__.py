@@ -48,7 +48,11 @@ def main() -> None:
     parser.add_argument("--push-devices", type=int, default=10_000, help="push: devices")
     parser.add_argument("--push-100k", action="store_true", help="push: 100,000 devices")
     parser.add_argument(
-        "--push-virtual", type=int, default=200, help="push: push-woken virtual devices"
+        "--push-virtual", type=int, default=200, help="push: push-woken virtual devices (0: none)"
+    )
+    parser.add_argument("--pushers", type=int, default=1, help="push: pusher processes")
+    parser.add_argument(
+        "--push-backends", nargs="+", default=["sqlite", "postgres"], help="push: backends"
     )
     parser.add_argument(
         "--profile-devices", type=int, default=1000, help="profiles: one profile per device"

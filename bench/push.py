@@ -5,7 +5,12 @@ has acknowledged.
 
 The first part drives the storage and the pusher in this process (the server's own code
 path: queue_command, then Pusher.drain with the real HTTP/2 sender), so the figures are
-the pusher's, not an HTTP client's. Target (BRIEF): 100,000 accepted in ≤ 60 s.
+the pusher's, not an HTTP client's; with --pushers N, N pusher processes share the
+database (bench/pushers.py) and the enqueue stays here. Each device must be pushed once
+(the peer counts per token): a fan-out longer than the first re-push step (60 s) pushes
+first pushes before re-pushes, and the drain stops only when nothing is due, so re-pushes
+would show up here as more than one push per device. Target (BRIEF): 100,000 accepted in
+≤ 60 s; issue 16: ≤ 30 s with two processes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from tests.server import ORCHARDIST, free_port, orchardist, running_server
 
 from bench.postgres import ADMIN_URL as POSTGRES
 from bench.postgres import create_database as _postgres_database
+from bench.pushers import PusherProcesses
 from bench.scep import _cpu_seconds
 from orchardist.logs import configure_logging
 from orchardist.mdm.dispatch import queue_command
@@ -39,13 +45,17 @@ from orchardist.storage.sql.repositories import SqlStorage, open_storage
 from orchardist.storage.sql.tables import enrollments
 
 TARGET_SECONDS_100K = 60
+TARGET_SECONDS_100K_TWO = 30  # issue 16: with two pusher processes
+# The first step is the server's (a fan-out that outlasts it shows up as re-pushes); then
+# an hour, so that a slow run's drain ends rather than follow the schedule's 5 and 30 min.
+SCHEDULE = (60, 3600)
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     configure_logging("warning")  # a line per batch would drown the table
     devices = 100_000 if args.push_100k else args.push_devices
     rows: list[dict[str, Any]] = []
-    for backend in ("sqlite", "postgres"):
+    for backend in args.push_backends:
         if backend == "postgres":
             database = _postgres_database()
             if database is None:
@@ -53,13 +63,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 continue
             _drop_now(database)
             os.environ.setdefault(POSTGRES_ENV, POSTGRES)  # fresh_database reads it
-        rows += asyncio.run(_fan_out(backend, devices))
-    rows += _acknowledged(args.push_virtual)
+        rows += asyncio.run(_fan_out(backend, devices, args.pushers))
+    if args.push_virtual:
+        rows += _acknowledged(args.push_virtual)
     return rows
 
 
-async def _fan_out(backend: str, devices: int) -> list[dict[str, Any]]:
+async def _fan_out(backend: str, devices: int, pushers: int) -> list[dict[str, Any]]:
     label = "SQLite" if backend == "sqlite" else "PostgreSQL"
+    if pushers > 1:
+        label += f", {pushers} pusher processes"
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         identity = push_identity(work / "push")
@@ -69,49 +82,89 @@ async def _fan_out(backend: str, devices: int) -> list[dict[str, Any]]:
                 storage = await open_storage(url)
                 try:
                     await _enroll(storage, devices)
-                    files = _pki_with_push(work, identity)
-                    settings = PushSettings(
-                        apns_url=peer.url, ca_file=peer.ca_file, concurrency=500
-                    )
-                    senders = SenderSource(files, settings)
-                    pusher = Pusher(
-                        storage, senders.current, settings, clock=lambda: datetime.now(UTC)
-                    )
-                    await senders.current()  # the TLS setup is not part of the fan-out
-                    cpu_before, peer_before = time.process_time(), _cpu_seconds(peer.pid)
-                    started = time.perf_counter()
-                    now = datetime.now(UTC)
-                    queued = await queue_command(storage, "DeviceLock", {}, None, now=now)
-                    enqueued = time.perf_counter() - started
-                    claimed = await pusher.drain()
-                    elapsed = time.perf_counter() - started
-                    cpu = time.process_time() - cpu_before
-                    peer_cpu = _cpu_seconds(peer.pid) - peer_before
-                    await senders.close()
+                    if pushers > 1:
+                        processes = PusherProcesses(
+                            pushers, url, peer.url, peer.ca_file, identity, SCHEDULE
+                        )
+                        fan_out = _in_processes(storage, processes, peer.pid)
+                    else:
+                        fan_out = _in_this_process(storage, work, identity, peer)
+                    figures = await fan_out
                 finally:
                     await storage.close()
         tally = peer.tally
-    assert queued.targets == devices == claimed, (queued.targets, claimed)
-    assert tally["accepted"] == devices, tally
+    targets, enqueued, claimed, started, elapsed, cpu, peer_cpu = figures
+    assert targets == devices == tally["tokens"], (targets, tally)  # every device pushed
+    assert claimed >= devices, claimed
+    # Until the last device's first push (the peer's clock: time.monotonic, one for all
+    # processes); the drain goes on past it only with re-pushes, once 60 s have passed.
+    first_pushes = tally["last_first_push"] - started
     note = f"{devices:,} devices, one command"
     rows = [
-        _row(f"pushes accepted/s ({label})", devices / elapsed, "1/s", note),
-        _row(f"seconds until all accepted ({label})", elapsed, "s", "enqueue included"),
+        _row(f"pushes accepted/s ({label})", devices / first_pushes, "1/s", note),
+        _row(f"seconds until every device pushed ({label})", first_pushes, "s", "enqueue included"),
+        _row(f"seconds until the drain ended ({label})", elapsed, "s", "re-pushes included"),
         _row(f"enqueue of {devices:,} targets ({label})", enqueued, "s"),
         _row(f"pusher CPU per 1,000 pushes ({label})", cpu / devices * 1000, "s", "DB included"),
         _row(f"APNs peer CPU per 1,000 pushes ({label})", peer_cpu / devices * 1000, "s"),
-        _row(f"most pushes to one token ({label})", tally["most_per_token"], "", "coalesced"),
+        _row(
+            f"pushes per device ({label})",
+            tally["accepted"] / devices,
+            "",
+            f"most to one: {tally['most_per_token']}; above 1 only if the fan-out outlasted 60 s",
+        ),
     ]
     if devices == 100_000:
+        target = TARGET_SECONDS_100K if pushers == 1 else TARGET_SECONDS_100K_TWO
         rows.append(
             _row(
-                f"ratio to the 60 s target ({label})",
-                TARGET_SECONDS_100K / elapsed,
+                f"ratio to the {target} s target ({label})",
+                target / first_pushes,
                 "",
                 "≥ 1 meets it",
             )
         )
     return rows
+
+
+# targets, enqueue seconds, claimed, start (time.monotonic), seconds, CPU seconds (pusher, peer)
+Figures = tuple[int, float, int, float, float, float, float]
+
+
+async def _in_this_process(storage: SqlStorage, work: Path, identity: Any, peer: _Peer) -> Figures:
+    files = _pki_with_push(work, identity)
+    settings = PushSettings(
+        apns_url=peer.url, ca_file=peer.ca_file, concurrency=500, schedule=SCHEDULE
+    )
+    senders = SenderSource(files, settings)
+    pusher = Pusher(storage, senders.current, settings, clock=lambda: datetime.now(UTC))
+    await senders.current()  # the TLS setup is not part of the fan-out
+    cpu_before, peer_before = time.process_time(), _cpu_seconds(peer.pid)
+    started = time.monotonic()
+    queued = await queue_command(storage, "DeviceLock", {}, None, now=datetime.now(UTC))
+    enqueued = time.monotonic() - started
+    claimed = await pusher.drain()
+    elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu_before
+    peer_cpu = _cpu_seconds(peer.pid) - peer_before
+    await senders.close()
+    return queued.targets, enqueued, claimed, started, elapsed, cpu, peer_cpu
+
+
+async def _in_processes(storage: SqlStorage, processes: PusherProcesses, peer_pid: int) -> Figures:
+    """The enqueue here, the pushes in the processes: told to go once it is done."""
+    with processes:
+        cpu_before, peer_before = time.process_time(), _cpu_seconds(peer_pid)
+        started = time.monotonic()
+        queued = await queue_command(storage, "DeviceLock", {}, None, now=datetime.now(UTC))
+        enqueued = time.monotonic() - started
+        processes.go()
+        results = await asyncio.to_thread(processes.wait)
+        elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu_before + sum(r["cpu"] for r in results)
+    peer_cpu = _cpu_seconds(peer_pid) - peer_before
+    claimed = sum(int(r["claimed"]) for r in results)
+    return queued.targets, enqueued, claimed, started, elapsed, cpu, peer_cpu
 
 
 async def _enroll(storage: SqlStorage, devices: int) -> None:

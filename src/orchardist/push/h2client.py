@@ -63,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.room = asyncio.Event()  # set while another stream may be opened
         self.window = asyncio.Event()  # set when flow-control credit arrives
+        self.flush_pending = False
 
     # -- asyncio.Protocol
 
@@ -123,7 +124,7 @@ class _Connection(asyncio.Protocol):
             sent += room
         if not body and not stream.done.done():
             self.h2.end_stream(stream_id)
-        self._flush()
+        self._flush_soon()
         try:
             return await stream.done
         finally:
@@ -188,7 +189,15 @@ class _Connection(asyncio.Protocol):
                 stream.done.set_exception(ConnectionGoneError(f"stream {stream_id} not answered"))
         self.room.set()
 
+    def _flush_soon(self) -> None:
+        """Write at the end of this turn of the loop: the requests of a batch started in the
+        same turn go out in one TLS record and one system call, not one each."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
+        self.flush_pending = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

@@ -74,6 +74,9 @@ class Tally:
     accepted: collections.Counter[str] = field(default_factory=collections.Counter)
     refused: collections.Counter[str] = field(default_factory=collections.Counter)  # by reason
     connections: int = 0
+    # time.monotonic() (one clock for every process here) of the last push accepted for a
+    # token not pushed before: when the last device got its first push.
+    last_first_push: float = 0.0
 
 
 class ApnsPeer:
@@ -280,34 +283,39 @@ class _Connection(asyncio.Protocol):
     def _respond(
         self, stream_id: int, apns_id: str, verdict: tuple[int, str | None, Push | None]
     ) -> None:
+        """Answer, and count what was answered: a stream the client reset already (it gave
+        up, or was cancelled, even in the same packet as its request) gets nothing."""
         peer = self.peer
         status, reason, push = verdict
         response = [(":status", str(status)), ("apns-id", apns_id)]
-        if push is not None:
-            peer.tally.accepted[push.token] += 1
-            self.h2.send_headers(stream_id, response, end_stream=True)
-            if peer.forward is not None:
-                asyncio.get_running_loop().call_soon(peer.forward, push)
+        try:
+            if push is not None:
+                self.h2.send_headers(stream_id, response, end_stream=True)
+            else:
+                assert reason is not None
+                error: dict[str, object] = {"reason": reason}
+                if status == 410:
+                    error["timestamp"] = int(time.time() * 1000)
+                response.append(("content-type", "application/json"))
+                self.h2.send_headers(stream_id, response)
+                self.h2.send_data(stream_id, json.dumps(error).encode(), end_stream=True)
+        except h2.exceptions.StreamClosedError:
             return
-        assert reason is not None
-        peer.tally.refused[reason] += 1
-        error: dict[str, object] = {"reason": reason}
-        if status == 410:
-            error["timestamp"] = int(time.time() * 1000)
-        data = json.dumps(error).encode()
-        response.append(("content-type", "application/json"))
-        self.h2.send_headers(stream_id, response)
-        self.h2.send_data(stream_id, data, end_stream=True)
+        if push is None:
+            peer.tally.refused[str(reason)] += 1
+            return
+        peer.tally.accepted[push.token] += 1
+        if peer.tally.accepted[push.token] == 1:
+            peer.tally.last_first_push = time.monotonic()
+        if peer.forward is not None:
+            asyncio.get_running_loop().call_soon(peer.forward, push)
 
     def _respond_late(
         self, stream_id: int, apns_id: str, verdict: tuple[int, str | None, Push | None]
     ) -> None:
         if self.transport is None or self.transport.is_closing():
             return  # the client went away meanwhile: nothing was delivered
-        try:
-            self._respond(stream_id, apns_id, verdict)
-        except h2.exceptions.StreamClosedError:
-            return  # the client gave up on this stream (its timeout)
+        self._respond(stream_id, apns_id, verdict)
         self._flush()
 
     def _flush(self) -> None:
@@ -398,6 +406,7 @@ def _tally_json(tally: Tally) -> dict[str, object]:
         "most_per_token": max(tally.accepted.values(), default=0),
         "refused": dict(tally.refused),
         "connections": tally.connections,
+        "last_first_push": tally.last_first_push,
     }
 
 
