@@ -96,6 +96,7 @@ def seed(
         "fleet_file": str(out),
         "signing_seconds": round(signed, 2),
         "seconds": round(time.perf_counter() - started, 2),
+        "cpu_seconds": round(time.process_time(), 2),  # this process's, start-up included
     }
     if as_json:
         print_json(report)
