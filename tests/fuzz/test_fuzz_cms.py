@@ -9,6 +9,7 @@ import base64
 from datetime import UTC, datetime
 
 from asn1crypto import cms as asn1_cms
+from asn1crypto import core as asn1_core
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import example, given
@@ -19,7 +20,13 @@ from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.pki.cms_quick import read_enveloped, read_signed
 from orchardist.scep import client
-from orchardist.scep.messages import MessageType, ScepMessageError, read_request
+from orchardist.scep.messages import (
+    OID_SENDER_NONCE,
+    OID_TRANSACTION_ID,
+    MessageType,
+    ScepMessageError,
+    read_request,
+)
 from tests.fuzz.der_mutations import der_mutated
 from tests.fuzz.harness import bounded_call, fuzzing, traced
 from tests.keys import rsa_key
@@ -115,8 +122,31 @@ def test_enveloped_readers(der: bytes) -> None:
                      size=len(der))  # fmt: skip
 
 
+def _deeply_nested_attribute(der: bytes, oid: str) -> bytes:
+    """The message with the attribute `oid` a PrintableString inside 5,000 SEQUENCEs:
+    reading it as a Python value recursed past the interpreter's limit, a 500 at /scep
+    before the readers checked its type first. Found by `make fuzz`."""
+    nested = b"\x13\x01A"
+    for _ in range(5000):
+        nested = b"\x30" + _der_length(len(nested)) + nested
+    info = asn1_cms.ContentInfo.load(der)
+    for attribute in info["content"]["signer_infos"][0]["signed_attrs"]:
+        if attribute["type"].dotted == oid:
+            attribute["values"] = asn1_cms.SetOfAny([asn1_core.Any.load(nested)])
+    return bytes(info.dump(force=True))
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
 @fuzzing(120)
 @given(der=_changed(_scep_messages()))
+@example(der=_deeply_nested_attribute(_scep_messages()[0], OID_TRANSACTION_ID))
+@example(der=_deeply_nested_attribute(_scep_messages()[0], OID_SENDER_NONCE))
 def test_scep_read_request(der: bytes) -> None:
     with traced():
         bounded_call("scep.read_request", lambda: read_request(der), (ScepMessageError,),

@@ -185,9 +185,13 @@ def _required(attributes: dict[str, core.Asn1Value], oid: str, name: str) -> cor
 
 
 def _string(value: core.Asn1Value, name: str) -> str:
-    # Parsed lazily by asn1crypto: any decoding error surfaces here, as a reason.
+    # Parsed lazily by asn1crypto: any decoding error surfaces here, as a reason. The type
+    # is checked before `.native`, which would turn a constructed value of any depth into
+    # Python objects (thousands of nested SEQUENCEs: a RecursionError, a 500).
     try:
         parsed = value.parsed if isinstance(value, core.Any) else value
+        if not isinstance(parsed, core.AbstractString):
+            raise TypeError(f"{type(parsed).__name__} instead")
         return str(parsed.native)
     except (ValueError, TypeError) as exc:
         raise ScepMessageError(f"the {name} attribute is not a string: {exc}") from exc
@@ -210,7 +214,10 @@ def _transaction_id(attributes: dict[str, core.Asn1Value]) -> str:
 def _sender_nonce(attributes: dict[str, core.Asn1Value]) -> bytes:
     value = _required(attributes, OID_SENDER_NONCE, "senderNonce")
     try:
-        nonce = value.parsed.native if isinstance(value, core.Any) else value.native
+        parsed = value.parsed if isinstance(value, core.Any) else value
+        if not isinstance(parsed, core.OctetString):  # before `.native`: see _string
+            raise TypeError(f"{type(parsed).__name__} instead")
+        nonce = parsed.native
     except (ValueError, TypeError) as exc:
         raise ScepMessageError(f"the senderNonce is not an OCTET STRING: {exc}") from exc
     if not isinstance(nonce, bytes) or not 0 < len(nonce) <= MAX_NONCE_BYTES:
