@@ -34,11 +34,12 @@ FIRST = 100_000
 TARGET_SECONDS = {100_000: 2.0, 1_000_000: 20.0}  # BRIEF P4
 GROUP = "bench-tenth"
 
-# n enrolled devices from $2 to $3 (inclusive), each with a push token.
+# Enrolled devices $2 to $3 (inclusive), each with a push token. UDIDs are random hex, as
+# real ones are to the database: devices enroll in no order of their UDIDs.
 _SEED_POSTGRES = """
 INSERT INTO enrollments (device_id, topic, identity_sha256, enrolled, token, push_magic,
                          authenticated_at, enrolled_at)
-SELECT 'BENCH-' || lpad(n::text, 7, '0'), 'com.apple.mgmt.bench', repeat('0', 64), true,
+SELECT upper(md5('bench-' || n)), 'com.apple.mgmt.bench', repeat('0', 64), true,
        sha256(('bench-' || n)::bytea), 'magic-' || n, $1::timestamptz, $1::timestamptz
 FROM generate_series($2::int, $3::int) AS n
 """
@@ -46,14 +47,14 @@ _SEED_SQLITE = """
 WITH RECURSIVE n(i) AS (SELECT $2 UNION ALL SELECT i + 1 FROM n WHERE i < $3)
 INSERT INTO enrollments (device_id, topic, identity_sha256, enrolled, token, push_magic,
                          authenticated_at, enrolled_at)
-SELECT 'BENCH-' || printf('%07d', i), 'com.apple.mgmt.bench', printf('%064d', 0), 1,
+SELECT hex(randomblob(16)), 'com.apple.mgmt.bench', printf('%064d', 0), 1,
        randomblob(32), 'magic-' || i, $1, $1
 FROM n
 """
-# Every tenth device in the group.
+# $2 devices picked at random.
 _GROUP = """
 INSERT INTO device_groups (name, device_id)
-SELECT $1, device_id FROM enrollments WHERE device_id LIKE '%0'
+SELECT $1, device_id FROM enrollments ORDER BY random() LIMIT $2
 """
 
 
@@ -91,7 +92,8 @@ async def _measure(backend: str, url: str, devices: int) -> list[dict[str, Any]]
             assert queued == fleet, (queued, fleet)
             rows.append(_timed(f"queue one command to all {fleet:,} ({label})", seconds, fleet,
                                note))  # fmt: skip
-        await storage.database.write(lambda conn: DriverSql(conn).execute(_GROUP, GROUP))
+        members = seeded // 10
+        await storage.database.write(lambda conn: DriverSql(conn).execute(_GROUP, GROUP, members))
         await _analyze(storage, backend)
         queued, seconds, note = await _queue(storage, url, InGroup(GROUP))
         rows.append(_timed(f"queue one command to a group of {queued:,} in {seeded:,} ({label})",

@@ -291,7 +291,7 @@ def insert_command(
             "created_at": now,
             "expires_at": command.expires_at,
         }
-        for device_id in dict.fromkeys(device_ids)
+        for device_id in sorted(set(device_ids))  # in index order: see fan_out._targets_of
     ]
     insert_command_row(conn, keys, command, now)
     for start in range(0, len(targets), BATCH):
