@@ -69,6 +69,33 @@ def _long_named_signer(der: bytes) -> bytes:
 LONG_NAMED = _long_named_signer(SIGNED[0])
 
 
+def _deeply_nested_attribute(der: bytes, oid: str) -> bytes:
+    """The message with the signed attribute `oid` (added if it is not there) a
+    PrintableString inside 5,000 SEQUENCEs: reading it as a Python value recursed past the
+    interpreter's limit — a 500 at /scep (transactionID, senderNonce) and at /mdm (any
+    attribute of an Mdm-Signature) before the readers checked types first. Found by
+    `make fuzz`."""
+    nested = b"\x13\x01A"
+    for _ in range(5000):
+        nested = b"\x30" + _der_length(len(nested)) + nested
+    value = asn1_cms.SetOfAny([asn1_core.Any.load(nested)])
+    info = asn1_cms.ContentInfo.load(der)
+    attributes = info["content"]["signer_infos"][0]["signed_attrs"]
+    matching = [a for a in attributes if a["type"].dotted == oid]
+    for attribute in matching:
+        attribute["values"] = value
+    if not matching:
+        attributes.append(asn1_cms.CMSAttribute({"type": oid, "values": value}))
+    return bytes(info.dump(force=True))
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(encoded)]) + encoded
+
+
 def _changed(seeds: list[bytes]) -> st.SearchStrategy[bytes]:
     seed = st.sampled_from(seeds)
     return st.one_of(seed.flatmap(der_mutated), seed.flatmap(der_mutated), seed.flatmap(flipped))
@@ -88,6 +115,7 @@ def _scep_messages() -> list[bytes]:
 @fuzzing(120)
 @given(der=_changed(SIGNED), body=st.sampled_from([BODY, BODY[:-1], b""]), text=st.booleans())
 @example(der=LONG_NAMED, body=BODY, text=False)
+@example(der=_deeply_nested_attribute(SIGNED[0], "1.2.3.4.5"), body=BODY, text=False)
 def test_mdm_signature(der: bytes, body: bytes, text: bool) -> None:
     header = base64.b64encode(der).decode()
     if text:  # a header a proxy or a liar mangled
@@ -100,6 +128,7 @@ def test_mdm_signature(der: bytes, body: bytes, text: bool) -> None:
 @fuzzing(120)
 @given(der=_changed(SIGNED))
 @example(der=LONG_NAMED)
+@example(der=_deeply_nested_attribute(SIGNED[2], "1.2.3.4.5"))
 def test_cms_verify(der: bytes) -> None:
     with traced():
         bounded_call("cms.verify", lambda: cms.verify(der, detached_content=BODY,
@@ -120,27 +149,6 @@ def test_enveloped_readers(der: bytes) -> None:
         bounded_call("cms_quick.read_enveloped", lambda: read_enveloped(der), (), size=len(der))
         bounded_call("cms.decrypt", lambda: cms.decrypt(der, DEVICE, KEY), (cms.CmsError,),
                      size=len(der))  # fmt: skip
-
-
-def _deeply_nested_attribute(der: bytes, oid: str) -> bytes:
-    """The message with the attribute `oid` a PrintableString inside 5,000 SEQUENCEs:
-    reading it as a Python value recursed past the interpreter's limit, a 500 at /scep
-    before the readers checked its type first. Found by `make fuzz`."""
-    nested = b"\x13\x01A"
-    for _ in range(5000):
-        nested = b"\x30" + _der_length(len(nested)) + nested
-    info = asn1_cms.ContentInfo.load(der)
-    for attribute in info["content"]["signer_infos"][0]["signed_attrs"]:
-        if attribute["type"].dotted == oid:
-            attribute["values"] = asn1_cms.SetOfAny([asn1_core.Any.load(nested)])
-    return bytes(info.dump(force=True))
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(encoded)]) + encoded
 
 
 @fuzzing(120)

@@ -34,8 +34,11 @@ _DIGESTS: dict[DigestName, type[hashes.HashAlgorithm]] = {
 
 # What asn1crypto and cryptography's loaders raise on bytes that are not what they claim.
 # UnsupportedAlgorithm: a certificate naming a key type cryptography does not know;
-# InvalidVersion: one whose version field is corrupt (neither is a ValueError).
+# InvalidVersion: one whose version field is corrupt (neither is a ValueError);
+# RecursionError: asn1crypto recurses once per level of nesting, and a message can nest
+# thousands (the readers avoid it where they can; this is the net).
 _MALFORMED = (
+    RecursionError,
     x509.InvalidVersion,
     ValueError,
     TypeError,

@@ -303,7 +303,11 @@ class _Parsed:
             # §5.4: the signature is over the attributes re-tagged as a universal SET OF
             # (0x31) instead of [0] IMPLICIT (0xA0); we keep the received octets otherwise.
             attributes_der = b"\x31" + raw[1:]
-            signed_attrs.native  # noqa: B018 -- force asn1crypto's lazy parse here
+            # asn1crypto parses lazily: parse each attribute's type and value set here,
+            # where a malformed one is a CmsError; not `.native`, which would also turn
+            # an unknown attribute's value of any nesting into Python objects.
+            for attribute in signed_attrs:
+                _ = attribute["type"].dotted, len(attribute["values"])
         certificates = tuple(
             x509.load_der_x509_certificate(choice.chosen.dump())
             for choice in _present(signed_data["certificates"])
