@@ -117,6 +117,12 @@ def simulate(
     if seeded is not None:
         plan = seeded.plan
         devices = len(seeded.certificates) if devices is None else devices
+        if devices > len(seeded.certificates):
+            fail(
+                f"{fleet} holds {len(seeded.certificates)} devices that can check in, "
+                f"not {devices}",
+                "seed again with a larger --live, or ask for fewer --devices",
+            )
     else:
         plan = _ota_placeholder() if ota else _plan(profile)
         devices = 1 if devices is None else devices
