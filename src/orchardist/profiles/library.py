@@ -230,8 +230,7 @@ class ProfileLibrary:
             changes.extend(saved)
             done.installs += len(saved)
         rows = [scheduled(want, now) for want in later]
-        seen = {(w.device_id, w.identifier): w.row.command_uuid if w.row else None for w in later}
-        count = await self.store.schedule_installs(rows, seen)
+        count = await self.store.schedule_installs(rows)
         done.installs += count
         done.scheduled += count
         return changes

@@ -9,7 +9,7 @@ under the lease "profiles.delivery"), which signs and queues it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -65,11 +65,12 @@ class ProfileWorkStore(Protocol):
         that is no longer assigned. A row `pending`, `installed` or `failed` at the latest
         version is settled (a scheduled one waits for delivery)."""
 
-    async def schedule_installs(
-        self, rows: Sequence[DeviceProfile], seen: Mapping[tuple[str, str], str | None]
-    ) -> int:
-        """Save each row (pending, no command) unless its stored row has moved to another
-        command than `seen[(device, identifier)]` since it was read; how many were saved."""
+    async def schedule_installs(self, rows: Sequence[DeviceProfile]) -> int:
+        """Save each row (pending at its version, no command) where the stored row still
+        lacks that version (none, another version, or not pending, installed or failed):
+        the comparison `profile_work` made, made again by the database as it writes, so a
+        row another pass settled meanwhile is left as it is. How many were saved. One
+        statement for all of them."""
 
     async def scheduled_installs(self, limit: int) -> list[ScheduledInstall]:
         """Up to `limit` scheduled installs of enrolled devices, by device and identifier."""

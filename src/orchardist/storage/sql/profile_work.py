@@ -5,7 +5,7 @@ come back."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -24,7 +24,7 @@ from orchardist.storage.profile_work import (
 from orchardist.storage.profiles import DeviceProfile, ProfileState, TargetKind
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.mdm import insert_command
-from orchardist.storage.sql.profiles import _save_if_unchanged, _state
+from orchardist.storage.sql.profiles import _state
 from orchardist.storage.sql.tables import (
     device_groups,
     device_profiles,
@@ -33,10 +33,12 @@ from orchardist.storage.sql.tables import (
     profile_assignments,
     profiles,
 )
+from orchardist.storage.sql.upsert import dialect_insert
 
 S = ProfileState
 _HOLDING = [S.PENDING.value, S.INSTALLED.value, S.FAILED.value]
 _GONE = [S.REMOVING.value, S.REMOVED.value]
+CHUNK = 1000  # rows a statement: 8 parameters each, under both databases' limits
 a, g, p, s, e = (profile_assignments.c, device_groups.c, profiles.c, device_profiles.c,
                  enrollments.c)  # fmt: skip
 
@@ -48,13 +50,11 @@ class SqlProfileWorkStorage:
     async def profile_work(self, scope: WorkScope, after: str | None, limit: int) -> WorkPage:
         return await self.database.read(lambda conn: _work_page(conn, scope, after, limit))
 
-    async def schedule_installs(
-        self, rows: Sequence[DeviceProfile], seen: Mapping[tuple[str, str], str | None]
-    ) -> int:
+    async def schedule_installs(self, rows: Sequence[DeviceProfile]) -> int:
+        values = [{**asdict(row), "state": row.state.value} for row in rows]
+
         def work(conn: Connection) -> int:
-            return sum(
-                _save_if_unchanged(conn, row, seen[(row.device_id, row.identifier)]) for row in rows
-            )
+            return sum(_schedule(conn, values[i : i + CHUNK]) for i in range(0, len(values), CHUNK))
 
         return await self.database.write(work) if rows else 0
 
@@ -95,6 +95,19 @@ class SqlProfileWorkStorage:
             query = query.where(s.device_id > after)
         query = query.order_by(s.device_id).limit(limit)
         return list(await self.database.read(lambda conn: conn.execute(query).scalars().all()))
+
+
+def _schedule(conn: Connection, values: Sequence[dict[str, Any]]) -> int:
+    statement = dialect_insert(conn, device_profiles).values(list(values))
+    new = statement.excluded
+    lacking = or_(s.desired_version.is_distinct_from(new.desired_version),
+                  s.state.not_in(_HOLDING))  # fmt: skip
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id", "identifier"],
+        set_={k: new[k] for k in values[0] if k not in ("device_id", "identifier")},
+        where=lacking,
+    ).returning(s.device_id)
+    return len(conn.execute(statement).all())
 
 
 def _still_scheduled(row: DeviceProfile) -> Any:
@@ -145,7 +158,7 @@ def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int
     stale = (
         select(device_profiles)
         .where(
-            s.device_id.in_(devices),
+            _in_page(s.device_id, devices),
             s.state.not_in(_GONE),
             not_(select(w.device_id).where(held).exists()),
         )
@@ -155,6 +168,12 @@ def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int
         stale = stale.where(s.identifier.in_(identifiers))
     removals = [_state(r) for r in conn.execute(stale)]
     return WorkPage(devices, installs, removals)
+
+
+def _in_page(column: Any, devices: Sequence[str]) -> Any:
+    """`column` among the page's devices (sorted): as a range too, so that the planner
+    reads the primary key's range, whatever it guesses of the list."""
+    return and_(column >= devices[0], column <= devices[-1], column.in_(devices))
 
 
 def _in_scope(scope: WorkScope) -> Any:
@@ -205,7 +224,7 @@ def _wanted(devices: Sequence[str], identifiers: Any) -> Any:
     live = [p.deleted_at.is_(None)]
     if identifiers is not None:
         live.append(p.identifier.in_(identifiers))
-    enrolled = and_(e.enrolled.is_(True), e.device_id.in_(devices))
+    enrolled = and_(e.enrolled.is_(True), _in_page(e.device_id, devices))
     to_all = (
         select(e.device_id, p.identifier, p.latest_version.label("version"))
         .select_from(enrollments)
