@@ -34,9 +34,12 @@ def self_signed(key: rsa.RSAPrivateKey, common_name: str, now: datetime) -> x509
     )  # fmt: skip
 
 
-def signer(now: datetime) -> tuple[x509.Certificate, rsa.RSAPrivateKey, list[x509.Certificate]]:
-    """What a ProfileLibrary signs with: a self-signed server certificate."""
-    key = rsa_key(1)
+def signer(
+    now: datetime, bits: int = 2048
+) -> tuple[x509.Certificate, rsa.RSAPrivateKey, list[x509.Certificate]]:
+    """What a ProfileLibrary signs with: a self-signed server certificate (tests that
+    sign thousands and check no signature may take a cheaper key)."""
+    key = rsa_key(1, bits)
     return self_signed(key, "server", now), key, []
 
 

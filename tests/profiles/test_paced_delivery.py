@@ -69,7 +69,7 @@ async def _seed(storage: SqlStorage, count: int) -> None:
 
 
 def _library(store: SqlStorage | Watched, clock: Clock) -> ProfileLibrary:
-    return ProfileLibrary(cast(LibraryStore, store), signer(START), clock=clock,
+    return ProfileLibrary(cast(LibraryStore, store), signer(START, 1024), clock=clock,
                           delivery_per_minute=PER_MINUTE, page_size=PAGE)  # fmt: skip
 
 
