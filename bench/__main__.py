@@ -13,7 +13,19 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import apps, checkin, console, crash, enqueue, profiles, push, reports, scep, storm
+from bench import (
+    apps,
+    checkin,
+    console,
+    crash,
+    enqueue,
+    profiles,
+    push,
+    reports,
+    scale,
+    scep,
+    storm,
+)
 from bench.targets import describe_target
 
 SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
@@ -27,6 +39,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], list[dict[str, Any]]]] = {
     "storm": storm.run,
     "crash": crash.run,
     "enqueue": enqueue.run,
+    "scale": scale.run,
 }
 RESULTS = Path(__file__).with_name("results.json")
 
@@ -77,6 +90,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--enqueue-devices", type=int, default=1_000_000, help="enqueue: the large fleet"
+    )
+    parser.add_argument("--scale-devices", type=int, default=100_000, help="scale: devices")
+    parser.add_argument(
+        "--scale-live", type=int, default=10_000, help="scale: live push-woken devices"
     )
     parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()

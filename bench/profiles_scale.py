@@ -60,15 +60,10 @@ def main() -> None:
 
 
 def run(devices: int) -> list[dict[str, Any]]:
-    url = create_database()
-    if url is None:
+    measured = passes(devices, ("full", "version"))
+    if measured is None:
         return [_row("postgres", 0, "", "PostgreSQL not reachable: not measured")]
-    try:
-        asyncio.run(_seed(url, devices))
-        full = _in_child("full", url, devices)
-        version = _in_child("version", url, devices)
-    finally:
-        drop_database(url)
+    full, version = measured["full"], measured["version"]
     note = f"{devices} devices, PostgreSQL, own process"
     return [
         _row("full pass, nothing to do: devices/s", devices / full["seconds"], "1/s", note),
@@ -87,6 +82,19 @@ def run(devices: int) -> list[dict[str, Any]]:
         ),
         _row("new version: peak RSS", version["rss_mb"], "MB", note),
     ]
+
+
+def passes(devices: int, which: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
+    """Each of `which` ("full", "version") measured in a child on a fresh database seeded
+    with N devices; None when no PostgreSQL server answers."""
+    url = create_database()
+    if url is None:
+        return None
+    try:
+        asyncio.run(_seed(url, devices))
+        return {name: _in_child(name, url, devices) for name in which}
+    finally:
+        drop_database(url)
 
 
 async def _seed(url: str, devices: int) -> None:
