@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -72,6 +73,7 @@ def _through_server(url: str, work: Path, devices: int, live: int) -> list[dict[
     orchardist(data_dir, "enrollment-profile", "--static", "-o", str(profile), env=env)
     started = time.perf_counter()
     _seed(data_dir, env, devices, live, profile, fleet_file)
+    _progress(seeded=time.perf_counter() - started)
     rows = [_row(f"seed {devices:,} devices, {live:,} live", time.perf_counter() - started, "s",
                  f"simulate seed, then ANALYZE; load {os.getloadavg()[0]:.1f}")]  # fmt: skip
     headers = {"Authorization": f"Bearer {admin['admin_token']}"}
@@ -116,11 +118,13 @@ async def _measure(
         body = {"request_type": "DeviceLock", "targets": {"all": True}}
         queued = await api.post("/api/v1/commands", json=body)
         enqueued = time.perf_counter() - started
+        _progress(enqueued=enqueued)
         assert queued.status_code == 201, queued.text
         uuid = queued.json()["command_uuid"]
         connection = await asyncpg.connect(url)
         try:
             pushed = await _pushed_all(connection, since, devices) - started
+            _progress(pushed=pushed)
             most, twice = await connection.fetchrow(
                 "SELECT coalesce(max(attempts), 0), count(*) FILTER (WHERE attempts > 1) "
                 "FROM push_jobs"
@@ -129,6 +133,7 @@ async def _measure(
             await connection.close()
         await _until_async(lambda: _acknowledged(api, uuid), live)
         acked = time.perf_counter() - started
+        _progress(acknowledged=acked)
         pages = await _device_pages(api)
     rows = [
         _targeted(f"enqueue one command to all {devices:,} (API)", enqueued, ENQUEUE_SECONDS,
@@ -251,6 +256,13 @@ def _targeted(
     if devices < FULL:
         return _row(metric, seconds, "s", f"{note}; target is for {FULL:,}")
     return target_row("scale", metric, seconds, "s", target=target, better="lower", note=note)
+
+
+def _progress(**seconds: float) -> None:
+    """A phase's figure as it ends: a long run's first figures, before the table."""
+    for name, value in seconds.items():
+        print(f"scale: {name} {value:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr,
+              flush=True)  # fmt: skip
 
 
 def _row(metric: str, value: float, unit: str, note: str = "") -> dict[str, Any]:
