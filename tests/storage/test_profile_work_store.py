@@ -70,3 +70,14 @@ async def test_a_scheduled_install_is_delivered_once(storage: SqlStorage) -> Non
     assert await storage.scheduled_installs(10) == []
     assert [t.device_id for t in await storage.command_targets("first", NOW)] == ["B"]
     assert await storage.command_targets("second", NOW) == []
+
+
+async def test_a_page_scheduled_by_the_database(storage: SqlStorage) -> None:
+    await _fleet(storage)
+    await storage.save_device_profiles([_row("A", ProfileState.INSTALLED, "c-a")])
+    await storage.save_device_profiles([_row("C", ProfileState.MISSING, "c-c")])
+    page = await storage.schedule_work(WorkScope(), None, 10, NOW)
+    assert (list(page.devices), page.installs, page.scheduled) == (["A", "B", "C"], [], 2)
+    scheduled = [(s.row.device_id, s.row.state) for s in await storage.scheduled_installs(10)]
+    assert scheduled == [("B", ProfileState.PENDING), ("C", ProfileState.PENDING)]
+    assert (await storage.schedule_work(WorkScope(), None, 10, NOW)).scheduled == 0

@@ -33,7 +33,7 @@ from orchardist.profiles.targets import check_devices, scope, targets, wanted_ve
 from orchardist.profiles.validate import check_profile
 from orchardist.schema.validate import Problem
 from orchardist.storage import CertificateStore, MdmStorage, NewCommand
-from orchardist.storage.profile_work import ProfileWorkStore, WantedInstall, WorkScope
+from orchardist.storage.profile_work import ProfileWorkStore, WantedInstall, WorkPage, WorkScope
 from orchardist.storage.profiles import (
     DeviceProfile,
     ProfileState,
@@ -198,10 +198,12 @@ class ProfileLibrary:
         done, after = Reconciled(), None
         work = WorkScope(identifier=identifier, group=group)
         versions: dict[tuple[str, int], ProfileVersion | None] = {}
-        while page := await self.store.profile_work(work, after, self.page_size):
+        while page := await self._page(work, after, done):
             if not page.devices:
                 break
             after = page.devices[-1]
+            done.installs += page.scheduled
+            done.scheduled += page.scheduled
             changes = await self._install_page(page.installs, done, versions)
             changes += await self._remove(page.removals, done)
             if changes and self.on_change is not None:
@@ -209,6 +211,13 @@ class ProfileLibrary:
         if done.scheduled:
             self.delivery.wake()
         return done
+
+    async def _page(self, work: WorkScope, after: str | None, done: Reconciled) -> WorkPage:
+        """The next page; once this pass has queued all it queues at once, with what it
+        lacks scheduled by the database (none of it read here)."""
+        if done.installs - done.scheduled >= self.inline_limit:
+            return await self.store.schedule_work(work, after, self.page_size, self.clock())
+        return await self.store.profile_work(work, after, self.page_size)
 
     async def _install_page(
         self,

@@ -49,6 +49,7 @@ class WorkPage:
     devices: Sequence[str]  # the page's devices in the scope, by id; empty at the end
     installs: Sequence[WantedInstall]  # what they lack or hold in an older version
     removals: Sequence[DeviceProfile]  # rows no longer assigned, not removing or removed
+    scheduled: int = 0  # with schedule_work: installs scheduled (then none in `installs`)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class ProfileWorkStore(Protocol):
         lacks (devices enrolled only; deleted profiles never wanted) and what each holds
         that is no longer assigned. A row `pending`, `installed` or `failed` at the latest
         version is settled (a scheduled one waits for delivery)."""
+
+    async def schedule_work(
+        self, scope: WorkScope, after: str | None, limit: int, now: datetime
+    ) -> WorkPage:
+        """As `profile_work`, in one transaction, but what the page lacks is scheduled (as
+        `schedule_installs` would) by the database itself, and counted, not returned."""
 
     async def schedule_installs(self, rows: Sequence[DeviceProfile]) -> int:
         """Save each row (pending at its version, no command) where the stored row still

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, not_, or_, select, true, union, update
+from sqlalchemy import Select, and_, exists, literal, not_, null, or_, select, true, union, update
 from sqlalchemy.engine import Connection
 
 from orchardist.keys.master import MasterKeys
@@ -49,6 +49,11 @@ class SqlProfileWorkStorage:
 
     async def profile_work(self, scope: WorkScope, after: str | None, limit: int) -> WorkPage:
         return await self.database.read(lambda conn: _work_page(conn, scope, after, limit))
+
+    async def schedule_work(
+        self, scope: WorkScope, after: str | None, limit: int, now: datetime
+    ) -> WorkPage:
+        return await self.database.write(lambda conn: _work_page(conn, scope, after, limit, now))
 
     async def schedule_installs(self, rows: Sequence[DeviceProfile]) -> int:
         values = [{**asdict(row), "state": row.state.value} for row in rows]
@@ -126,7 +131,13 @@ def _still_scheduled(row: DeviceProfile) -> Any:
     )
 
 
-def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int) -> WorkPage:
+def _work_page(
+    conn: Connection,
+    scope: WorkScope,
+    after: str | None,
+    limit: int,
+    schedule_at: datetime | None = None,
+) -> WorkPage:
     page = select(e.device_id).where(_in_scope(scope)).order_by(e.device_id).limit(limit)
     if after is not None:
         page = page.where(e.device_id > after)
@@ -136,25 +147,14 @@ def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int
     wanted = _wanted(devices, _profiles_of(scope)).subquery("wanted")
     w = wanted.c
     held = and_(s.device_id == w.device_id, s.identifier == w.identifier)
-    c = issued_certificates.c
-    lacking = (
-        select(w.device_id.label("wanted_device"), w.identifier.label("wanted_identifier"),
-               w.version, c.der, device_profiles)
-        .select_from(
-            wanted.outerjoin(device_profiles, held)
-            .join(enrollments, e.device_id == w.device_id)
-            .outerjoin(issued_certificates, c.sha256 == e.identity_sha256)
-        )
-        .where(or_(s.device_id.is_(None), s.desired_version.is_distinct_from(w.version),
-                   s.state.not_in(_HOLDING)))
-        .order_by(w.device_id, w.identifier)
-    )  # fmt: skip
-    installs = [
-        WantedInstall(r.wanted_device, r.wanted_identifier, int(r.version),
-                      None if r.device_id is None else _state(r),
-                      None if r.der is None else bytes(r.der))
-        for r in conn.execute(lacking)
-    ]  # fmt: skip
+    lacks = or_(s.device_id.is_(None), s.desired_version.is_distinct_from(w.version),
+                s.state.not_in(_HOLDING))  # fmt: skip
+    installs: list[WantedInstall] = []
+    scheduled = 0
+    if schedule_at is None:
+        installs = _lacking(conn, wanted, held, lacks)
+    else:
+        scheduled = _schedule_lacking(conn, wanted, held, lacks, schedule_at)
     stale = (
         select(device_profiles)
         .where(
@@ -167,7 +167,52 @@ def _work_page(conn: Connection, scope: WorkScope, after: str | None, limit: int
     if (identifiers := _profiles_of(scope)) is not None:
         stale = stale.where(s.identifier.in_(identifiers))
     removals = [_state(r) for r in conn.execute(stale)]
-    return WorkPage(devices, installs, removals)
+    return WorkPage(devices, installs, removals, scheduled)
+
+
+def _lacking(conn: Connection, wanted: Any, held: Any, lacks: Any) -> list[WantedInstall]:
+    w, c = wanted.c, issued_certificates.c
+    query = (
+        select(w.device_id.label("wanted_device"), w.identifier.label("wanted_identifier"),
+               w.version, c.der, device_profiles)
+        .select_from(
+            wanted.outerjoin(device_profiles, held)
+            .join(enrollments, e.device_id == w.device_id)
+            .outerjoin(issued_certificates, c.sha256 == e.identity_sha256)
+        )
+        .where(lacks)
+        .order_by(w.device_id, w.identifier)
+    )  # fmt: skip
+    return [
+        WantedInstall(r.wanted_device, r.wanted_identifier, int(r.version),
+                      None if r.device_id is None else _state(r),
+                      None if r.der is None else bytes(r.der))
+        for r in conn.execute(query)
+    ]  # fmt: skip
+
+
+def _schedule_lacking(conn: Connection, wanted: Any, held: Any, lacks: Any, now: datetime) -> int:
+    """What the page lacks, scheduled by one INSERT … SELECT: nothing read into Python.
+    The ON CONFLICT condition is `lacks` again, on the row as the database holds it."""
+    w = wanted.c
+    columns = ["device_id", "identifier", "desired_version", "installed_version", "state",
+               "command_uuid", "error", "updated_at"]  # fmt: skip
+    rows = (
+        select(w.device_id, w.identifier, w.version, s.installed_version,
+               literal(S.PENDING.value, s.state.type), null(), null(),
+               literal(now, s.updated_at.type))
+        .select_from(wanted.outerjoin(device_profiles, held))
+        .where(lacks)
+    )  # fmt: skip
+    statement = dialect_insert(conn, device_profiles).from_select(columns, rows)
+    new = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["device_id", "identifier"],
+        set_={k: new[k] for k in columns[2:]},
+        where=or_(s.desired_version.is_distinct_from(new.desired_version),
+                  s.state.not_in(_HOLDING)),
+    ).returning(s.device_id)  # fmt: skip
+    return len(conn.execute(statement).all())
 
 
 def _in_page(column: Any, devices: Sequence[str]) -> Any:
