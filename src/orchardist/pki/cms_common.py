@@ -37,7 +37,7 @@ _DIGESTS: dict[DigestName, type[hashes.HashAlgorithm]] = {
 # InvalidVersion: one whose version field is corrupt (neither is a ValueError);
 # RecursionError: asn1crypto recurses once per level of nesting, and a message can nest
 # thousands (the readers avoid it where they can; this is the net).
-_MALFORMED = (
+MALFORMED = (
     RecursionError,
     x509.InvalidVersion,
     ValueError,
@@ -71,7 +71,7 @@ def malformed_as_cms_error(what: str) -> Iterator[None]:
         yield
     except CmsError:
         raise
-    except _MALFORMED as exc:
+    except MALFORMED as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CmsError(f"malformed {what}: {reason[:_MAX_REASON]}") from exc
 

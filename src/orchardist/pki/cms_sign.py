@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from orchardist.pki import der
 from orchardist.pki.cms_common import (
+    MALFORMED,
     CmsError,
     DigestName,
     digest_name,
@@ -247,7 +248,7 @@ def _verify_quick(
             _check_chain(signer, certificates, trusted, _utc(at))
             if parts.signing_time is not None:
                 _check_validity(signer, "signer", parts.signing_time)
-    except (CmsError, InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+    except (CmsError, InvalidSignature, *MALFORMED):  # e.g. InvalidVersion: not a ValueError
         return None
     return SignedMessage(
         content=content,
