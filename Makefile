@@ -48,9 +48,11 @@ lint: venv ## ruff (lint + format), mypy, import-linter layering contract
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# One pytest-xdist worker per core (at most 4); a test file stays on one worker, so its
-# module-scoped fixtures are made once. TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= auto
+# Four pytest-xdist workers: many tests spend most of their time waiting for server
+# processes and virtual devices, so two workers per core (on CI's two) keep the cores busy.
+# A test file stays on one worker, so its module-scoped fixtures are made once.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 4
 
 test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDIST_TEST_POSTGRES_URL is set)
 	$(BIN)/pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile
