@@ -288,13 +288,15 @@ class Settings(BaseSettings):
     mdm_client_cert_header: str | None = Field(
         default=None,
         description="Header a TLS-terminating proxy puts the client certificate in "
-        "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); off when unset",
+        "(e.g. Client-Cert per RFC 9440, or X-SSL-Client-Cert for nginx); read only from "
+        "a peer in trusted_proxies, dropped from any other; off when unset",
     )
     trusted_proxies: list[str] = Field(
         default=["127.0.0.1", "::1"],
         description='Proxies (addresses, networks, or "*") whose X-Forwarded-For and '
-        "X-Forwarded-Proto name the real client (uvicorn's forwarded_allow_ips); from any "
-        "other peer they are ignored, so sign-in limits count the connecting address",
+        "X-Forwarded-Proto name the real client and whose mdm_client_cert_header is "
+        "believed; from any other peer they are ignored, so sign-in limits count the "
+        "connecting address",
     )
     metrics_token: SecretStr | None = Field(
         default=None,
