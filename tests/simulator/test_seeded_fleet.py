@@ -48,11 +48,9 @@ def test_seeded_fleet_answers_a_fan_out_through_the_server(backend: str, tmp_pat
         env = {"ORCHARDIST_SCEP_STATIC_CHALLENGE": STATIC, **apns.env, **database}
         profile, fleet_file = tmp_path / "enroll.mobileconfig", tmp_path / "fleet.json"
         orchardist(data_dir, "enrollment-profile", "--static", "-o", str(profile), env=env)
-        seeded = json.loads(
-            orchardist(data_dir, "simulate", "seed", "--devices", str(DEVICES), "--live",
-                       str(LIVE), "--profile", str(profile), "--out", str(fleet_file), "--json",
-                       env=env)  # fmt: skip
-        )
+        seed = ["simulate", "seed", "--devices", str(DEVICES), "--live", str(LIVE),
+                "--profile", str(profile), "--out", str(fleet_file), "--json"]  # fmt: skip
+        seeded = json.loads(orchardist(data_dir, *seed, env=env))
         with running_server(data_dir, http=True, env=env) as base:
             fleet = subprocess.Popen(
                 [*ORCHARDIST, "simulate", "--fleet", str(fleet_file), "--server", base,
@@ -72,11 +70,11 @@ def test_seeded_fleet_answers_a_fan_out_through_the_server(backend: str, tmp_pat
             finally:
                 fleet.terminate()
                 out, errors = fleet.communicate(timeout=60)
-    assert seeded["devices"] == DEVICES and seeded["live"] == LIVE
+    assert (seeded["devices"], seeded["live"]) == (DEVICES, LIVE)
     assert sum(1 for device in listed if device["enrolled"]) == DEVICES
     assert fleet.returncode == 0, errors
     report = json.loads(out)
-    assert report["enrolled"] == LIVE and report["failures"] == []
+    assert (report["enrolled"], report["failures"]) == (LIVE, [])
     # Each live device was sent each command once and answered it once; the rest only wait.
     assert report["commands"] == 2 * LIVE
     for count in final:
