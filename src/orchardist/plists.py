@@ -43,6 +43,9 @@ _MALFORMED = (
     RecursionError,
 )
 _SCALARS = (str, bytes, bool, int, float, datetime)
+_SCALAR_KINDS = frozenset(_SCALARS)
+_CONTAINERS = (dict, list)
+_CONTAINER_KINDS = frozenset(_CONTAINERS)
 
 
 class PlistError(ValueError):
@@ -81,27 +84,102 @@ def _reason(exc: Exception) -> str:
 
 
 def _check_tree(root: dict[str, Any], *, max_nodes: int) -> None:
-    """Walk the value without recursion: a cycle (binary plists can hold one) or nesting
-    past MAX_DEPTH fails on depth, shared containers that expand too far on size."""
-    pending: list[tuple[Any, int]] = [(root, 1)]
-    nodes = 0
-    while pending:
-        value, depth = pending.pop()
-        nodes += 1
-        if nodes > max_nodes:
-            raise PlistError("malformed plist: it expands to more values than its size allows")
-        if isinstance(value, dict):
-            _check_depth(depth)
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise PlistError(f"malformed plist: a dictionary key is a {_kind(key)}")
-                pending.append((key, depth + 1))
-                pending.append((item, depth + 1))
-        elif isinstance(value, list):
-            _check_depth(depth)
-            pending.extend((item, depth + 1) for item in value)
+    """Walk the value without recursion, each distinct container once. A binary plist can
+    refer to one container from many places, and walking every place costs the expanded
+    size (seconds of CPU for a few hundred KB of such a body before the bound refused it),
+    so a container's expanded size and height are measured once and counted wherever it
+    is referenced. More than `max_nodes` values in all is an expansion bomb; a path
+    through more than MAX_DEPTH containers, or a cycle, is nesting too deep."""
+    sizes: dict[int, int] = {}  # id(container) → values in it, itself included, expanded
+    heights: dict[int, int] = {}  # id(container) → containers on its longest path down
+    path = [_Measure(root, *_inspect(root))]  # from the root to the container measured
+    on_path = {id(root)}
+    while path:
+        measure = path[-1]
+        for child in measure.pending:
+            if child is measure.last:  # a run of references to one container
+                measure.size += measure.last_size
+                continue
+            key = id(child)
+            if key in sizes:  # measured where it was met first
+                measure.add(child, sizes[key], heights[key])
+                continue
+            if key in on_path:  # a cycle: as deep as one likes
+                _check_depth(MAX_DEPTH + 1)
+            base, grandchildren = _inspect(child)
+            if grandchildren:
+                _check_depth(len(path) + 2)
+                path.append(_Measure(child, base, grandchildren))
+                on_path.add(key)
+                break
+            sizes[key], heights[key] = base, 1
+            measure.add(child, base, 1)
         else:
-            _check_scalar(value)
+            path.pop()
+            on_path.discard(id(measure.container))
+            if measure.size > max_nodes:
+                raise PlistError("malformed plist: it expands to more values than its size allows")
+            _check_depth(len(path) + measure.height)
+            key = id(measure.container)
+            sizes[key], heights[key] = measure.size, measure.height
+            if path:
+                path[-1].add(measure.container, measure.size, measure.height)
+
+
+class _Measure:
+    """A container of _check_tree being measured: its size and height so far, and the
+    child containers it has not counted yet."""
+
+    __slots__ = ("container", "height", "last", "last_size", "pending", "size")
+
+    def __init__(self, container: Any, base: int, children: list[Any]):
+        self.container, self.pending = container, iter(children)
+        self.size, self.height = base, 1
+        self.last: Any = None
+        self.last_size = 0
+
+    def add(self, child: Any, size: int, height: int) -> None:
+        self.size += size
+        self.height = max(self.height, height + 1)
+        self.last, self.last_size = child, size
+
+
+def _inspect(container: dict[str, Any] | list[Any]) -> tuple[int, list[Any]]:
+    """A container's keys and scalars checked (at C speed where possible): how many values
+    it holds besides child containers, itself included, and its child containers (one per
+    reference)."""
+    if not container:
+        return 1, []
+    if isinstance(container, dict):
+        for key in container if set(map(type, container)) - {str} else ():
+            if not isinstance(key, str):
+                raise PlistError(f"malformed plist: a dictionary key is a {_kind(key)}")
+        if any("\x00" in key for key in container):
+            raise PlistError("malformed plist: a string holds a NUL character")
+        values = list(container.values())
+        base = 1 + 2 * len(values)
+    else:
+        values, base = container, 1 + len(container)
+    kinds = set(map(type, values))
+    _check_scalars(values, kinds)
+    if not kinds & _CONTAINER_KINDS:
+        return base, []
+    children = [value for value in values if type(value) in _CONTAINERS]
+    return base - len(children), children
+
+
+def _check_scalars(values: list[Any], kinds: set[type]) -> None:
+    """The checks of _check_scalar, for many values at C speed where possible."""
+    for odd in kinds - _SCALAR_KINDS - _CONTAINER_KINDS:  # None, UID (or a subclass)
+        for value in values:
+            if type(value) is odd:
+                _check_scalar(value)
+    if int in kinds:
+        numbers = values if kinds == {int} else [v for v in values if type(v) is int]
+        if min(numbers) < MIN_INTEGER or max(numbers) > MAX_INTEGER:
+            raise PlistError("malformed plist: an integer outside the 64-bit range")
+    if str in kinds and any("\x00" in value for value in values if type(value) is str):
+        raise PlistError("malformed plist: a string holds a NUL character")
 
 
 def _check_depth(depth: int) -> None:

@@ -131,3 +131,13 @@ def deeply_nested(fields: dict[str, str], key: str, depth: int) -> bytes:
         plist.set_children(outer, [inner])
     plist.set_children(root, {**plist.strings(fields), plist.string(key): arrays[0]})
     return plist.build(root)
+
+
+def shared_wide(references: int, strings: int) -> bytes:
+    """{"Many": [inner] * references} with inner = ["x"] * strings: one container
+    referenced from every place, as a binary plist (one byte per reference)."""
+    plist = Binary()
+    root, text = plist.dictionary(), plist.string("x")
+    inner = plist.array([text] * strings)
+    plist.set_children(root, {plist.string("Many"): plist.array([inner] * references)})
+    return plist.build(root)
