@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from orchardist.storage import DeviceFacts, NewCommand, TargetStatus
 from orchardist.storage.inventory import (
@@ -89,6 +90,37 @@ async def test_device_information_answers_merge_key_by_key(storage: SqlStorage) 
     still = await storage.get_inventory("M")
     assert still is not None
     assert still.facts == known.facts  # a SecurityInfo answer leaves the facts alone
+
+
+async def test_an_unchanged_list_is_not_rewritten(storage: SqlStorage) -> None:
+    """A device answering the same lists again (what devices mostly do) rewrites none of
+    their rows: a mark made in a row since stays. A list that changed is rewritten whole,
+    and the answer after it compares with what it wrote."""
+    await storage.apply_inventory("D", FULL, NOW)
+    mark = "UPDATE inventory_apps SET name = 'marked' WHERE device_id = 'D'"
+    marked_certs = "UPDATE inventory_certificates SET common_name = 'marked'"
+    await storage.database.write(
+        lambda conn: (conn.execute(text(mark)), conn.execute(text(marked_certs)))
+    )
+    later = NOW + timedelta(hours=1)
+    await storage.apply_inventory("D", FULL, later)
+    same = await storage.get_inventory("D")
+    assert same is not None
+    assert same.updated_at == later
+    assert {app.name for app in same.apps} == {"marked"}
+    assert {cert.common_name for cert in same.certificates} == {"marked"}
+    assert same.profiles == FULL.profiles
+    assert FULL.apps is not None
+    changed = InventoryUpdate(apps=(*FULL.apps[:1], App("com.example.c", "C", "2", "2.0", 1)))
+    await storage.apply_inventory("D", changed, later)
+    rewritten = await storage.get_inventory("D")
+    assert rewritten is not None
+    assert rewritten.apps == changed.apps
+    assert {cert.common_name for cert in rewritten.certificates} == {"marked"}  # not in it
+    await storage.apply_inventory("D", FULL, later)  # back to the first list: written again
+    again = await storage.get_inventory("D")
+    assert again is not None
+    assert again.apps == FULL.apps
 
 
 async def test_raw_results_are_kept_for_the_latest_only(storage: SqlStorage) -> None:

@@ -1,12 +1,19 @@
-"""Inventory on SQL: one transaction replaces what a result speaks about."""
+"""Inventory on SQL: one transaction replaces what a result speaks about.
+
+A list (apps, certificates, profiles, provisioning profiles) is rewritten only when its rows
+differ from those last written: `inventory.list_digests` keeps a SHA-256 of each, and a
+device answering the same InstalledApplicationList again (what devices mostly do) costs a
+digest, not a thousand deletes and inserts."""
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Row, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage.inventory import (
@@ -35,21 +42,26 @@ class SqlInventoryStorage:
 
     async def apply_inventory(self, device_id: str, update: InventoryUpdate, now: datetime) -> None:
         def work(conn: Connection) -> None:
-            _apply_documents(conn, device_id, update, now)
-            lists: list[tuple[Table, tuple[Any, ...] | None]] = [
-                (inventory_apps, update.apps),
-                (inventory_profiles, update.profiles),
-                (inventory_provisioning_profiles, update.provisioning_profiles),
+            known = conn.execute(_KNOWN, {"device_id": device_id}).first()
+            digests = dict(known.list_digests or {}) if known is not None else {}
+            lists: list[tuple[Table, list[tuple[Any, ...]] | None]] = [
+                (inventory_apps, _list_rows(inventory_apps, device_id, update.apps)),
+                (inventory_profiles, _list_rows(inventory_profiles, device_id, update.profiles)),
+                (
+                    inventory_provisioning_profiles,
+                    _list_rows(
+                        inventory_provisioning_profiles, device_id, update.provisioning_profiles
+                    ),
+                ),
+                (inventory_certificates, _certificate_rows(device_id, update.certificates)),
             ]
-            for table, items in lists:
-                if items is not None:
-                    fields = attrgetter(*(c.name for c in table.columns if c.name != "device_id"))
-                    _replace(conn, table, device_id, [(device_id, *fields(i)) for i in items])
-            if update.certificates is not None:
-                columns = inventory_certificates.columns
-                fields = attrgetter(*(c.name for c in columns if c.name not in _NOT_FIELDS))
-                rows = [(device_id, n, *fields(c)) for n, c in enumerate(update.certificates)]
-                _replace(conn, inventory_certificates, device_id, rows)
+            for table, rows in lists:
+                if rows is not None:
+                    digest = _digest(rows)
+                    if digests.get(table.name) != digest:
+                        _replace(conn, table, device_id, rows)
+                        digests[table.name] = digest
+            _apply_documents(conn, device_id, update, now, known, digests)
 
         items = sum(
             len(found or ()) for found in (update.apps, update.certificates, update.profiles)
@@ -94,14 +106,17 @@ class SqlInventoryStorage:
 
 
 def _apply_documents(
-    conn: Connection, device_id: str, update: InventoryUpdate, now: datetime
+    conn: Connection,
+    device_id: str,
+    update: InventoryUpdate,
+    now: datetime,
+    known: Row[Any, Any, Any] | None,
+    digests: dict[str, str],
 ) -> None:
     documents = {"security": update.security, "restrictions": update.restrictions}
     values: dict[str, Any] = {k: dict(v) for k, v in documents.items() if v is not None}
     values["updated_at"] = now
-    known = conn.execute(
-        select(inventory.c.facts, inventory.c.facts_seen).where(inventory.c.device_id == device_id)
-    ).first()
+    values["list_digests"] = digests
     if update.facts is not None:
         # Merged, not replaced: an answer to two queries must not erase the battery level.
         facts, seen = (known.facts or {}, known.facts_seen or {}) if known else ({}, {})
@@ -111,6 +126,37 @@ def _apply_documents(
         conn.execute(insert(inventory), {"device_id": device_id, **values})
     else:
         conn.execute(_inventory_row(device_id).values(values))
+
+
+_KNOWN = select(inventory.c.facts, inventory.c.facts_seen, inventory.c.list_digests).where(
+    inventory.c.device_id == bindparam("device_id")
+)
+
+
+def _list_rows(
+    table: Table, device_id: str, items: tuple[Any, ...] | None
+) -> list[tuple[Any, ...]] | None:
+    """The rows of `table` for these records (None: the result says nothing of them)."""
+    if items is None:
+        return None
+    fields = attrgetter(*(c.name for c in table.columns if c.name != "device_id"))
+    return [(device_id, *fields(i)) for i in items]
+
+
+def _certificate_rows(
+    device_id: str, items: tuple[Certificate, ...] | None
+) -> list[tuple[Any, ...]] | None:
+    if items is None:
+        return None
+    columns = inventory_certificates.columns
+    fields = attrgetter(*(c.name for c in columns if c.name not in _NOT_FIELDS))
+    return [(device_id, n, *fields(c)) for n, c in enumerate(items)]
+
+
+def _digest(rows: list[tuple[Any, ...]]) -> str:
+    """What a list's rows hold, as a SHA-256: equal rows, equal digest (a different pickle of
+    equal rows, say across Python versions, only costs one rewrite; never a skipped one)."""
+    return hashlib.sha256(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
 def _inventory_row(device_id: str) -> Any:

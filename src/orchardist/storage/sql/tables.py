@@ -229,6 +229,7 @@ inventory = Table(
     Column("security", JSON),
     Column("restrictions", JSON),
     Column("updated_at", UtcDateTime(), nullable=False),
+    Column("list_digests", JSON),  # list table → SHA-256 of its rows as last written (0026)
 )
 
 inventory_apps = Table(
