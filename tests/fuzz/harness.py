@@ -10,7 +10,15 @@ documented error type, nothing else; no input may take more than TIME_LIMIT seco
 (a generous ceiling that only a hang or a quadratic blow-up crosses, not a timing: timings
 live in bench/; CPU, not wall-clock time, so that a busy machine fails nothing), and for
 the pure parsers no input may make Python allocate more than `memory_limit(len(input))` at
-its peak (tracemalloc)."""
+its peak (tracemalloc).
+
+Tracing costs about a microsecond per allocation, so a parser that is linear but allocates
+an object per few bytes of input spends up to ~2.5 µs per byte under it (asn1crypto
+decoding a 300,000-byte OBJECT IDENTIFIER into its arcs: 0.05 s untraced, 0.74 s traced;
+plistlib building half a megabyte of containers: 0.1 s and 0.8 s). The largest inputs
+the strategies make are about 600 KB, so a traced input is allowed TRACED_CPU_PER_MIB
+seconds of CPU per MiB on top of TIME_LIMIT (3.8 s at 600 KB): a quadratic path at that
+size takes far longer. Untraced inputs have TIME_LIMIT whatever their size."""
 
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 T = TypeVar("T")
 TIME_LIMIT = 2.0  # CPU seconds for one input
+TRACED_CPU_PER_MIB = 3.0  # CPU seconds more per MiB of a traced input (see above)
 WALL_LIMIT_FACTOR = 30  # a hang: wall-clock seconds, in TIME_LIMITs
 MiB = 1024 * 1024
 COUNTS: Counter[str] = Counter()  # target → inputs tried this session
@@ -82,8 +91,10 @@ def bounded_call(
     time_limit: float = TIME_LIMIT,
 ) -> T | None:
     """parse(), which may refuse only with `refusals` (None then). With `size` (the input's
-    length; inside `traced()`), its peak allocation is bounded too."""
+    length; inside `traced()`), its peak allocation is bounded too, and its CPU bound
+    grows by TRACED_CPU_PER_MIB per MiB."""
     if size is not None:
+        time_limit += TRACED_CPU_PER_MIB * size / MiB
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
     start, started_cpu = time.monotonic(), time.process_time()
