@@ -81,6 +81,11 @@ def _places(nodes: list[Node]) -> list[tuple[list[Node], int]]:
     return found
 
 
+def tree_nodes(nodes: list[Node]) -> list[Node]:
+    """Every node of the tree, depth first."""
+    return [siblings[index] for siblings, index in _places(nodes)]
+
+
 LIES = [b"\x80", b"\x84\xff\xff\xff\xff", b"\x85\x01\x00\x00\x00\x00", b"\x00", b"\x81\x05"]
 
 
