@@ -63,7 +63,7 @@ test: venv debs lint ## Lint, then the whole suite (PostgreSQL too when ORCHARDI
 FUZZ_EXAMPLES ?= 2000
 
 fuzz: venv ## Fuzz every parser of outside input (FUZZ_EXAMPLES per target); prints the counts
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -p no:xdist -q -W ignore::hypothesis.errors.HypothesisWarning tests/fuzz
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -n auto --dist load -q -W ignore::hypothesis.errors.HypothesisWarning tests/fuzz
 
 bench: venv ## Benchmark scenarios: prints a table, writes bench/results.json
 	@dpkg -s wrk >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends wrk)

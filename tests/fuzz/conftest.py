@@ -1,8 +1,11 @@
-"""The fuzz tests end the session with how many inputs each target took."""
+"""The fuzz tests end the session with how many inputs each target took. Under
+pytest-xdist (`make fuzz`) each worker counts its own and hands the counts back when it
+finishes (`workeroutput`); the controller, which runs no test, adds them up."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +25,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if item.path.parent == Path(__file__).parent:
             for ignore in ignores:
                 item.add_marker(ignore)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)  # set on an xdist worker only
+    if output is not None:
+        output["fuzz_counts"] = dict(COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown with -p no:xdist
+def pytest_testnodedown(node: Any, error: object) -> None:
+    COUNTS.update(node.workeroutput.get("fuzz_counts", {}))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
