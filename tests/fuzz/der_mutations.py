@@ -86,6 +86,24 @@ def tree_nodes(nodes: list[Node]) -> list[Node]:
     return [siblings[index] for siblings, index in _places(nodes)]
 
 
+SHA256 = bytes.fromhex("608648016503040201")
+
+
+def with_digest_oid(der: bytes, contents: bytes) -> bytes:
+    """A SignedData with its signer's digest algorithm (the last SHA-256 OID in it) an
+    OBJECT IDENTIFIER of these `contents`."""
+    tree = parse(der)
+    digests = [node for node in tree_nodes(tree) if node.tag == 0x06 and node.content == SHA256]
+    digests[-1].content = contents
+    return write(tree)
+
+
+def growing_arc(length: int) -> bytes:
+    """OID contents of one arc `length` bytes long (every byte but the last has the high
+    bit set): decoded naively, an integer that grows with every byte."""
+    return b"\xff" * (length - 1) + b"\x7f"
+
+
 LIES = [b"\x80", b"\x84\xff\xff\xff\xff", b"\x85\x01\x00\x00\x00\x00", b"\x00", b"\x81\x05"]
 
 

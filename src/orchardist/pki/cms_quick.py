@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from orchardist.pki.asn1_limits import MAX_OID_BYTES
 from orchardist.pki.cms_common import DigestName
 
 # DER tags (X.690 §8): universal class, and the context-specific ones CMS uses.
@@ -167,7 +168,10 @@ def _attributes(
 
 @functools.lru_cache(maxsize=256)
 def _dotted(oid: bytes) -> str:
-    """An OID's contents (X.690 §8.19) as dotted text."""
+    """An OID's contents (X.690 §8.19) as dotted text; a long one is left to asn1crypto,
+    which refuses it (orchardist.pki.asn1_limits) before its arcs grow quadratically."""
+    if len(oid) > MAX_OID_BYTES:
+        raise _UnusualShapeError
     arcs: list[int] = []
     value = 0
     for byte in oid:
