@@ -32,7 +32,9 @@ from tests.mdm.crash_run import (
     upload_profile,
 )
 
-DEVICES = int(os.environ.get("CRASH_TEST_DEVICES", "300"))
+# Enough to be killed provably mid-way (some results stored, some not; a reconciliation
+# with some installs queued) with devices in flight; the bench's 10,000 measure the rest.
+DEVICES = int(os.environ.get("CRASH_TEST_DEVICES", "100"))
 
 
 @contextmanager
