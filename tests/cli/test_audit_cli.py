@@ -51,8 +51,15 @@ def _audit(data_dir: Path, *args: str) -> list[dict[str, Any]]:
     return entries
 
 
-def test_cli_changes_are_recorded_as_the_os_user(data_dir: Path) -> None:
-    entries = _audit(data_dir)
+@pytest.fixture(scope="module")
+def whole_log(data_dir: Path) -> str:
+    """`orchardist audit --json` with no filter, as printed: the log does not change after
+    the data_dir fixture, so the tests that read all of it share one run."""
+    return orchardist(data_dir, "audit", "--json")
+
+
+def test_cli_changes_are_recorded_as_the_os_user(whole_log: str) -> None:
+    entries: list[dict[str, Any]] = json.loads(whole_log)
     seen = [(e["action"], e["targets"], e["outcome"]) for e in entries]
     assert seen == [
         ("command.queue", ["NOPE"], "failed"),
@@ -76,18 +83,18 @@ def test_cli_changes_are_recorded_as_the_os_user(data_dir: Path) -> None:
     assert {"expires_at"} <= set(challenge["detail"]) & set(link["detail"])
 
 
-def test_no_secret_reaches_the_log(data_dir: Path) -> None:
+def test_no_secret_reaches_the_log(data_dir: Path, whole_log: str) -> None:
     token, challenge, link_token = json.loads((data_dir.parent / "secrets.json").read_text())
-    written = orchardist(data_dir, "audit", "--json") + orchardist(data_dir, "audit", "--wide")
+    written = whole_log + orchardist(data_dir, "audit", "--wide")
     for secret in (WIFI_SECRET, ACCOUNT_PASSWORD, token, challenge, link_token):
         assert secret not in written
 
 
-def test_filters_and_pages(data_dir: Path) -> None:
+def test_filters_and_pages(data_dir: Path, whole_log: str) -> None:
     assert [e["action"] for e in _audit(data_dir, "--outcome", "failed", "--limit", "2")] == [
         "command.queue", "command.queue"
     ]  # fmt: skip
-    older = _audit(data_dir, "--outcome", "failed", "--before", str(_audit(data_dir)[1]["id"]))
+    older = _audit(data_dir, "--outcome", "failed", "--before", str(json.loads(whole_log)[1]["id"]))
     assert [e["action"] for e in older] == ["group.set"]
     assert [e["targets"] for e in _audit(data_dir, "--target", "group:lab")] == [
         ["group:lab", "NOPE"]
