@@ -113,6 +113,11 @@ class ProfileLibrary:
             raise ProfileRejectedError(report.errors)
         if "EncryptedPayloadContent" in profile:
             raise ProfileRejectedError(["an encrypted profile cannot be stored: upload it clear"])
+        try:
+            body = envelope.serialize(profile)
+        except ValueError as exc:  # a control character where the schema does not look:
+            # a binary plist carries it, the XML the profile is stored and sent as cannot
+            raise ProfileRejectedError([f"the profile cannot be written as XML: {exc}"]) from exc
         identifier = str(profile["PayloadIdentifier"])
         if await self.store.get_profile(identifier) is not None:
             latest = await self.store.profile_version(identifier)
@@ -123,7 +128,7 @@ class ProfileLibrary:
             identifier,
             str(profile.get("PayloadDisplayName") or identifier),
             [str(p.get("PayloadType")) for p in payloads],
-            envelope.serialize(profile),
+            body,
             self.clock(),
         )
         return Added(stored, unchanged=False)
