@@ -97,14 +97,16 @@ def test_a_killed_pusher_is_resumed_by_another_process(tmp_path: Path) -> None:
                 time.sleep(0.02)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(timeout=10)
-        sender.wait(timeout=60)  # it watched the fan-out stall, and says so
         at_kill = _pushed(database)
         assert at_kill < DEVICES
+        # The next server starts while the CLI still watches: it pushes nothing until the
+        # dead one's lease (8 s) has ended, and the CLI sees the fan-out stall after 4 s.
         with running_server(data_dir, http=True, env=env):
             deadline = time.monotonic() + 90
             while _pushed(database) < DEVICES:
                 assert time.monotonic() < deadline, f"{_pushed(database)} of {DEVICES} pushed"
                 time.sleep(0.2)
+        sender.wait(timeout=60)  # it watched the fan-out stall, and says so
     finally:
         peer.terminate()
         out, _ = peer.communicate(timeout=30)
