@@ -124,3 +124,22 @@ def test_no_plaintext_key_in_the_data_dir_and_rotate_keeps_it_loading(tmp_path: 
     for name in before:
         with pytest.raises(KeyMaterialError):
             PkiFiles.in_data_dir(data_dir, old).read_key(files.directory / name)
+
+
+def test_a_key_file_replaced_since_it_was_read_is_read_again(tmp_path: Path) -> None:
+    """A PkiFiles opens each key file once while it is unchanged (a start reads ca.key in
+    seal_plaintext and load_ca); one replaced since, by another writer, is opened anew."""
+    keys = MasterKeys.generate()
+    files = PkiFiles.in_data_dir(tmp_path, keys)
+    files.save_ca(_ca())
+    assert files.seal_plaintext() == []
+    first = files.load_ca()
+    assert files.load_ca().key is first.key  # unchanged: not opened again
+    other_writer = PkiFiles(files.directory, keys)
+    replacement = _ca()
+    other_writer.save_ca(replacement)
+    assert files.load_ca().key.public_key() == replacement.key.public_key()
+    # Replaced by a file this master key does not open: refused, not the key read before.
+    PkiFiles(files.directory, MasterKeys.generate()).save_ca(_ca())
+    with pytest.raises(KeyMaterialError, match="not held"):
+        files.load_ca()

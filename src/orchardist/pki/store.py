@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -46,6 +46,14 @@ class PkiFiles:
 
     directory: Path
     keys: MasterKeys | None = None
+    # What each key file opened to, with the bytes it was read from: opening one checks
+    # the RSA key (tens of ms), and a server start reads ca.key and server.key in
+    # seal_plaintext, then in load_ca and load_server (and `serve` in its preflight
+    # too). The file is still read each time: a key rewritten since (here, by
+    # `keys rotate`, or by another process) is opened afresh.
+    _opened: dict[Path, tuple[bytes, tuple[PrivateKeyTypes, bytes | None]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, keys: MasterKeys | None = None) -> PkiFiles:
@@ -188,6 +196,14 @@ class PkiFiles:
             pem = path.read_bytes()
         except OSError as exc:
             raise KeyMaterialError(f"cannot read {path}: {exc}") from exc
+        known = self._opened.get(path)
+        if known is not None and known[0] == pem:
+            return known[1]
+        opened = self._decrypt(path, pem)
+        self._opened[path] = (pem, opened)
+        return opened
+
+    def _decrypt(self, path: Path, pem: bytes) -> tuple[PrivateKeyTypes, bytes | None]:
         if not any(marker in pem for marker in _ENCRYPTED_MARKERS):
             try:
                 return serialization.load_pem_private_key(pem, password=None), None
@@ -220,6 +236,7 @@ class PkiFiles:
 
     def _write_key(self, path: Path, key: PrivateKeyTypes) -> None:
         encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        password: bytes | None = None
         if self.keys is not None:
             password = self.keys.passphrases(path.name)[0]
             encryption = serialization.BestAvailableEncryption(password)
@@ -244,6 +261,7 @@ class PkiFiles:
         except OSError as exc:
             Path(partial).unlink(missing_ok=True)
             raise KeyMaterialError(f"cannot write {path}: {exc}") from exc
+        self._opened[path] = (pem, (key, password))  # what reading it back would give
 
 
 def _fsync_dir(directory: Path) -> None:
