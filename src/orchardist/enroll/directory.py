@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ldap
-import ldap.filter
+if TYPE_CHECKING:
+    import ldap
 
 DEFAULT_LOGIN_ATTRIBUTES = ("uid", "mail", "sAMAccountName", "userPrincipalName")
 
@@ -123,6 +123,10 @@ class Directory:
         return _user(dn, login, attributes, groups)
 
     def _bound(self, dn: str | None, password: str | None, *, service: bool) -> Any:
+        # python-ldap is imported where it is used: it takes tens of ms, and every CLI
+        # command builds the services (wiring) whether a directory is configured or not.
+        import ldap
+
         config = self.config
         conn = ldap.initialize(config.url)
         conn.set_option(ldap.OPT_PROTOCOL_VERSION, 3)
@@ -155,6 +159,8 @@ class Directory:
         return conn
 
     def _find_user(self, conn: Any, login: str) -> tuple[str, dict[str, list[bytes]]] | None:
+        import ldap.filter
+
         escaped = ldap.filter.escape_filter_chars(login)
         either = "".join(f"({a}={escaped})" for a in self.config.login_attributes)
         query = f"(&{self.config.user_object_filter}(|{either}))"
@@ -177,6 +183,8 @@ class Directory:
         return users[0]
 
     def _groups(self, conn: Any, dn: str, attributes: dict[str, list[bytes]]) -> tuple[str, ...]:
+        import ldap.filter
+
         member_of = [v.decode() for v in attributes.get("memberOf", [])]
         if member_of:
             return tuple(sorted(_cn(g) for g in member_of))
