@@ -33,7 +33,7 @@ from orchardist.enroll.invitations import (
     SmtpMailer,
 )
 from orchardist.keys.master import MasterKeys
-from orchardist.keys.sources import KeySource
+from orchardist.keys.sources import key_source as key_source  # its callers import it here too
 from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings
@@ -274,13 +274,6 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> Services
     apps.on_queued = pusher.wake
     apps.on_embedded_profile = provisioning.remember
     return services
-
-
-def key_source(settings: Settings) -> KeySource:
-    """Where the master key comes from: master_key, master_key_command or the file."""
-    value = settings.master_key.get_secret_value() if settings.master_key else None
-    file = settings.data_dir / settings.master_key_file
-    return KeySource(file, value=value, command=settings.master_key_command)
 
 
 def _accounts(settings: Settings, storage: AllStorage) -> Accounts:

@@ -16,6 +16,7 @@ import functools
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -130,12 +131,14 @@ async def _write(
     from orchardist.audit import AuditLog
     from orchardist.storage.sql.migrate import upgrade
     from orchardist.storage.sql.repositories import open_storage
-    from orchardist.wiring import utc_now
 
     await upgrade(url)  # as every command does: the entry needs the current schema
     storage = await open_storage(url)
+    # The clock wiring.utc_now is, without importing all of wiring for it (commands that
+    # open no services, e.g. `ca create-ra`, do not otherwise).
+    clock = functools.partial(datetime.now, UTC)
     try:
-        await AuditLog(storage, utc_now).record(actor, action, targets, outcome, detail,
+        await AuditLog(storage, clock).record(actor, action, targets, outcome, detail,
                                                 reason=reason)  # fmt: skip
     finally:
         await storage.close()

@@ -190,7 +190,7 @@ def _master_keys(settings: Settings) -> MasterKeys | None:
     """The master key the restored data dir will use: its master.key (in the backup), or
     the master_key / master_key_command its settings or the environment name. None for a
     backup from before the master key (no master.key: its key files are plaintext)."""
-    from orchardist.wiring import key_source
+    from orchardist.keys.sources import key_source
 
     source = key_source(settings)
     if source.writable and not source.file.exists():

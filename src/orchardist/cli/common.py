@@ -57,8 +57,8 @@ def pki_files_of(settings: Settings) -> PkiFiles:
     """The data dir's key files, opened (and written) with the master key, which is made
     when there is none yet, as a server start would."""
     from orchardist.keys.master import MasterKeyError
+    from orchardist.keys.sources import key_source
     from orchardist.pki.store import PkiFiles
-    from orchardist.wiring import key_source
 
     source = key_source(settings)
     try:

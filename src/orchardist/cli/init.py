@@ -122,9 +122,9 @@ def _new_ca(settings: Settings, files: PkiFiles) -> CertificateAuthority:
 
 async def _prepare_database(settings: Settings) -> str | None:
     """Migrate, then make the first admin token; None when one exists already."""
+    from orchardist.keys.sources import key_source
     from orchardist.storage.sql.migrate import upgrade
     from orchardist.storage.sql.repositories import open_storage
-    from orchardist.wiring import key_source
 
     url = settings.resolved_database_url
     await upgrade(url)

@@ -31,10 +31,10 @@ console = Console(highlight=False)
 def rotate(ctx: typer.Context) -> None:
     """Re-seal tokens, profile bodies and secret-bearing commands under a new master key
     (stop `serve` first). Safe to re-run after a crash."""
+    from orchardist.keys.sources import key_source
     from orchardist.storage.sql.migrate import upgrade
     from orchardist.storage.sql.repositories import open_storage
     from orchardist.storage.sql.sealing import count_not_current, reseal
-    from orchardist.wiring import key_source
 
     settings = settings_of(ctx)
     source = key_source(settings)
@@ -80,7 +80,7 @@ def passphrase(
 ) -> None:
     """Print the passphrase that opens a key file (encrypted PKCS#8 PEM), for
     `openssl pkey -in FILE -passin stdin`: the file stays encrypted on disk."""
-    from orchardist.wiring import key_source
+    from orchardist.keys.sources import key_source
 
     settings = settings_of(ctx)
     files = PkiFiles.in_data_dir(settings.data_dir)
