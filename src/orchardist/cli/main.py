@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Callable, Iterator, MutableMapping
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +12,8 @@ from typing import Annotated, Any
 import typer
 import typer.main
 from rich.markup import escape
+from typer.core import TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from orchardist.cli import (
     admin,
@@ -97,9 +102,80 @@ def main_options(
 
 
 def main() -> None:
-    command = typer.main.get_command(app)
+    # The top-level group alone; each command and group under it is built when looked up
+    # (typer reads every parameter's annotations to build one: ~40 ms for all of them).
+    command = typer.main.get_command(_without_commands(app))
     _literal_help(command)
+    assert isinstance(command, TyperGroup)
+    command.commands = _CommandsOnDemand(app)
     command(prog_name="orchardist")
+
+
+def _without_commands(typer_app: typer.Typer) -> typer.Typer:
+    bare = copy.copy(typer_app)
+    bare.registered_commands, bare.registered_groups = [], []
+    return bare
+
+
+class _CommandsOnDemand(MutableMapping[str, Any]):
+    """A typer app's commands and groups as its group's `commands`, in typer's order
+    (commands, then groups), each built by typer's own builders, with its help escaped,
+    the first time it is looked up: `orchardist device list` builds `device` only, the
+    top-level --help (which lists all) builds all, as typer.main.get_command would."""
+
+    def __init__(self, typer_app: typer.Typer) -> None:
+        self._built: dict[str, Any] = {}
+        self._builders: dict[str, Callable[[], Any]] = {}
+        for command_info in typer_app.registered_commands:
+            self._builders[_command_name(command_info)] = functools.partial(
+                typer.main.get_command_from_info,
+                command_info,
+                pretty_exceptions_short=typer_app.pretty_exceptions_short,
+                rich_markup_mode=typer_app.rich_markup_mode,
+            )
+        for group_info in typer_app.registered_groups:
+            self._builders[_group_name(group_info)] = functools.partial(
+                typer.main.get_group_from_info,
+                group_info,
+                pretty_exceptions_short=typer_app.pretty_exceptions_short,
+                rich_markup_mode=typer_app.rich_markup_mode,
+                suggest_commands=typer_app.suggest_commands,
+            )
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            command = self._builders[name]()  # KeyError: no such command
+            _literal_help(command)
+            self._built[name] = command
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        self._builders[name] = lambda: command
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._builders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
+def _command_name(info: CommandInfo) -> str:
+    if info.name:
+        return info.name
+    assert info.callback is not None
+    return typer.main.get_command_name(info.callback.__name__)
+
+
+def _group_name(info: TyperInfo) -> str:
+    # Every group here is added with a name (typer would otherwise merge its commands
+    # into this group's).
+    assert isinstance(info.name, str), "add_typer(..., name=...) for every group"
+    return info.name
 
 
 def _literal_help(command: Any) -> None:
