@@ -10,7 +10,6 @@ from rich.table import Table
 
 from orchardist.cli.auditing import audited, named, note
 from orchardist.cli.common import fail, print_json, with_services
-from orchardist.scep.approvals import NotPendingError, describe
 
 if TYPE_CHECKING:
     from orchardist.wiring import Services
@@ -44,6 +43,9 @@ def pending(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List requests waiting for approval (with `scep_manual_approval = true`)."""
+    # Here, not at the top: the SCEP core (and the metrics it counts in) is needed by
+    # these three commands only, not by every other command's start or --help.
+    from orchardist.scep.approvals import describe
 
     async def load(services: Services) -> list[dict[str, str]]:
         return [describe(tx) for tx in await services.approvals.pending()]
@@ -68,6 +70,7 @@ def pending(
 @audited("scep.approve", named("transaction_id"))
 def approve(ctx: typer.Context, transaction_id: str) -> None:
     """Issue the certificate of a pending request; the device gets it at its next poll."""
+    from orchardist.scep.approvals import NotPendingError
 
     async def run(services: Services) -> str:
         cert = await services.approvals.approve(transaction_id)
@@ -87,6 +90,7 @@ def approve(ctx: typer.Context, transaction_id: str) -> None:
 @audited("scep.reject", named("transaction_id"))
 def reject(ctx: typer.Context, transaction_id: str) -> None:
     """Refuse a pending request; the device gets a failure at its next poll."""
+    from orchardist.scep.approvals import NotPendingError
 
     async def run(services: Services) -> None:
         await services.approvals.reject(transaction_id)
