@@ -9,10 +9,10 @@ Three phases on one server:
 
 Each round's lists are the same, as a device mostly answers: the server stores each answer
 and rewrites no inventory rows (storage/sql/inventory.py; a changed list of 1,000 apps
-costs ~3 ms more). Before phase 1 each reporter answers once: the server starts the worker processes that
-read large reports (mdm/report_pool.py) at the first one, and that start-up is no report's
-work. Server CPU is that of the `serve` process and all its descendants (the fork server
-and the report workers), from /proc.
+costs ~3 ms more). Before phase 1 each reporter answers once: the server starts the
+worker processes that read large reports (mdm/report_pool.py) at the first one, and that
+start-up is no report's work. Server CPU is that of the `serve` process and all its
+descendants (the fork server and the report workers), from /proc.
 
 The Idle devices run in a child process with their own event loop, so what the report
 senders spend building and signing a megabyte plist never shows as Idle latency.
