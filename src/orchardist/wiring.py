@@ -33,7 +33,7 @@ from orchardist.enroll.invitations import (
     SmtpMailer,
 )
 from orchardist.keys.master import MasterKeys
-from orchardist.keys.sources import key_source as key_source  # its callers import it here too
+from orchardist.keys.sources import key_source
 from orchardist.mdm.compliance import ComplianceRules
 from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
 from orchardist.mdm.enrollment import EnrollmentProfiles, EnrollmentSettings

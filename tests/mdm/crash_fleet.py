@@ -37,13 +37,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orchardist.config import load_settings
+from orchardist.keys.sources import key_source
 from orchardist.pki import cms
 from orchardist.pki.store import PkiFiles
 from orchardist.simulator.seeded import certify
 from orchardist.storage import DeviceFacts
 from orchardist.storage.sql.repositories import open_storage
 from orchardist.storage.sql.seeding import SeededDevice, issued, write_seeded
-from orchardist.wiring import key_source
 from tests.keys import rsa_key
 
 TOPIC = "com.apple.mgmt.test"

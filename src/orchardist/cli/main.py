@@ -125,21 +125,20 @@ class _CommandsOnDemand(MutableMapping[str, Any]):
 
     def __init__(self, typer_app: typer.Typer) -> None:
         self._built: dict[str, Any] = {}
-        self._builders: dict[str, Callable[[], Any]] = {}
-        for command_info in typer_app.registered_commands:
-            self._builders[_command_name(command_info)] = functools.partial(
-                typer.main.get_command_from_info,
-                command_info,
-                pretty_exceptions_short=typer_app.pretty_exceptions_short,
-                rich_markup_mode=typer_app.rich_markup_mode,
-            )
+        shown: dict[str, Any] = {
+            "pretty_exceptions_short": typer_app.pretty_exceptions_short,
+            "rich_markup_mode": typer_app.rich_markup_mode,
+        }
+        self._builders: dict[str, Callable[[], Any]] = {
+            _command_name(info): functools.partial(typer.main.get_command_from_info, info, **shown)
+            for info in typer_app.registered_commands
+        }
         for group_info in typer_app.registered_groups:
             self._builders[_group_name(group_info)] = functools.partial(
                 typer.main.get_group_from_info,
                 group_info,
-                pretty_exceptions_short=typer_app.pretty_exceptions_short,
-                rich_markup_mode=typer_app.rich_markup_mode,
                 suggest_commands=typer_app.suggest_commands,
+                **shown,
             )
 
     def __getitem__(self, name: str) -> Any:
