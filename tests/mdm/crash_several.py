@@ -94,7 +94,10 @@ async def _first_session(
     # The devices set off as the pass does: they are still at it when it is killed.
     fleet = Fleet(bases, members)
     devices = asyncio.create_task(fleet.run())
-    while (await stored(url, RENEWAL_TYPE)).commands < max(1, len(members) // 10):
+    # Killed at the first renewal queued: the whole rest of the pass is the margin for a
+    # busy machine to be slow between the count and the kill (at a tenth, the pass once
+    # finished all 60 in between).
+    while (await stored(url, RENEWAL_TYPE)).commands < 1:
         assert doomed.poll() is None, "the renewal's holder ended before it could be killed"
         assert not devices.done(), "the devices finished before the kill"
         await asyncio.sleep(0.005)
