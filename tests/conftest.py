@@ -14,13 +14,20 @@ again. pytest_configure compiles the package once and lets this run cache what i
 Console passwords are hashed in this process with Argon2id at its smallest cost: the real
 parameters take a third of a CPU second per hash, by design, and hundreds of console tests
 create accounts and sign in. Servers the tests start as `orchardist serve` keep the real
-ones."""
+ones.
+
+Each worker starts a CLI fork server (tests/cli_forkserver.py): the `orchardist` commands
+the tests run fork from it instead of importing the package again, ~1 to 2 s of CPU each.
+TESTS_FRESH_PROCESSES=1 runs every command in a fresh interpreter instead."""
 
 from __future__ import annotations
 
 import compileall
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,6 +37,7 @@ from argon2 import PasswordHasher
 import orchardist
 from orchardist.accounts import passwords
 from orchardist.storage.sql.repositories import SqlStorage, open_storage
+from tests.cli_client import SOCKET_VARIABLE
 from tests.db import backends, fresh_database
 from tests.directory.samba import SambaDc, running_samba
 from tests.web.mdm_server import Server, running
@@ -40,6 +48,31 @@ def pytest_configure(config: pytest.Config) -> None:
         sys.dont_write_bytecode = False
         if "PYTEST_XDIST_WORKER" not in os.environ:  # once per run, before any worker
             compileall.compile_dir(Path(orchardist.__file__).parent, quiet=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cli_fork_server() -> Iterator[None]:
+    if os.environ.get("TESTS_FRESH_PROCESSES"):
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="orchardist-cli-"))  # a short socket path
+    socket_path = folder / "fork.sock"
+    with (folder / "fork-server.log").open("wb") as log:
+        # Not waited for: until it listens (after its imports) the commands exec instead.
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tests.cli_forkserver", str(socket_path)],
+            cwd=Path(__file__).parent.parent,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    os.environ[SOCKET_VARIABLE] = str(socket_path)
+    try:
+        yield
+    finally:
+        del os.environ[SOCKET_VARIABLE]
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")

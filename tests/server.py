@@ -15,7 +15,11 @@ from pathlib import Path
 
 import httpx
 
-ORCHARDIST = [sys.executable, "-m", "orchardist"]
+# The command as the tests run it: forked from the worker's warm interpreter when one runs
+# (tests/cli_client.py, tests/cli_forkserver.py), else `python -m orchardist` itself.
+ORCHARDIST = [sys.executable, "-I", "-S", str(Path(__file__).with_name("cli_client.py"))]
+# A fresh interpreter: for servers a test kills with SIGKILL, which must die at once.
+FRESH_ORCHARDIST = [sys.executable, "-m", "orchardist"]
 # How long a server may take to answer /healthz, and to stop once told. The bench's large
 # runs on a busy machine (bench/crash.py) wait longer; the suite keeps these.
 HEALTHY_WITHIN = 30.0
@@ -58,7 +62,10 @@ def running_server(
 ) -> Iterator[str]:
     """`orchardist serve` on `port` (default: a free loopback port) until the block ends;
     yields its base URL. Its output is in the data dir's serve-PORT.log."""
-    with serve_process(data_dir, http=http, env=env, extra=extra, port=port) as (base, _):
+    with serve_process(data_dir, http=http, env=env, extra=extra, port=port, fresh=False) as (
+        base,
+        _,
+    ):
         yield base
 
 
@@ -70,15 +77,17 @@ def serve_process(
     env: Mapping[str, str] | None = None,
     extra: tuple[str, ...] = (),
     port: int | None = None,
+    fresh: bool = True,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """As running_server, also yielding the process (to kill it mid-work)."""
+    """As running_server, also yielding the process (to kill it mid-work: `fresh`, a new
+    interpreter, which dies with a SIGKILL at once; a forked one dies a moment later)."""
     port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
     args.extend(extra)
     log_path = data_dir / f"serve-{port}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [*ORCHARDIST, "--data-dir", str(data_dir), *args],
+            [*(FRESH_ORCHARDIST if fresh else ORCHARDIST), "--data-dir", str(data_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
