@@ -32,7 +32,7 @@ PROVISIONING = build_mobileprovision()  # one UUID: stored again after a route d
 def _known(site: Live, n: int, profile: bytes, ipa: bytes) -> dict[str, str]:
     """A device, a command, a profile, a group, a provisioning profile and an app for the
     examples to name: made afresh after each route that may change them (delete, retire)."""
-    device = site.enrolled(f"UDID-API-{n}", 160 + n)
+    device = site.enrolled(f"UDID-API-{n}", 160 + n % 2)  # a key each would be 64 keygens
     command_uuid = site.call(site.server.queue, "DeviceLock", {}, device)
     uploaded = site.request("POST", "/api/v1/profiles", content=profile, headers=site.admin)
     assert uploaded.status_code in (200, 201), uploaded.text
