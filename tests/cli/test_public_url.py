@@ -129,3 +129,20 @@ def test_simulate_names_the_address_it_could_not_reach(tmp_path: Path) -> None:
     assert f": cannot reach {nowhere}/scep: All connection attempts failed" in done.stderr
     assert "check that `orchardist serve` runs and listens at that address" in done.stderr
     assert "public_url" in done.stderr
+
+
+def test_simulate_says_when_the_peers_feed_cannot_be_reached(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    profile = tmp_path / "enroll.mobileconfig"
+    orchardist(data_dir, "enrollment-profile", "-o", str(profile))
+    feed = f"127.0.0.1:{free_port()}"  # no peer feeds pushes there
+    for address, said in ((feed, f"cannot reach the APNs peer's feed at {feed}"),
+                          ("no-port", "--apns-feed wants HOST:PORT, not 'no-port'")):  # fmt: skip
+        done = subprocess.run(
+            [*ORCHARDIST, "simulate", "--profile", str(profile), "--apns-feed", address],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert said in done.stderr
+        assert "start the peer with --feed-port first" in done.stderr

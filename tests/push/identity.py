@@ -87,13 +87,16 @@ class PeerRun:
 
 
 @contextmanager
-def apns_peer(client_ca: Path, directory: Path) -> Iterator[PeerRun]:
+def apns_peer(
+    client_ca: Path, directory: Path, *, feed_port: int | None = None
+) -> Iterator[PeerRun]:
     """`python -m orchardist.simulator.apns_peer` trusting `client_ca` for push
-    certificates, until the block ends."""
+    certificates, until the block ends; with `feed_port`, feeding `simulate --apns-feed`."""
     peer_ca = directory / "apns-peer-ca.pem"
+    feed = ["--feed-port", str(feed_port)] if feed_port is not None else []
     peer = subprocess.Popen(
         [sys.executable, "-m", "orchardist.simulator.apns_peer",
-         "--client-ca", str(client_ca), "--ca-out", str(peer_ca)],
+         "--client-ca", str(client_ca), "--ca-out", str(peer_ca), *feed],
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
@@ -106,3 +109,14 @@ def apns_peer(client_ca: Path, directory: Path) -> Iterator[PeerRun]:
         peer.terminate()
         out, _ = peer.communicate(timeout=30)
         run.tally.update(json.loads(out.strip().splitlines()[-1]))
+
+
+def subscribed(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:`port` is established: a `simulate --apns-feed`
+    process's to the peer's feed (pushes before it would reach no device)."""
+    local = f"0100007F:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == local and fields[3] == "01":  # ESTABLISHED
+            return True
+    return False

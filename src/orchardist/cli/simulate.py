@@ -75,6 +75,14 @@ def simulate(
             "(point the server's ORCHARDIST_APNS_URL at https://127.0.0.1:PORT)",
         ),
     ] = None,
+    apns_feed: Annotated[
+        str | None,
+        typer.Option(
+            "--apns-feed",
+            help="Instead of --apns-port: take pushes from a local APNs peer in another "
+            "process (python -m orchardist.simulator.apns_peer --feed-port PORT) at HOST:PORT",
+        ),
+    ] = None,
     apns_client_ca: Annotated[
         Path | None,
         typer.Option("--apns-client-ca", help="CA the server's push certificate comes from"),
@@ -101,7 +109,8 @@ def simulate(
 ) -> None:
     """Enroll virtual devices through the profile's SCEP and MDM payloads, then check in
     and answer every command with realistic data. With --apns-port they wait for pushes
-    until --duration ends or the process is told to stop (SIGTERM/Ctrl-C).
+    until --duration ends or the process is told to stop (SIGTERM/Ctrl-C); with
+    --apns-feed they take the pushes of a peer running in its own process.
 
     Thousands of push-woken devices fit in one process: they share one key and one
     connection pool, and --concurrency of them talk at once. For a large fleet, write it
@@ -112,6 +121,7 @@ def simulate(
         return
     from orchardist.simulator.apns_peer import ApnsPeer
     from orchardist.simulator.fleet import retarget, run_fleet
+    from orchardist.simulator.push_feed import FeedClient
 
     seeded = _seeded(fleet) if fleet is not None else None
     if seeded is not None:
@@ -134,6 +144,8 @@ def simulate(
     if server:
         plan = retarget(plan, server)
     client_ca = None
+    if apns_port is not None and apns_feed is not None:
+        fail("give --apns-port or --apns-feed, not both", "one peer wakes the devices")
     if apns_port is not None:
         if apns_client_ca is None:
             fail("--apns-port needs --apns-client-ca", "give the CA that issued the push cert")
@@ -150,11 +162,18 @@ def simulate(
             loop = asyncio.get_running_loop()
             for signal_number in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signal_number, stop.set)
-            peer = None
+            peer: ApnsPeer | FeedClient | None = None
             if client_ca is not None and apns_port is not None:
                 peer = ApnsPeer(client_ca, port=apns_port)
                 await peer.start()
                 apns_ca_out.write_bytes(peer.ca_pem)
+            elif apns_feed is not None:
+                try:
+                    peer = FeedClient(apns_feed)
+                    await peer.start()
+                except (OSError, ValueError) as exc:
+                    fail(f"cannot reach the APNs peer's feed at {apns_feed}: {exc}",
+                         "start the peer with --feed-port first")  # fmt: skip
             try:
                 return await run_fleet(
                     plan,

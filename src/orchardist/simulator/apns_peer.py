@@ -384,10 +384,18 @@ def _server_context(client_ca_pem: bytes, host: str) -> tuple[bytes, ssl.SSLCont
     return ca.public_bytes(serialization.Encoding.PEM), context
 
 
-async def serve_forever(client_ca: bytes, port: int, ca_out: Path, delay: float = 0.0) -> None:
-    """Run the peer until cancelled; print its URL once listening (for `make bench`)."""
+async def serve_forever(
+    client_ca: bytes, port: int, ca_out: Path, delay: float = 0.0, feed_port: int | None = None
+) -> None:
+    """Run the peer until cancelled; print its URL once listening (for `make bench`). With
+    `feed_port`, accepted pushes go to `simulate --apns-feed` processes (push_feed.py)."""
+    from orchardist.simulator.push_feed import FeedServer  # it imports this module
+
     peer = ApnsPeer(client_ca, port=port)
     peer.behaviour.delay = delay
+    feed = FeedServer(peer, feed_port) if feed_port is not None else None
+    if feed is not None:
+        await feed.start()
     await peer.start()
     peer.write_ca(ca_out.parent).rename(ca_out)
     print(peer.url, flush=True)
@@ -396,6 +404,8 @@ async def serve_forever(client_ca: bytes, port: int, ca_out: Path, delay: float 
     finally:
         print(json.dumps(_tally_json(peer.tally)), flush=True)
         await peer.close()
+        if feed is not None:
+            await feed.close()
 
 
 def _tally_json(tally: Tally) -> dict[str, object]:
@@ -419,11 +429,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ca-out", type=Path, required=True)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    feed = "serve accepted pushes to `simulate --apns-feed` on this port"
+    parser.add_argument("--feed-port", type=int, default=None, help=feed)
     args = parser.parse_args()
 
     async def run() -> None:
         task = asyncio.ensure_future(
-            serve_forever(args.client_ca.read_bytes(), args.port, args.ca_out, args.delay)
+            serve_forever(
+                args.client_ca.read_bytes(), args.port, args.ca_out, args.delay, args.feed_port
+            )
         )
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, task.cancel)

@@ -9,13 +9,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from orchardist.simulator.apns_peer import ApnsPeer, Push
+from orchardist.simulator.apns_peer import Push
 from orchardist.simulator.connections import Connections
 from orchardist.simulator.device import SimulationError, VirtualDevice
 from orchardist.simulator.made_up import SEEDED
@@ -24,6 +25,13 @@ from orchardist.simulator.profile import EnrollmentPlan, tls_trust
 from orchardist.simulator.seeded import SeededFleet
 
 Progress = Callable[[str], None]  # called with "enrolled" or "session" as each one ends
+
+
+class PushSource(Protocol):
+    """Where pushes come from: an ApnsPeer in this process, or a FeedClient reading one in
+    another (push_feed.py); the fleet sets `forward`."""
+
+    forward: Callable[[Push], None] | None
 
 
 @dataclass
@@ -79,7 +87,7 @@ async def run_fleet(
     concurrency: int = 16,
     seed: int = 0,
     progress: Progress | None = None,
-    peer: ApnsPeer | None = None,
+    peer: PushSource | None = None,
     stop: asyncio.Event | None = None,
     ota: OtaLogin | None = None,
     seeded: SeededFleet | None = None,
