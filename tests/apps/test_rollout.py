@@ -41,7 +41,9 @@ async def test_the_loop_sends_what_an_assignment_marked(server: Server, tmp_path
              for leases in processes]  # fmt: skip
     try:
         await library.assign(BUNDLE, devices=["UDID-0"])  # wakes the loop: no 30 s wait
-        for _ in range(200):
+        # Under the 30 s tick, so only the wake-up can end it; 10 s once ran out on a loaded
+        # machine in a full run.
+        for _ in range(500):
             (row,) = await server.services.storage.device_apps(device_id="UDID-0")
             if row.command_uuid is not None:
                 break
