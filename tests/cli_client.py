@@ -18,6 +18,7 @@ import sys
 from typing import BinaryIO
 
 SOCKET_VARIABLE = "TESTS_CLI_FORKSERVER"
+PID_FILE_VARIABLE = "TESTS_CLI_PID_FILE"  # where to write the forked command's pid
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 
 
@@ -32,6 +33,11 @@ def main() -> None:
     socket.send_fds(connection, [struct.pack("!I", len(request)) + request], [0, 1, 2])
     reader = connection.makefile("rb")
     pid = _number(reader)
+    pid_file = os.environ.get(PID_FILE_VARIABLE)
+    if pid_file:  # for tests/server.py, whose SIGKILL must reach the command at once
+        with open(pid_file + ".new", "w") as out:
+            out.write(str(pid))
+        os.replace(pid_file + ".new", pid_file)
     for number in FORWARDED:
         signal.signal(number, lambda received, _frame: _forward(pid, received))
     status = _number(reader)  # os.waitstatus_to_exitcode's: negative for a signal

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -15,11 +17,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.cli_client import PID_FILE_VARIABLE
+
 # The command as the tests run it: forked from the worker's warm interpreter when one runs
 # (tests/cli_client.py, tests/cli_forkserver.py), else `python -m orchardist` itself.
 ORCHARDIST = [sys.executable, "-I", "-S", str(Path(__file__).with_name("cli_client.py"))]
-# A fresh interpreter: for servers a test kills with SIGKILL, which must die at once.
-FRESH_ORCHARDIST = [sys.executable, "-m", "orchardist"]
 # How long a server may take to answer /healthz, and to stop once told. The bench's large
 # runs on a busy machine (bench/crash.py) wait longer; the suite keeps these.
 HEALTHY_WITHIN = 30.0
@@ -62,10 +64,7 @@ def running_server(
 ) -> Iterator[str]:
     """`orchardist serve` on `port` (default: a free loopback port) until the block ends;
     yields its base URL. Its output is in the data dir's serve-PORT.log."""
-    with serve_process(data_dir, http=http, env=env, extra=extra, port=port, fresh=False) as (
-        base,
-        _,
-    ):
+    with serve_process(data_dir, http=http, env=env, extra=extra, port=port) as (base, _):
         yield base
 
 
@@ -77,21 +76,23 @@ def serve_process(
     env: Mapping[str, str] | None = None,
     extra: tuple[str, ...] = (),
     port: int | None = None,
-    fresh: bool = True,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """As running_server, also yielding the process (to kill it mid-work: `fresh`, a new
-    interpreter, which dies with a SIGKILL at once; a forked one dies a moment later)."""
+) -> Iterator[tuple[str, ServerProcess]]:
+    """As running_server, also yielding the process (to kill it mid-work: a SIGKILL sent to
+    it kills the server at once, forked or not)."""
     port = port or free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), *(["--http"] if http else [])]
     args.extend(extra)
     log_path = data_dir / f"serve-{port}.log"
+    pid_file = data_dir / f"serve-{port}.pid"
+    pid_file.unlink(missing_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*(FRESH_ORCHARDIST if fresh else ORCHARDIST), "--data-dir", str(data_dir), *args],
+        proc = ServerProcess(
+            [*ORCHARDIST, "--data-dir", str(data_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), PID_FILE_VARIABLE: str(pid_file)},
         )
+        proc.pid_file = pid_file
         base = f"{'http' if http else 'https'}://127.0.0.1:{port}"
         try:
             _wait_until_healthy(base, proc, data_dir / "pki" / "ca.pem", log_path)
@@ -100,6 +101,37 @@ def serve_process(
             if proc.poll() is None:
                 proc.terminate()
             proc.wait(timeout=STOPPED_WITHIN)
+
+
+class ServerProcess(subprocess.Popen[bytes]):
+    """A server started through tests/cli_client.py. Forked, the server is not this process
+    but its fork-server child (its pid in `pid_file`): SIGKILL goes to that one first and
+    returns once it has exited, as a fresh server's would, then to the client."""
+
+    pid_file: Path
+
+    @property
+    def server_pid(self) -> int:
+        """The server's own pid (what its leases name): the forked command's, or this
+        process's when the client exec'd the command itself."""
+        return int(self.pid_file.read_text()) if self.pid_file.exists() else self.pid
+
+    def send_signal(self, sig: int) -> None:
+        if sig == signal.SIGKILL and self.poll() is None and self.pid_file.exists():
+            command = int(self.pid_file.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(command, signal.SIGKILL)
+            while _running(command):  # its sockets close as it exits, before it is reaped
+                time.sleep(0.005)
+        super().send_signal(sig)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _wait_until_healthy(

@@ -56,24 +56,32 @@ def test_arguments_streams_status_environment_and_folder_are_the_callers(
 
 
 def test_a_signal_reaches_the_command_and_its_status_comes_back(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    assert (
-        _run("--data-dir", str(data_dir), "init", "--hostname", "h", cwd=tmp_path).returncode == 0
-    )
-    with serve_process(data_dir, http=True, fresh=False) as (base, proc):
+    data_dir = _initialised(tmp_path)
+    with serve_process(data_dir, http=True) as (base, proc):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == -signal.SIGTERM  # as uvicorn ends: the signal again
     port = base.rsplit(":", 1)[1]
     assert "Application shutdown complete" in (data_dir / f"serve-{port}.log").read_text()
 
 
-def test_a_killed_caller_takes_the_command_with_it(tmp_path: Path) -> None:
+def _initialised(tmp_path: Path) -> Path:
     data_dir = tmp_path / "data"
-    assert (
-        _run("--data-dir", str(data_dir), "init", "--hostname", "h", cwd=tmp_path).returncode == 0
-    )
-    with serve_process(data_dir, http=True, fresh=False) as (base, proc):
-        proc.kill()
+    made = _run("--data-dir", str(data_dir), "init", "--hostname", "h", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    return data_dir
+
+
+def test_a_killed_server_is_gone_when_the_kill_returns(tmp_path: Path) -> None:
+    with serve_process(_initialised(tmp_path), http=True) as (base, proc):
+        proc.kill()  # tests/server.py's: the forked server first, then its client
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=1)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_a_killed_caller_takes_the_command_with_it(tmp_path: Path) -> None:
+    with serve_process(_initialised(tmp_path), http=True) as (base, proc):
+        os.kill(proc.pid, signal.SIGKILL)  # the client alone, as subprocess's timeout does
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         while True:

@@ -9,7 +9,6 @@ import asyncio
 import json
 import plistlib
 import signal
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from sqlalchemy import text
 
 from orchardist.storage.sql.repositories import open_storage
 from tests.mdm.crash_fleet import Fleet, Tally, seed_fleet
-from tests.server import free_port, orchardist, serve_process
+from tests.server import ServerProcess, free_port, orchardist, serve_process
 
 Queue = Callable[[httpx.Client], None]  # queues the work through the API, given a client
 
@@ -124,7 +123,7 @@ def killed_run(
 @contextmanager
 def _server(
     data_dir: Path, env: Mapping[str, str], port: int
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+) -> Iterator[tuple[str, ServerProcess]]:
     with serve_process(data_dir, http=True, env=env, port=port) as running:
         yield running
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from tests.mdm import crash_leases
 from tests.mdm.crash_fleet import Fleet, Member, Tally
 from tests.mdm.crash_reconcile import _api, all_queued
 from tests.mdm.crash_run import Stored, _server, database_url, prepare, send_to_all, stored
-from tests.server import free_port
+from tests.server import ServerProcess, free_port
 
 RENEWAL = "identity.renewal"
 RENEWAL_TYPE = "InstallProfile"
@@ -62,9 +61,9 @@ def several_run(
         bases = [base for base, _ in servers]
         with _api(bases[0], token) as api:
             send_to_all(FAN_OUT)(api)
-        processes = {proc.pid: proc for _, proc in servers}
+        processes = {proc.server_pid: proc for _, proc in servers}
         first, killed, at_kill = asyncio.run(_first_session(url, bases, members, processes))
-        live = [base for base, proc in servers if proc.pid != killed]
+        live = [base for base, proc in servers if proc.server_pid != killed]
         asyncio.run(asyncio.wait_for(all_queued(url, RENEWAL_TYPE, count), timeout))
         second = Fleet(live, members)  # what was queued after a device's first session
         asyncio.run(asyncio.wait_for(second.run(), timeout))
@@ -80,7 +79,7 @@ async def _first_session(
     url: str,
     bases: Sequence[str],
     members: Sequence[Member],
-    processes: Mapping[int, subprocess.Popen[bytes]],
+    processes: Mapping[int, ServerProcess],
 ) -> tuple[Fleet, int, Stored]:
     """The renewal let go, and the devices' first session on all three while it runs; its
     holder killed mid-pass: (the fleet, the killed pid, the renewals queued at the kill)."""
@@ -105,7 +104,7 @@ async def _first_session(
     await asyncio.to_thread(doomed.wait, 10)
     at_kill = await stored(url, RENEWAL_TYPE)
     await asyncio.wait_for(devices, 120)
-    return fleet, doomed.pid, at_kill
+    return fleet, doomed.server_pid, at_kill
 
 
 def merged(first: Tally, second: Tally) -> Tally:
