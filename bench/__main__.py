@@ -96,7 +96,7 @@ def main() -> None:
         "--scale-live", type=int, default=10_000, help="scale: live push-woken devices"
     )
     parser.add_argument(
-        "--scale-nice", type=int, default=10, help="scale: the simulator's nice (0: as the servers)"
+        "--scale-nice", type=int, default=0, help="scale: the simulator's nice (0: as the servers)"
     )
     parser.add_argument("--storm-py-spy", help="storm: record the server with py-spy into DIR")
     args = parser.parse_args()
