@@ -59,6 +59,7 @@ def serve(path: str) -> Request:
     """Fork a child per request until stopped; returns only in a child, with its request."""
     import importlib
 
+    parent = os.getppid()
     for name in PRELOADED:
         importlib.import_module(name)
     early = [m for m in sys.modules if m.startswith(NOT_PRELOADED)]
@@ -81,8 +82,8 @@ def serve(path: str) -> Request:
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
+    while os.getppid() == parent:  # a worker that died without stopping this one: stop
+        for key, _ in selector.select(timeout=1.0):
             if key.fileobj is listener:
                 request = _fork(listener, children)
                 if request is not None:  # the child
@@ -94,6 +95,7 @@ def serve(path: str) -> Request:
             else:
                 _drain(wake_read)
                 _reap(children)
+    sys.exit("cli fork server: its test worker is gone")
 
 
 def _fork(listener: socket.socket, children: dict[int, socket.socket]) -> Request | None:
