@@ -41,8 +41,9 @@ def main() -> None:
     for number in FORWARDED:
         signal.signal(number, lambda received, _frame: _forward(pid, received))
     status = _number(reader)  # os.waitstatus_to_exitcode's: negative for a signal
-    if status < 0:
-        signal.signal(-status, signal.SIG_DFL)
+    if status < 0:  # ended by a signal: so does this process, for the caller's returncode
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL's handler cannot be set
+            signal.signal(-status, signal.SIG_DFL)
         os.kill(os.getpid(), -status)
     sys.exit(status)
 
