@@ -25,11 +25,14 @@ async def poll_forever(
     """Until cancelled: `drain`, then wait for `wake` or `poll_seconds`. A failing round is
     told to `failed` (its message) and the loop goes on: the worker outlives it."""
     while True:
+        # Cleared before the round, not after: a wake-up that comes while it runs (work it
+        # may have looked for too early) starts the next round at once instead of being
+        # lost until the next poll.
+        wake.clear()
         try:
             await drain()
         except Exception as exc:  # the worker must outlive any one failing round
             failed(str(exc) or type(exc).__name__)
-        wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(poll_seconds):
                 await wake.wait()
