@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -38,9 +39,13 @@ def drop_database(url: str) -> None:
 def cpu_seconds(url: str) -> float:
     """CPU seconds so far of the backends serving `url`'s database and the shared writers.
     A backend that exits between two readings takes its CPU with it: read while the
-    server's connection pool is open."""
+    server's connection pool is open, or use `CpuSampler`."""
+    return sum(_cpu_by_process(url).values())
+
+
+def _cpu_by_process(url: str) -> dict[int, float]:
     database = url.rsplit("/", 1)[1].encode()
-    total = 0.0
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -54,8 +59,40 @@ def cpu_seconds(url: str) -> float:
             stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+        found[int(entry)] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+class CpuSampler:
+    """PostgreSQL's CPU for `url` between `start()` and `seconds()`, backends that exit
+    meanwhile included: read every `interval` seconds on a thread, each backend's last
+    reading kept (a backend's final `interval` of work may be missed)."""
+
+    def __init__(self, url: str, interval: float = 0.25) -> None:
+        self.url, self.interval = url, interval
+        self._baseline: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> CpuSampler:
+        self._baseline = _cpu_by_process(self.url)
+        self._last = dict(self._baseline)
+        self._thread.start()
+        return self
+
+    def seconds(self) -> float:
+        """CPU so far since `start()`; the sampling goes on until `stop()`."""
+        self._last |= _cpu_by_process(self.url)
+        return sum(cpu - self._baseline.get(pid, 0.0) for pid, cpu in self._last.items())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._last |= _cpu_by_process(self.url)
 
 
 async def _admin(statement: str) -> None:

@@ -35,6 +35,7 @@ from tests.push.identity import push_identity
 from tests.server import ORCHARDIST, free_port, orchardist, running_server
 
 from bench.postgres import ADMIN_URL as POSTGRES
+from bench.postgres import CpuSampler
 from bench.postgres import create_database as _postgres_database
 from bench.pushers import PusherProcesses
 from bench.scep import _cpu_seconds
@@ -89,7 +90,13 @@ async def _fan_out(backend: str, devices: int, pushers: int) -> list[dict[str, A
                         fan_out = _in_processes(storage, processes, peer.pid)
                     else:
                         fan_out = _in_this_process(storage, work, identity, peer)
-                    figures = await fan_out
+                    database = CpuSampler(url).start() if backend == "postgres" else None
+                    try:
+                        figures = await fan_out
+                    finally:
+                        database_cpu = database.seconds() if database is not None else None
+                        if database is not None:
+                            database.stop()
                 finally:
                     await storage.close()
         tally = peer.tally
@@ -108,6 +115,12 @@ async def _fan_out(backend: str, devices: int, pushers: int) -> list[dict[str, A
         _row(f"enqueue of {devices:,} targets ({label})", enqueued, "s"),
         _row(f"pusher CPU per 1,000 pushes ({label})", cpu / pushes * 1000, "s", "DB included"),
         _row(f"APNs peer CPU per 1,000 pushes ({label})", peer_cpu / pushes * 1000, "s"),
+    ]
+    if database_cpu is not None:
+        rows.append(
+            _row(f"PostgreSQL CPU per 1,000 pushes ({label})", database_cpu / pushes * 1000, "s")
+        )
+    rows += [
         _row(
             f"pushes per device ({label})",
             tally["accepted"] / devices,

@@ -16,7 +16,9 @@ acknowledgements, so the default is 0. In order:
 3. the K live devices, woken by those pushes, answer: acknowledgements per second;
 4. GET /api/v1/devices: the first page, a later one through Link rel=next, a search;
 5. a profile reconciliation pass over N devices (bench/profiles_scale's, own database);
-6. peak RSS (VmHWM) of each server process and of the simulator, read before they stop.
+6. peak RSS (VmHWM) of each server process and of the simulator, read before they stop;
+7. the CPU seconds each process (servers, peer, simulator, PostgreSQL) used until all
+   were pushed: on one machine they share its cores, and P2 has to fit into what is left.
 
 Targets (BRIEF, issue 16): P2 N=100,000 pushed in ≤ 30 s with two processes, once each;
 P4 100,000 targets enqueued in ≤ 2 s; P7 < 300 MB RSS per server process.
@@ -43,7 +45,8 @@ from tests.push.identity import apns_peer, push_identity, subscribed
 from tests.server import ORCHARDIST, free_port, orchardist, serve_process
 
 from bench import profiles_scale
-from bench.postgres import create_database, drop_database
+from bench.postgres import CpuSampler, create_database, drop_database
+from bench.replay import cpu_seconds
 from bench.targets import target_row
 
 PUSH_SECONDS = 30.0  # issue 16, two processes (BRIEF P2: 60 s with one)
@@ -103,7 +106,10 @@ def _through_server(
             )  # fmt: skip
             try:
                 _until(lambda: subscribed(feed_port), 120)
-                rows += asyncio.run(_measure(url, base, headers, devices, live, nice))
+                processes = {f"server process {n}": pid
+                             for n, pid in enumerate(_children(server.pid), 1)}  # fmt: skip
+                processes |= {"APNs peer": peer.pid, "simulator": fleet.pid}
+                rows += asyncio.run(_measure(url, base, headers, devices, live, nice, processes))
                 rss = {f"server process {n}": _peak_rss_mb(pid)
                        for n, pid in enumerate(_children(server.pid), 1)}  # fmt: skip
                 rss["simulator"] = _peak_rss_mb(fleet.pid)
@@ -130,10 +136,18 @@ def _seed(data_dir: Path, env: dict[str, str], devices: int, live: int, profile:
 
 
 async def _measure(
-    url: str, base: str, headers: dict[str, str], devices: int, live: int, nice: int
+    url: str,
+    base: str,
+    headers: dict[str, str],
+    devices: int,
+    live: int,
+    nice: int,
+    processes: dict[str, int],
 ) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=WAIT) as api:
         since = datetime.now(UTC)
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        database = CpuSampler(url).start()
         started = time.perf_counter()
         body = {"request_type": "DeviceLock", "targets": {"all": True}}
         queued = await api.post("/api/v1/commands", json=body)
@@ -145,6 +159,9 @@ async def _measure(
         try:
             pushed = await _pushed_all(connection, since, devices)
             _progress(pushed=pushed)
+            cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
+            cpu["PostgreSQL"] = database.seconds()
+            database.stop()
             most, twice = await connection.fetchrow(
                 "SELECT coalesce(max(attempts), 0), count(*) FILTER (WHERE attempts > 1) "
                 "FROM push_jobs"
@@ -167,7 +184,21 @@ async def _measure(
         _row(f"acknowledgements/s ({live:,} live devices)", live / acked, "1/s",
              f"all {live:,} in {acked:.1f} s from the API call"),
     ]  # fmt: skip
-    return rows + [_row(f"GET /api/v1/devices: {label}", ms, "ms") for label, ms in pages.items()]
+    rows += [_row(f"GET /api/v1/devices: {label}", ms, "ms") for label, ms in pages.items()]
+    return rows + _cpu_rows(cpu, pushed)
+
+
+def _cpu_rows(cpu: dict[str, float], pushed: float) -> list[dict[str, Any]]:
+    """Where the machine's cores went until all were pushed: what P2 has to fit into."""
+    cores = os.cpu_count() or 1
+    rows = [
+        _row(f"CPU while pushing: {name}", seconds, "s", f"{seconds / pushed:.2f} cores")
+        for name, seconds in cpu.items()
+    ]
+    total = sum(cpu.values())
+    rows.append(_row("CPU while pushing: all of the above", total, "s",
+                     f"{total / pushed:.2f} of {cores} cores over {pushed:.1f} s"))  # fmt: skip
+    return rows
 
 
 async def _pushed_all(connection: asyncpg.Connection, since: datetime, devices: int) -> float:

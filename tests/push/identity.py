@@ -80,9 +80,11 @@ def simulated_apns(identity: PushIdentity, directory: Path) -> SimulatedApns:
 @dataclass
 class PeerRun:
     """A local APNs peer in its own process: `env` points a server at it; `tally` is its
-    closing report (accepted, tokens, most_per_token, refused), once the block has ended."""
+    closing report (accepted, tokens, most_per_token, refused), once the block has ended;
+    `pid` its process (benchmarks read its CPU)."""
 
     env: dict[str, str]
+    pid: int
     tally: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,7 +104,7 @@ def apns_peer(
     )  # fmt: skip
     assert peer.stdout is not None
     url = peer.stdout.readline().strip()
-    run = PeerRun({"ORCHARDIST_APNS_URL": url, "ORCHARDIST_APNS_CA_FILE": str(peer_ca)})
+    run = PeerRun({"ORCHARDIST_APNS_URL": url, "ORCHARDIST_APNS_CA_FILE": str(peer_ca)}, peer.pid)
     try:
         yield run
     finally:

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import uvloop
+
 from orchardist.push.pusher import Pusher, PushSettings
 from orchardist.push.sender import ApnsSender, client_context
 from orchardist.storage.sql.repositories import open_storage
@@ -60,7 +62,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=500)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--schedule", type=int, nargs="+", default=[60, 300, 1800, 3600])
-    print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
+    # On uvloop, as the server runs it (uvicorn picks uvloop when it is installed).
+    print(json.dumps(uvloop.run(run(parser.parse_args()))), flush=True)
 
 
 if __name__ == "__main__":

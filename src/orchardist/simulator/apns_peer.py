@@ -66,6 +66,7 @@ class Behaviour:
     goaway_after: int | None = None  # send GOAWAY after this many more requests
     stalled: set[str] = field(default_factory=set)  # tokens whose requests are never answered
     delay: float = 0.0  # seconds before each answer: a slow APNs (or a long way to it)
+    max_streams: int = 1000  # SETTINGS_MAX_CONCURRENT_STREAMS announced; h2 enforces it
 
 
 @dataclass
@@ -207,7 +208,10 @@ class _Connection(asyncio.Protocol):
             return
         self.topic = _topic_of(ssl_object.getpeercert(binary_form=True))
         self.h2.local_settings = h2.settings.Settings(
-            client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000}
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.peer.behaviour.max_streams
+            },
         )
         self.h2.initiate_connection()
         self._flush()
@@ -299,7 +303,9 @@ class _Connection(asyncio.Protocol):
                 response.append(("content-type", "application/json"))
                 self.h2.send_headers(stream_id, response)
                 self.h2.send_data(stream_id, json.dumps(error).encode(), end_stream=True)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
+            # The client reset the stream, or its GOAWAY came in the same read as this
+            # request's end and closed the connection: either way nothing was delivered.
             return
         if push is None:
             peer.tally.refused[str(reason)] += 1

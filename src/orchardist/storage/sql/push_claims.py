@@ -24,7 +24,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Row, and_, any_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import PushTarget, TargetStatus
@@ -104,10 +117,11 @@ def pushable(
     attempts = {row.device_id: row.attempts for row in rows}
     forced = {row.device_id for row in rows if row.forced}
     ids = list(attempts)
+    postgres = conn.dialect.name == "postgresql"
     devices = conn.execute(
         select(enrollments.c.device_id, enrollments.c.token, enrollments.c.push_magic).where(
             and_(
-                enrollments.c.device_id.in_(ids),
+                _among(enrollments.c.device_id, ids, postgres),
                 enrollments.c.enrolled.is_(True),
                 enrollments.c.token.is_not(None),
                 enrollments.c.push_magic.is_not(None),
@@ -115,13 +129,14 @@ def pushable(
             )
         )
     ).all()
+    reachable = [row.device_id for row in devices]
     waiting = forced | set(
         conn.execute(
             select(command_targets.c.device_id)
             .distinct()
             .where(
                 and_(
-                    command_targets.c.device_id.in_([row.device_id for row in devices]),
+                    _among(command_targets.c.device_id, reachable, postgres),
                     command_targets.c.status.in_(UNANSWERED),
                     or_(
                         command_targets.c.expires_at.is_(None),
@@ -133,9 +148,19 @@ def pushable(
     )
     idle = [device_id for device_id in ids if device_id not in waiting]
     if idle:
-        conn.execute(delete(push_jobs).where(_jobs.device_id.in_(idle), _jobs.claim == claim))
+        conn.execute(
+            delete(push_jobs).where(_among(_jobs.device_id, idle, postgres), _jobs.claim == claim)
+        )
     return [
         PushTarget(row.device_id, row.token, row.push_magic, attempts[row.device_id], claim)
         for row in devices
         if row.device_id in waiting
     ]
+
+
+def _among(column: ColumnElement[str], values: list[str], postgres: bool) -> ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter instead of a
+    thousand, which SQLAlchemy renders and the driver binds one by one per statement."""
+    if postgres:
+        return column == any_(bindparam(None, values, type_=ARRAY(String())))
+    return column.in_(values)
