@@ -10,7 +10,7 @@ from pathlib import Path
 import hpack
 import pytest
 
-from orchardist.push.h2client import H2Client, _StaticEncoder
+from orchardist.push.h2client import H2Client, StaticEncoder
 from orchardist.push.sender import client_context
 from orchardist.simulator.apns_peer import ApnsPeer
 from tests.push.identity import PushIdentity
@@ -27,7 +27,7 @@ HEADERS = [
 
 
 def test_a_block_decodes_to_the_headers_and_leaves_no_state() -> None:
-    encoder, decoder = _StaticEncoder(), hpack.Decoder()
+    encoder, decoder = StaticEncoder(), hpack.Decoder()
     first = encoder.encode(HEADERS)
     assert [tuple(h) for h in decoder.decode(first, raw=True)] == [tuple(h) for h in HEADERS]
     assert encoder.encode(HEADERS) == first  # made once, reused
@@ -39,7 +39,7 @@ def test_a_block_decodes_to_the_headers_and_leaves_no_state() -> None:
 
 
 def test_a_smaller_table_announced_is_acknowledged_in_the_next_block() -> None:
-    encoder, decoder = _StaticEncoder(), hpack.Decoder()
+    encoder, decoder = StaticEncoder(), hpack.Decoder()
     decoder.max_allowed_table_size = 0  # as a server announcing SETTINGS_HEADER_TABLE_SIZE 0
     encoder.header_table_size = 0  # what h2 does when that setting arrives
     block = encoder.encode(HEADERS)

@@ -53,15 +53,17 @@ _CONFIG = h2.config.H2Configuration(
 )
 
 
-class _StaticEncoder(hpack.Encoder):
+class StaticEncoder(hpack.Encoder):
     """HPACK without the dynamic table: each field is a static-table entry or a literal
     never indexed, so a field always encodes to the same bytes, made once and then reused
-    (hpack's own encode cost a tenth of a push's CPU). The :path (a device token, sent once)
-    is encoded each time, without Huffman coding. A smaller table the server announces is
-    acknowledged at the start of the next block, as RFC 7541 §4.2 asks; ours stays empty."""
+    (hpack's own encode cost a tenth of a push's CPU). The fields named in `unique` (the
+    :path, a device token sent once; the APNs peer's apns-id) are encoded each time, without
+    Huffman coding. A smaller table the other side announces is acknowledged at the start
+    of the next block, as RFC 7541 §4.2 asks; ours stays empty."""
 
-    def __init__(self) -> None:
+    def __init__(self, unique: frozenset[bytes] = frozenset({b":path"})) -> None:
         super().__init__()
+        self.unique = unique
         self._made: dict[tuple[bytes, bytes], bytes] = {}
 
     def encode(self, headers: Iterable[Any], huffman: bool = True) -> bytes:
@@ -71,16 +73,15 @@ class _StaticEncoder(hpack.Encoder):
             self.header_table.resized = False
         made = self._made
         for name, value in headers:
-            if name == b":path":
+            if name in self.unique:
                 block.append(self.add((name, value), sensitive=True, huffman=False))
                 continue
             encoded = made.get((name, value))
             if encoded is None:
                 if len(made) > 64:  # apns-expiration changes every second
                     made.clear()
-                encoded = made[name, value] = self.add(
-                    (name, value), sensitive=True, huffman=huffman
-                )
+                encoded = self.add((name, value), sensitive=True, huffman=huffman)
+                made[name, value] = encoded
             block.append(encoded)
         return b"".join(block)
 
@@ -106,7 +107,7 @@ class _Connection(asyncio.Protocol):
         self.pseudo = [(b":method", b"POST"), (b":scheme", b"https"),
                        (b":authority", authority.encode())]  # fmt: skip
         self.h2 = _H2Connection(config=_CONFIG)
-        self.h2.encoder = _StaticEncoder()
+        self.h2.encoder = StaticEncoder()
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.closing = False

@@ -40,6 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from orchardist.push.h2client import StaticEncoder
+
 MAX_PAYLOAD = 4096
 PRIORITIES = frozenset({"10", "5", "1"})
 
@@ -193,6 +195,8 @@ class _Connection(asyncio.Protocol):
             normalize_outbound_headers=False,
         )
         self.h2 = h2.connection.H2Connection(config=config)
+        # Its answers' fields made once (the pusher's encoder); each apns-id is new.
+        self.h2.encoder = StaticEncoder(unique=frozenset({b"apns-id"}))
         self.transport: asyncio.Transport | None = None
         self.topic: str | None = None
         self.requests: dict[int, tuple[dict[str, str], bytearray]] = {}
