@@ -22,6 +22,7 @@ from orchardist.storage.profile_work import (
     WorkScope,
 )
 from orchardist.storage.profiles import DeviceProfile, ProfileState, TargetKind
+from orchardist.storage.sql.among import among
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.mdm import insert_command
 from orchardist.storage.sql.profiles import _state
@@ -144,7 +145,8 @@ def _work_page(
     devices = [str(d) for d in conn.execute(page).scalars()]
     if not devices:
         return WorkPage([], [], [])
-    wanted = _wanted(devices, _profiles_of(scope)).subquery("wanted")
+    postgres = conn.dialect.name == "postgresql"
+    wanted = _wanted(devices, _profiles_of(scope), postgres).subquery("wanted")
     w = wanted.c
     held = and_(s.device_id == w.device_id, s.identifier == w.identifier)
     lacks = or_(s.device_id.is_(None), s.desired_version.is_distinct_from(w.version),
@@ -158,7 +160,7 @@ def _work_page(
     stale = (
         select(device_profiles)
         .where(
-            _in_page(s.device_id, devices),
+            _in_page(s.device_id, devices, postgres),
             s.state.not_in(_GONE),
             not_(select(w.device_id).where(held).exists()),
         )
@@ -215,10 +217,10 @@ def _schedule_lacking(conn: Connection, wanted: Any, held: Any, lacks: Any, now:
     return len(conn.execute(statement).all())
 
 
-def _in_page(column: Any, devices: Sequence[str]) -> Any:
+def _in_page(column: Any, devices: Sequence[str], postgres: bool) -> Any:
     """`column` among the page's devices (sorted): as a range too, so that the planner
     reads the primary key's range, whatever it guesses of the list."""
-    return and_(column >= devices[0], column <= devices[-1], column.in_(devices))
+    return and_(column >= devices[0], column <= devices[-1], among(column, devices, postgres))
 
 
 def _in_scope(scope: WorkScope) -> Any:
@@ -263,13 +265,13 @@ def _group_profiles(group: str) -> Select[Any]:
     return select(a.identifier).where(a.kind == TargetKind.GROUP.value, a.target == group)
 
 
-def _wanted(devices: Sequence[str], identifiers: Any) -> Any:
+def _wanted(devices: Sequence[str], identifiers: Any, postgres: bool) -> Any:
     """(device_id, identifier, version) for each enrolled device of the page and the latest
     version of each live profile assigned to it, to all, or to one of its groups."""
     live = [p.deleted_at.is_(None)]
     if identifiers is not None:
         live.append(p.identifier.in_(identifiers))
-    enrolled = and_(e.enrolled.is_(True), _in_page(e.device_id, devices))
+    enrolled = and_(e.enrolled.is_(True), _in_page(e.device_id, devices, postgres))
     to_all = (
         select(e.device_id, p.identifier, p.latest_version.label("version"))
         .select_from(enrollments)

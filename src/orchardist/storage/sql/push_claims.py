@@ -27,20 +27,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     ColumnElement,
     Row,
-    String,
     and_,
     any_,
-    bindparam,
     delete,
     func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import PushTarget, TargetStatus
+from orchardist.storage.sql.among import among
 from orchardist.storage.sql.tables import command_targets, enrollments, push_jobs
 
 UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
@@ -121,7 +119,7 @@ def pushable(
     devices = conn.execute(
         select(enrollments.c.device_id, enrollments.c.token, enrollments.c.push_magic).where(
             and_(
-                _among(enrollments.c.device_id, ids, postgres),
+                among(enrollments.c.device_id, ids, postgres),
                 enrollments.c.enrolled.is_(True),
                 enrollments.c.token.is_not(None),
                 enrollments.c.push_magic.is_not(None),
@@ -136,7 +134,7 @@ def pushable(
             .distinct()
             .where(
                 and_(
-                    _among(command_targets.c.device_id, reachable, postgres),
+                    among(command_targets.c.device_id, reachable, postgres),
                     command_targets.c.status.in_(UNANSWERED),
                     or_(
                         command_targets.c.expires_at.is_(None),
@@ -149,18 +147,10 @@ def pushable(
     idle = [device_id for device_id in ids if device_id not in waiting]
     if idle:
         conn.execute(
-            delete(push_jobs).where(_among(_jobs.device_id, idle, postgres), _jobs.claim == claim)
+            delete(push_jobs).where(among(_jobs.device_id, idle, postgres), _jobs.claim == claim)
         )
     return [
         PushTarget(row.device_id, row.token, row.push_magic, attempts[row.device_id], claim)
         for row in devices
         if row.device_id in waiting
     ]
-
-
-def _among(column: ColumnElement[str], values: list[str], postgres: bool) -> ColumnElement[bool]:
-    """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter instead of a
-    thousand, which SQLAlchemy renders and the driver binds one by one per statement."""
-    if postgres:
-        return column == any_(bindparam(None, values, type_=ARRAY(String())))
-    return column.in_(values)
