@@ -10,15 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, and_, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.types import TypeEngine
 
 from orchardist.storage import PushDone, PushTarget, TargetStatus
+from orchardist.storage.sql.among import array
 from orchardist.storage.sql.database import Database
 from orchardist.storage.sql.push_claims import IDLE_ROUNDS, claim_due, pushable
 from orchardist.storage.sql.push_claims import UNANSWERED as UNANSWERED  # others import it here
@@ -64,9 +62,9 @@ def _finish_on_postgresql(
     if later:
         rows = (
             func.unnest(
-                _array([d.device_id for d in later], String()),
-                _array([d.next_due for d in later], DateTime(timezone=True)),
-                _array([d.attempts for d in later], Integer()),
+                array([d.device_id for d in later], String()),
+                array([d.next_due for d in later], DateTime(timezone=True)),
+                array([d.attempts for d in later], Integer()),
             )
             .table_valued("device_id", "due_at", "attempts")
             .render_derived()
@@ -85,8 +83,8 @@ def _finish_on_postgresql(
     if accepted:
         rows = (
             func.unnest(
-                _array([d.device_id for d in accepted], String()),
-                _array([d.accepted_at for d in accepted], DateTime(timezone=True)),
+                array([d.device_id for d in accepted], String()),
+                array([d.accepted_at for d in accepted], DateTime(timezone=True)),
             )
             .table_valued("device_id", "pushed_at")
             .render_derived()
@@ -125,11 +123,6 @@ def _finish_row_by_row(
             .values(pushed_at=bindparam("at"))
         )
         conn.execute(pushed, [{"d": d.device_id, "at": d.accepted_at} for d in accepted])
-
-
-def _array(values: Sequence[object], of: TypeEngine[Any]) -> BindParameter[Any]:
-    """One PostgreSQL array parameter of `values` (aware datetimes stay aware)."""
-    return bindparam(None, list(values), type_=postgresql.ARRAY(of))
 
 
 class SqlPushStorage:

@@ -24,17 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import (
-    ColumnElement,
-    Row,
-    and_,
-    any_,
-    delete,
-    func,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Row, and_, any_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import PushTarget, TargetStatus
