@@ -54,6 +54,8 @@ def test_seeded_fleet_answers_a_fan_out_through_the_server(backend: str, tmp_pat
             seed = ["simulate", "seed", "--devices", str(DEVICES), "--live", str(LIVE),
                     "--profile", str(profile), "--out", str(fleet_file), "--json"]  # fmt: skip
             seeded = json.loads(orchardist(data_dir, *seed, env=env))
+            # Before any server: the seed evaluated each device, as its TokenUpdate would.
+            stored = json.loads(orchardist(data_dir, "device", "list", "--json", env=env))
             with running_server(data_dir, http=True, env=env) as base:
                 fleet = subprocess.Popen(
                     [*ORCHARDIST, "simulate", "--fleet", str(fleet_file), "--server", base,
@@ -76,6 +78,8 @@ def test_seeded_fleet_answers_a_fan_out_through_the_server(backend: str, tmp_pat
                     out, errors = fleet.communicate(timeout=60)
     assert (seeded["devices"], seeded["live"]) == (DEVICES, LIVE)
     assert sum(1 for device in listed if device["enrolled"]) == DEVICES
+    assert len(stored) == DEVICES
+    assert all(device["compliance"]["evaluated_at"] for device in stored)
     assert fleet.returncode == 0, errors
     report = json.loads(out)
     assert (report["enrolled"], report["failures"]) == (LIVE, [])

@@ -3,10 +3,12 @@ and the fleet file `orchardist simulate --fleet` plays the live ones from.
 
 What the server would have written after each device's SCEP request, Authenticate and
 TokenUpdate, in bulk: a certificate from the data dir's CA for each live device (over one
-RSA key the fleet shares; see simulator/seeded.py) and an enrollment with its facts, push
-token and magic for every device. Signing is the slow part (a millisecond or two per
-certificate with an RSA-2048 CA), so only the devices that will run get a certificate;
-the rest can be queued to, pushed and listed but never check in.
+RSA key the fleet shares; see simulator/seeded.py), an enrollment with its facts, push
+token and magic for every device, and its compliance verdict under this data dir's rules
+(a TokenUpdate evaluates the device: without one, the first `serve` would evaluate the
+whole fleet at once, beside whatever a load test measures). Signing is the slow part (a
+millisecond or two per certificate with an RSA-2048 CA), so only the devices that will
+run get a certificate; the rest can be queued to, pushed and listed but never check in.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from orchardist.cli.common import fail, pki_files_of, print_json, settings_of
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
+    from orchardist.config import Settings
     from orchardist.pki.ca import CertificateAuthority
     from orchardist.simulator.profile import EnrollmentPlan
     from orchardist.storage import IssuedCertificate
@@ -87,7 +90,7 @@ def seed(
     rows, certificates = _fleet(plan, ca, key, first, devices, live,
                                 settings.certificate_validity_days, now)  # fmt: skip
     signed = time.perf_counter() - started
-    asyncio.run(_write(settings.resolved_database_url, rows, certificates, now))
+    asyncio.run(_write(settings, rows, certificates, now))
     SeededFleet(plan, key, first, tuple(c.der for c in certificates)).save(out)
     report = {
         "devices": devices,
@@ -168,13 +171,18 @@ async def _refuse_taken(url: str, first: int, devices: int) -> None:
 
 
 async def _write(
-    url: str, rows: list[SeededDevice], certificates: list[IssuedCertificate], now: datetime
-) -> None:
+    settings: Settings, rows: list[SeededDevice], certificates: list[IssuedCertificate],
+    now: datetime,
+) -> None:  # fmt: skip
+    from orchardist.mdm.compliance_evaluator import ComplianceEvaluator
     from orchardist.storage.sql.repositories import open_storage
     from orchardist.storage.sql.seeding import write_seeded
+    from orchardist.wiring import compliance_rules, utc_now
 
-    storage = await open_storage(url)
+    storage = await open_storage(settings.resolved_database_url)
     try:
         await write_seeded(storage, rows, certificates, now)
+        evaluator = ComplianceEvaluator(storage, compliance_rules(settings), clock=utc_now)
+        await evaluator.refresh([row.facts.device_id for row in rows])
     finally:
         await storage.close()
