@@ -1,5 +1,6 @@
-"""The pusher's HTTP/2 client's own shortcuts: HPACK without the dynamic table, and h2's
-count of open streams taken only now and then (the sender's tests cover the rest)."""
+"""The pusher's HTTP/2 client's own shortcuts: HPACK made from cached bytes (the fixed
+fields as dynamic-table indexes), and h2's count of open streams taken only now and then
+(the sender's tests cover the rest)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import hpack
 import pytest
 
-from orchardist.push.h2client import H2Client, StaticEncoder
+from orchardist.push.h2client import CachingEncoder, H2Client
 from orchardist.push.sender import client_context
 from orchardist.simulator.apns_peer import ApnsPeer
 from tests.push.identity import PushIdentity
@@ -27,7 +28,7 @@ HEADERS = [
 
 
 def test_a_block_decodes_to_the_headers_and_leaves_no_state() -> None:
-    encoder, decoder = StaticEncoder(), hpack.Decoder()
+    encoder, decoder = CachingEncoder(), hpack.Decoder()
     first = encoder.encode(HEADERS)
     assert [tuple(h) for h in decoder.decode(first, raw=True)] == [tuple(h) for h in HEADERS]
     assert encoder.encode(HEADERS) == first  # made once, reused
@@ -38,8 +39,49 @@ def test_a_block_decodes_to_the_headers_and_leaves_no_state() -> None:
     )
 
 
+INDEXED = frozenset({b":authority", b"apns-push-type", b"apns-topic"})
+
+
+def test_fixed_fields_are_sent_as_indexes_after_the_first_block() -> None:
+    encoder, decoder = CachingEncoder(indexed=INDEXED), hpack.Decoder()
+    blocks = [encoder.encode(HEADERS) for _ in range(3)]
+    for block in blocks:  # one decoder reads them in order, as the other side does
+        assert [tuple(h) for h in decoder.decode(block, raw=True)] == [tuple(h) for h in HEADERS]
+    assert decoder.header_table.dynamic_entries == encoder.header_table.dynamic_entries
+    assert len(encoder.header_table.dynamic_entries) == len(INDEXED)
+    # The three fixed fields shrink to a byte each; the :path and the rest stay literals.
+    fixed = sum(len(name) + len(value) for name, value in HEADERS if name in INDEXED)
+    assert len(blocks[0]) - len(blocks[1]) > fixed // 2
+    assert blocks[1] == blocks[2]
+    # A field that would evict an entry stays out of the table, a literal each time.
+    topic = (b"apns-topic", b"x" * 4000)
+    other = [*HEADERS[:4], topic]
+    assert [tuple(h) for h in decoder.decode(encoder.encode(other), raw=True)] == other
+    assert len(encoder.header_table.dynamic_entries) == len(INDEXED)
+    # A second topic enters the table: every index cached before moves on by one.
+    second = [*HEADERS[:4], (b"apns-topic", b"com.apple.mgmt.External.second")]
+    for headers in (second, HEADERS, second):
+        decoded = decoder.decode(encoder.encode(headers), raw=True)
+        assert [tuple(h) for h in decoded] == [tuple(h) for h in headers]
+    assert len(encoder.header_table.dynamic_entries) == len(INDEXED) + 1
+
+
+@pytest.mark.parametrize("size", [0, 120])
+def test_indexes_follow_a_smaller_table(size: int) -> None:
+    encoder, decoder = CachingEncoder(indexed=INDEXED), hpack.Decoder()
+    for _ in range(2):
+        decoder.decode(encoder.encode(HEADERS))
+    decoder.max_allowed_table_size = size  # as a server announcing a smaller table
+    encoder.header_table_size = size  # what h2 does when that setting arrives: evictions
+    for _ in range(3):
+        block = encoder.encode(HEADERS)
+        assert [tuple(h) for h in decoder.decode(block, raw=True)] == [tuple(h) for h in HEADERS]
+    assert decoder.header_table.dynamic_entries == encoder.header_table.dynamic_entries
+    assert len(encoder.header_table.dynamic_entries) == (0 if size == 0 else 1)
+
+
 def test_a_smaller_table_announced_is_acknowledged_in_the_next_block() -> None:
-    encoder, decoder = StaticEncoder(), hpack.Decoder()
+    encoder, decoder = CachingEncoder(), hpack.Decoder()
     decoder.max_allowed_table_size = 0  # as a server announcing SETTINGS_HEADER_TABLE_SIZE 0
     encoder.header_table_size = 0  # what h2 does when that setting arrives
     block = encoder.encode(HEADERS)

@@ -48,22 +48,35 @@ class _Stream:
 # h2's checks and rewriting of the headers we send cost a third of a push's CPU; ours are
 # fixed, lower-case and valid by construction (the APNs sender's), so they are skipped.
 # Responses are checked as ever.
+# The fields that stay the same for a connection's life, sent as indexes after the first.
+_INDEXED = frozenset({b":authority", b"apns-push-type", b"apns-topic", b"apns-priority"})
 _CONFIG = h2.config.H2Configuration(
     client_side=True, validate_outbound_headers=False, normalize_outbound_headers=False
 )
 
 
-class StaticEncoder(hpack.Encoder):
-    """HPACK without the dynamic table: each field is a static-table entry or a literal
-    never indexed, so a field always encodes to the same bytes, made once and then reused
-    (hpack's own encode cost a tenth of a push's CPU). The fields named in `unique` (the
-    :path, a device token sent once; the APNs peer's apns-id) are encoded each time, without
-    Huffman coding. A smaller table the other side announces is acknowledged at the start
-    of the next block, as RFC 7541 §4.2 asks; ours stays empty."""
+class CachingEncoder(hpack.Encoder):
+    """HPACK whose blocks are made from bytes encoded once per field, not searched for and
+    encoded field by field on every request (hpack's own encode cost a tenth of a push's
+    CPU). A field named in `indexed` (one that stays the same for the connection's life:
+    the topic, the push type) enters the dynamic table the first time, if it fits without
+    evicting anything, and is then sent as its one-byte index: the other side decodes an
+    index, not a Huffman-coded string, for each of them on each request. Every other field
+    is a static-table entry or a literal never indexed (nor Huffman-coded), so the table
+    only changes when an indexed field enters it; every cached index is dropped then (each
+    counts from the newest entry). The fields named in `unique` (the :path, a device token
+    sent once; the APNs peer's apns-id) are encoded each time. A smaller table the other
+    side announces is acknowledged at the start of the next block, as RFC 7541 §4.2 asks,
+    and the cache made again from what the table still holds."""
 
-    def __init__(self, unique: frozenset[bytes] = frozenset({b":path"})) -> None:
+    def __init__(
+        self,
+        unique: frozenset[bytes] = frozenset({b":path"}),
+        indexed: frozenset[bytes] = frozenset(),
+    ) -> None:
         super().__init__()
         self.unique = unique
+        self.indexed = indexed
         self._made: dict[tuple[bytes, bytes], bytes] = {}
 
     def encode(self, headers: Iterable[Any], huffman: bool = True) -> bytes:
@@ -71,6 +84,7 @@ class StaticEncoder(hpack.Encoder):
         if self.header_table.resized:
             block.append(self._encode_table_size_change())
             self.header_table.resized = False
+            self._made.clear()  # a smaller table evicts: the cached indexes may be gone
         made = self._made
         for name, value in headers:
             if name in self.unique:
@@ -78,12 +92,31 @@ class StaticEncoder(hpack.Encoder):
                 continue
             encoded = made.get((name, value))
             if encoded is None:
-                if len(made) > 64:  # apns-expiration changes every second
-                    made.clear()
-                encoded = self.add((name, value), sensitive=True, huffman=huffman)
-                made[name, value] = encoded
+                encoded = self._field(name, value, huffman)
             block.append(encoded)
         return b"".join(block)
+
+    def _field(self, name: bytes, value: bytes, huffman: bool) -> bytes:
+        """The field's bytes, cached unless this block adds it to the dynamic table."""
+        table = self.header_table
+        match = table.search(name, value)
+        literal = match is None or match[2] is None  # in neither table
+        if literal and name in self.indexed and _fits(table, name, value):
+            self._made.clear()  # every dynamic index moves on by one
+            return self.add((name, value), sensitive=False, huffman=huffman)
+        if len(self._made) > 64:  # apns-expiration changes every second
+            self._made.clear()
+        # Sensitive: a literal is never indexed (a match is sent as its index all the same);
+        # and not Huffman-coded: a few bytes more, copied by the other side, not decoded bit
+        # by bit on every request (the APNs peer's largest cost after h2's own checks).
+        encoded = self._made[name, value] = self.add((name, value), True, huffman=False)
+        return encoded
+
+
+def _fits(table: hpack.table.HeaderTable, name: bytes, value: bytes) -> bool:
+    """Whether the field enters the dynamic table without evicting an entry."""
+    held = sum(hpack.table.table_entry_size(n, v) for n, v in table.dynamic_entries)
+    return held + hpack.table.table_entry_size(name, value) <= table.maxsize
 
 
 class _H2Connection(h2.connection.H2Connection):
@@ -107,7 +140,7 @@ class _Connection(asyncio.Protocol):
         self.pseudo = [(b":method", b"POST"), (b":scheme", b"https"),
                        (b":authority", authority.encode())]  # fmt: skip
         self.h2 = _H2Connection(config=_CONFIG)
-        self.h2.encoder = StaticEncoder()
+        self.h2.encoder = CachingEncoder(indexed=_INDEXED)
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.closing = False
