@@ -11,7 +11,7 @@ import pytest
 from orchardist.profiles import envelope
 from orchardist.profiles.library import ProfileLibrary, ProfileRejectedError
 from orchardist.profiles.spec import build_profile
-from orchardist.storage.profiles import ProfileState
+from orchardist.storage.profiles import ProfileState, TargetKind
 from tests.web.mdm_server import Device, Server
 
 pytestmark = pytest.mark.anyio
@@ -195,4 +195,36 @@ async def test_an_enrolling_device_gets_its_groups_and_alls_profiles(
     assert {(r.identifier, r.state) for r in rows} == {
         ("com.example.sales", ProfileState.PENDING),
         ("com.example.all", ProfileState.PENDING),
+    }
+
+
+async def test_a_full_pass_finds_each_way_a_device_is_reached(
+    server: Server, tmp_path: Path
+) -> None:
+    """Assignments stored with no pass after them (a server killed before its pass): the
+    full pass at start finds the device assigned itself, the group's member and the device
+    holding a row for a profile no longer assigned to it; the fourth device it passes over."""
+    library = server.services.profiles
+    assert isinstance(library, ProfileLibrary)
+    storage = server.services.storage
+    for n in range(4):
+        await server.enroll(await server.device(f"UDID-R{n}", 180 + n))
+    for identifier, ssid in (("com.example.mine", "M"), ("com.example.team", "T"),
+                             ("com.example.old", "X")):  # fmt: skip
+        await library.add({**_profile(tmp_path, ssid), "PayloadIdentifier": identifier})
+    await library.assign("com.example.old", devices=["UDID-R2"])  # a row, then unassigned
+    await storage.set_group("team", ["UDID-R1"])
+    await storage.set_assignments("com.example.mine", TargetKind.DEVICE, ["UDID-R0"],
+                                  assigned=True)  # fmt: skip
+    await storage.set_assignments("com.example.team", TargetKind.GROUP, ["team"], assigned=True)
+    await storage.set_assignments("com.example.old", TargetKind.DEVICE, ["UDID-R2"],
+                                  assigned=False)  # fmt: skip
+
+    done = await library.reconcile()
+    assert (done.installs, done.removals) == (2, 1)
+    wanted = {(r.device_id, r.identifier, r.state) for r in await storage.device_profiles()}
+    assert wanted == {
+        ("UDID-R0", "com.example.mine", ProfileState.PENDING),
+        ("UDID-R1", "com.example.team", ProfileState.PENDING),
+        ("UDID-R2", "com.example.old", ProfileState.REMOVING),
     }

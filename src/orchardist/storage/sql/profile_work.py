@@ -242,7 +242,26 @@ def _in_scope(scope: WorkScope) -> Any:
             e.device_id.in_(select(g.device_id).where(g.name == scope.group)),
             e.device_id.in_(select(s.device_id).where(s.identifier.in_(_group_profiles(scope.group)))),
         ))  # fmt: skip
+    if scope == WorkScope():
+        conditions.append(_reached())
     return and_(true(), *conditions)
+
+
+def _reached() -> Any:
+    """The devices a full pass can find work on: every one while a profile is assigned to
+    all; else those assigned one (themselves or through a group) and those holding a row
+    (one to remove, perhaps). The rest are passed over by the page's own query, not
+    compared a page at a time: a fleet without profiles for all costs one walk of the key."""
+    assigned = select(a.target).where(a.kind == TargetKind.DEVICE.value)
+    members = select(g.device_id).join(
+        profile_assignments, and_(a.kind == TargetKind.GROUP.value, a.target == g.name)
+    )
+    return or_(
+        exists().where(a.kind == TargetKind.ALL.value),
+        e.device_id.in_(assigned),
+        e.device_id.in_(members),
+        exists().where(s.device_id == e.device_id),  # by its primary key, device by device
+    )
 
 
 def _members_reached(identifier: str) -> Select[Any]:
