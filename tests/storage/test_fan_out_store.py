@@ -4,15 +4,18 @@ exactly one command row and one push job, every other device none."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from orchardist.storage import NewCommand
 from orchardist.storage.scopes import AllEnrolled, Devices, InGroup
+from orchardist.storage.sql.database import AsyncDatabase
 from orchardist.storage.sql.repositories import SqlStorage
 from orchardist.storage.sql.tables import (
     command_targets,
@@ -158,3 +161,87 @@ async def test_a_long_explicit_list(storage: SqlStorage) -> None:
     assert await storage.enqueue_to(_command("LIST"), Devices([*named, named[0]]), NOW) == FLEET
     assert len(await _targets(storage, "LIST")) == FLEET
     assert len(await _jobs(storage)) == FLEET
+
+
+async def test_jobs_are_added_where_missing_and_made_due_where_not_waiting(
+    storage: SqlStorage,
+) -> None:
+    """A fan-out over devices some of which have a job: the others get one; of the jobs
+    there, the waiting one is kept (forced stays), the claimed and backing-off ones are
+    made due."""
+    await _seed(storage)
+    await storage.enqueue_to(_command("EVEN"), InGroup("even"), NOW)
+    kept, claimed, backing_off = _udid(2), _udid(4), _udid(8)
+    changes = (
+        update(push_jobs).where(push_jobs.c.device_id == kept).values(forced=True),
+        update(push_jobs)
+        .where(push_jobs.c.device_id == claimed)
+        .values(claim="c" * 32, claimed_until=NOW + timedelta(minutes=1)),
+        update(push_jobs)
+        .where(push_jobs.c.device_id == backing_off)
+        .values(due_at=NOW + timedelta(minutes=30), attempts=2),
+    )
+    await storage.database.write(lambda conn: [conn.execute(change) for change in changes])
+    later = NOW + timedelta(seconds=5)
+    await storage.enqueue_to(_command("ALL"), AllEnrolled(), later)
+    jobs = await _jobs(storage)
+    assert set(jobs) == {_udid(n) for n in range(FLEET) if _enrolled(n)}
+    state = {d: (j.due_at, j.attempts, j.forced, j.claim) for d, j in jobs.items()}
+    assert state[kept] == (NOW, 0, True, None)
+    assert state[claimed] == state[backing_off] == (later, 0, False, None)
+    waiting = {d for d in jobs if int(d[4:]) % 2 == 0} - {claimed, backing_off}
+    assert {state[d] for d in waiting - {kept}} == {(NOW, 0, False, None)}
+    assert {state[d] for d in set(jobs) - waiting - {claimed, backing_off}} == {
+        (later, 0, False, None)
+    }
+
+
+async def test_a_job_another_transaction_adds_meanwhile(storage: SqlStorage, backend: str) -> None:
+    """Another writer adds a job (a backing-off one, say) for one of the targets. On
+    PostgreSQL it does so while the fan-out's INSERT runs: the INSERT waits on that row,
+    fails at the unique key once it commits, and the fan-out redoes the jobs as an upsert in
+    its place. SQLite lets no writer in meanwhile: there the job is added before."""
+    await _seed(storage)
+    target = _udid(1)
+    job = {"device_id": target, "due_at": NOW - timedelta(hours=1), "attempts": 3,
+           "forced": False}  # fmt: skip
+    if backend == "sqlite":
+        await storage.database.write(lambda conn: conn.execute(insert(push_jobs), job))
+        queued = await storage.enqueue_to(_command("ALL"), AllEnrolled(), NOW)
+    else:
+        queued = await _fan_out_while_a_job_is_added(storage, job)
+    wanted = {_udid(n) for n in range(FLEET) if _enrolled(n)}
+    assert queued == len(wanted)
+    jobs = await _jobs(storage)
+    assert set(jobs) == wanted
+    assert {(j.due_at, j.attempts, j.claim) for j in jobs.values()} == {(NOW, 0, None)}
+
+
+async def _fan_out_while_a_job_is_added(storage: SqlStorage, job: dict[str, Any]) -> int:
+    database = storage.database
+    assert isinstance(database, AsyncDatabase)
+    engine = create_async_engine(database.engine.url)  # apart from the storage's pool
+    try:
+        return await _fan_out_beside(storage, engine, job)
+    finally:
+        await engine.dispose()
+
+
+async def _fan_out_beside(storage: SqlStorage, engine: AsyncEngine, job: dict[str, Any]) -> int:
+    async with engine.connect() as other, engine.connect() as watcher:
+        await other.begin()
+        await other.execute(insert(push_jobs), job)
+        xid = (await other.execute(text("SELECT pg_current_xact_id()::text"))).scalar_one()
+        fan_out = asyncio.create_task(storage.enqueue_to(_command("ALL"), AllEnrolled(), NOW))
+        waits = text(  # a backend waits for the other transaction to end
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid'"
+            " AND NOT granted AND transactionid::text = :xid"
+        )
+        for _ in range(500):
+            if (await watcher.execute(waits, {"xid": xid})).scalar_one():
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the fan-out never waited on the other's job")
+        await other.commit()
+        return await fan_out

@@ -7,7 +7,9 @@ first would come due again and compete with the devices still waiting for their 
 push. So a job never pushed since its command was queued (attempts = 0, a failed push
 included) is claimed before any re-push, oldest due first; re-pushes are claimed, oldest
 due first, only once no first push is due or in flight: every device gets its first push
-before any gets a second. Indexes: (attempts, due_at) serves the first, (due_at) the second.
+before any gets a second. Each kind has a partial index on due_at (ix_push_jobs_first_due,
+ix_push_jobs_repush_due); the queries spell the index's condition as the same literal
+(FIRST_PUSH, REPUSH), since a bound parameter would not prove it to either planner.
 
 How: each batch is one conditional UPDATE … RETURNING of the rows an ordered, limited
 sub-select picks. On PostgreSQL the sub-select takes `FOR UPDATE SKIP LOCKED`, so pushers
@@ -24,12 +26,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Row, and_, any_, delete, func, or_, select, update
+from sqlalchemy import Row, TextClause, and_, any_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from orchardist.storage import PushTarget, TargetStatus
 from orchardist.storage.sql.among import among
-from orchardist.storage.sql.tables import command_targets, enrollments, push_jobs
+from orchardist.storage.sql.tables import (
+    FIRST_PUSH,
+    REPUSH,
+    command_targets,
+    enrollments,
+    push_jobs,
+)
 
 UNANSWERED = (TargetStatus.QUEUED.value, TargetStatus.SENT.value, TargetStatus.NOT_NOW.value)
 # Batches of idle jobs (answered, unenrolled, no token) removed before giving up on one call.
@@ -43,15 +51,15 @@ def claim_due(
 ) -> Sequence[Row[tuple[str, int, bool]]]:
     """Claim up to `limit` due jobs for `lease` under `claim`: first pushes if any are due,
     else re-pushes, unless a first push is still in flight (then nothing)."""
-    rows = _claim(conn, _jobs.attempts == 0, claim, now, lease, limit)
+    rows = _claim(conn, FIRST_PUSH, claim, now, lease, limit)
     if rows or _first_push_in_flight(conn, now):
         return rows
-    return _claim(conn, _jobs.attempts > 0, claim, now, lease, limit)
+    return _claim(conn, REPUSH, claim, now, lease, limit)
 
 
 def _claim(
     conn: Connection,
-    kind: ColumnElement[bool],
+    kind: TextClause,
     claim: str,
     now: datetime,
     lease: timedelta,
@@ -86,11 +94,11 @@ def _claim(
 def _first_push_in_flight(conn: Connection, now: datetime) -> bool:
     """A due first push the claim above did not get is one another pusher holds (or is
     claiming right now): re-pushes wait until it is reported."""
-    # Ordered, so that PostgreSQL walks (attempts, due_at) rather than scan the table for
-    # a row that is usually not there.
+    # Ordered, so that PostgreSQL walks ix_push_jobs_first_due rather than scan the table
+    # for a row that is usually not there.
     query = (
         select(_jobs.device_id)
-        .where(_jobs.attempts == 0, _jobs.due_at <= now)
+        .where(FIRST_PUSH, _jobs.due_at <= now)
         .order_by(_jobs.due_at)
         .limit(1)
     )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     func,
+    text,
 )
 
 from orchardist.storage.sql.types import FittedString, UtcDateTime
@@ -172,7 +173,10 @@ enrollments = Table(
 # command upserts the row (many commands, one push); a pusher claims due rows for a lease
 # (FOR UPDATE SKIP LOCKED on PostgreSQL), pushes, and moves due_at along the re-push
 # schedule. A crashed pusher's claims come due again when the lease ends. Claims take first
-# pushes (attempts 0) by (attempts, due_at), re-pushes by due_at (sql/push_claims.py).
+# pushes (attempts 0) and re-pushes each by due_at from an index holding only its kind
+# (sql/push_claims.py): one index entry per row version, not two.
+FIRST_PUSH = text("attempts = 0")  # the literal a query repeats, for either index to serve it
+REPUSH = text("attempts > 0")
 push_jobs = Table(
     "push_jobs",
     metadata,
@@ -182,8 +186,8 @@ push_jobs = Table(
     Column("forced", Boolean, nullable=False),  # asked by hand: push even with nothing pending
     Column("claim", String(32)),
     Column("claimed_until", UtcDateTime()),
-    Index("ix_push_jobs_due_at", "due_at"),
-    Index("ix_push_jobs_attempts_due_at", "attempts", "due_at"),
+    Index("ix_push_jobs_first_due", "due_at", postgresql_where=FIRST_PUSH, sqlite_where=FIRST_PUSH),
+    Index("ix_push_jobs_repush_due", "due_at", postgresql_where=REPUSH, sqlite_where=REPUSH),
 )
 
 commands = Table(
