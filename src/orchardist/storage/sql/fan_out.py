@@ -76,7 +76,9 @@ def queue_for_scope(
     insert_command_row(conn, keys, command, now)
     columns = [command_targets.c[name] for name in _TARGET_COLUMNS]
     queued = conn.execute(
-        insert(command_targets).from_select(columns, _targets_of(scope, command, now))
+        insert(command_targets).from_select(
+            columns, _targets_of(scope, command, now, conn.dialect.name)
+        )
     ).rowcount
     _schedule_pushes_for(conn, command.command_uuid, scope, now)
     return int(queued)
@@ -98,9 +100,9 @@ def _devices_in(scope: AllEnrolled | InGroup) -> Select[tuple[str]]:
 
 
 def _targets_of(
-    scope: AllEnrolled | InGroup, command: NewCommand, now: datetime
+    scope: AllEnrolled | InGroup, command: NewCommand, now: datetime, dialect: str
 ) -> Select[tuple[object, ...]]:
-    """command_targets rows, one per enrolled device of the scope."""
+    """command_targets rows, one per enrolled device of the scope, in UDID order."""
     query = _devices_in(scope).with_only_columns(
         literal(command.command_uuid, String),
         enrollments.c.device_id,
@@ -109,12 +111,14 @@ def _targets_of(
         literal(now, UtcDateTime()),
         literal(command.expires_at, UtcDateTime()),
     )
-    if isinstance(scope, InGroup):
-        return query.order_by(device_groups.c.device_id)
     # In UDID order, so that each index keyed by device (the queue's, the push jobs') is
     # filled front to back, not at random places: UDIDs are random, and in enrollment
     # order the inserts cost 80% more CPU (300,000 on PostgreSQL: 7.9 s against 4.4 s).
-    return query.order_by(enrollments.c.device_id)
+    # Bytewise on PostgreSQL: the order is for locality only, and then the planner sorts
+    # the table read in sequence rather than fetch each row through the primary key in
+    # random places (a million: 7.2 s against 10.5 s for the whole INSERT).
+    key = device_groups.c.device_id if isinstance(scope, InGroup) else enrollments.c.device_id
+    return query.order_by(key.collate("C") if dialect == "postgresql" else key)
 
 
 def _schedule_pushes_for(
