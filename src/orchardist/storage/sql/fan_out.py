@@ -126,19 +126,21 @@ def _schedule_pushes_for(
 ) -> None:
     """A push job due now for each of the command's targets, as `push.schedule_pushes`
     makes it (one job per device however many commands wait; a claimed job is released, as
-    the push in flight may have gone out before this command). Two set-based statements:
-    the jobs of targets that are not already waiting are made due, and the targets without
-    a job get one by a plain INSERT … SELECT. Not one upsert: PostgreSQL inserts each row
-    of an INSERT … ON CONFLICT speculatively, a second WAL record per row, and locks each
-    job it finds; for 900,000 new jobs the upsert wrote 4.6 million WAL records, this 2.7.
+    the push in flight may have gone out before this command).
 
-    A job that another transaction adds meanwhile (a device's own command) makes the plain
-    INSERT fail at its unique key on PostgreSQL; then the upsert does the whole set, after
-    the INSERT's savepoint is rolled back. On SQLite no writer can come between: this
-    transaction holds the database's write lock since its first row."""
+    SQLite: one upsert (INSERT … SELECT … ON CONFLICT). PostgreSQL: two set-based
+    statements, as an upsert there inserts each row speculatively (a second WAL record per
+    row) and locks each job it finds; for 900,000 new jobs it wrote 4.6 million WAL records,
+    these 2.7. The jobs of targets that are not already waiting are made due, then the
+    targets without a job get one by a plain INSERT … SELECT. A job that another transaction
+    adds meanwhile (a device's own command) makes that INSERT fail at its unique key; then
+    its savepoint is rolled back and the upsert does the whole set."""
     targets = select(command_targets.c.device_id).where(
         command_targets.c.command_uuid == command_uuid
     )
+    if conn.dialect.name != "postgresql":  # there, the upsert was the fastest of the two
+        _upsert_jobs(conn, targets, now)
+        return
     # The scope's devices, not the command's targets (the same set): PostgreSQL has no
     # figures yet for the targets just inserted, took them for one row, and looked up a job
     # for each of a million (1.8 s); from the jobs that are not waiting, usually few, it is
@@ -150,9 +152,6 @@ def _schedule_pushes_for(
     )
     missing = targets.where(~exists().where(push_jobs.c.device_id == command_targets.c.device_id))
     add = insert(push_jobs).from_select(_JOB_COLUMNS, _due_jobs(missing, now))
-    if conn.dialect.name != "postgresql":
-        conn.execute(add)
-        return
     try:
         with conn.begin_nested():
             conn.execute(add)
