@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import plistlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep.client import make_csr
 from orchardist.storage import TargetStatus
+from orchardist.storage.sql.tables import enrollments
 from orchardist.web.app import create_app
 from orchardist.wiring import open_services
 from tests.keys import rsa_key
@@ -133,6 +135,37 @@ async def test_the_idle_hot_path_sees_a_revocation_at_once(server: Server) -> No
     await storage.revoke_certificate(device.cert.serial_number, datetime.now(UTC))
     revoked = await server.report(device, "Idle")
     assert (revoked.status_code, "revoked" in revoked.text) == (403, True)
+
+
+async def test_answers_write_last_seen_once_a_minute_too(server: Server) -> None:
+    """A session of answers writes the device's last_seen_at as Idles do: when it is a
+    minute old or more, not on every request (each write updates every index of the row)."""
+    device = await server.device("UDID-L", 91)
+    await server.enroll(device)
+    storage = server.services.storage
+    first = await server.queue("DeviceLock", {}, device)
+    second = await server.queue("SecurityInfo", {}, device)
+
+    async def seen_at(ago: timedelta | None = None) -> datetime:
+        if ago is not None:
+            change = update(enrollments).where(enrollments.c.device_id == "UDID-L")
+            when = datetime.now(UTC) - ago
+            await storage.database.write(
+                lambda conn: conn.execute(change.values(last_seen_at=when))
+            )
+        enrollment = await storage.get_enrollment("UDID-L")  # type: ignore[attr-defined]
+        seen: datetime = enrollment.last_seen_at
+        return seen
+
+    recently = await seen_at(timedelta(seconds=30))
+    assert plistlib.loads((await server.report(device, "Idle")).content)["CommandUUID"] == first
+    answer = await server.report(device, "Acknowledged", CommandUUID=first)
+    assert plistlib.loads(answer.content)["CommandUUID"] == second
+    assert await seen_at() == recently  # two requests, no write
+    before = datetime.now(UTC)
+    long_ago = await seen_at(timedelta(minutes=2))
+    assert (await server.report(device, "Acknowledged", CommandUUID=second)).content == b""
+    assert long_ago < before <= await seen_at()
 
 
 async def test_expired_and_foreign_certificates_cannot_authenticate(server: Server) -> None:

@@ -111,16 +111,17 @@ class MdmService:
             refusal = await self._refuse_unbound(report.device_id, identity)
             if refusal is not None:
                 return refusal
+        write_seen = _seen_is_stale(state, now)
         if report.status == Status.IDLE and state is not None and not state.pending:
             # The hot path of a fleet with nothing to do: that query was the whole work.
-            if state.last_seen_at is None or now - state.last_seen_at >= LAST_SEEN_RESOLUTION:
+            if write_seen:
                 await self._store.touch(report.device_id, now)
             return MdmAnswer(200)  # a zero-length body ends the session
         stored = None
         if report.status != Status.IDLE:
             assert report.command_uuid is not None  # parse_report guarantees it
             stored = (report.command_uuid, _TARGET_STATUS[report.status], report.raw)
-        exchange = await self._store.exchange(report.device_id, stored, now)
+        exchange = await self._store.exchange(report.device_id, stored, now, seen=write_seen)
         if exchange.outcome == ReportOutcome.UNKNOWN:
             return MdmAnswer(400, reason=f"no command {report.command_uuid} for this device")
         # What follows a result runs again for a retransmission (a DUPLICATE): a server killed
@@ -346,3 +347,12 @@ def _facts(message: Checkin) -> DeviceFacts:
         imei=text("IMEI"),
         meid=text("MEID"),
     )
+
+
+def _seen_is_stale(state: IdleState | None, now: datetime) -> bool:
+    """Whether this request is to write last_seen_at: once a LAST_SEEN_RESOLUTION, for an
+    Idle and a command's answer alike. last_seen_at is indexed, so each write of it updates
+    every index of the enrollment's row (PostgreSQL cannot make it a HOT update)."""
+    if state is None or state.last_seen_at is None:
+        return True
+    return now - state.last_seen_at >= LAST_SEEN_RESOLUTION

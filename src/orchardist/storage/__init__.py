@@ -395,12 +395,15 @@ class CommandStore(Protocol):
         device_id: str,
         report: tuple[str, TargetStatus, bytes] | None,
         now: datetime,
+        *,
+        seen: bool = True,
     ) -> Exchange:
         """In one transaction: store the report (CommandUUID, status, whole plist) unless it
         was answered already or is unknown; on Idle (report None) offer NotNow'd commands
         again; then pick the next command (highest priority, oldest, not expired, not
-        NotNow'd in this session), mark it sent, and note the device as seen. With an
-        UNKNOWN report nothing is stored and no command is picked."""
+        NotNow'd in this session), mark it sent, and note the device as seen unless `seen`
+        is False (it was, within LAST_SEEN_RESOLUTION). With an UNKNOWN report nothing is
+        stored and no command is picked."""
 
     async def idle_state(self, device_id: str, now: datetime) -> IdleState | None:
         """The Idle's one query (one database round trip); None for an unknown device."""

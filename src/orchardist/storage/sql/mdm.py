@@ -201,6 +201,8 @@ class SqlMdmStorage:
         device_id: str,
         report: tuple[str, TargetStatus, bytes] | None,
         now: datetime,
+        *,
+        seen: bool = True,
     ) -> Exchange:
         # Plain SQL (every command round trip runs this); see _EXCHANGE_SQL.
         def work(sql: DriverSql) -> Exchange:
@@ -211,7 +213,8 @@ class SqlMdmStorage:
                 outcome, request_type = _store_report(sql, device_id, report, now)
                 if outcome == ReportOutcome.UNKNOWN:
                     return Exchange(outcome, None)
-            sql.execute(_SEEN, device_id, now)
+            if seen:
+                sql.execute(_SEEN, device_id, now)
             next_command = _next_command(sql, self.keys, device_id, now)
             if outcome == ReportOutcome.DUPLICATE:
                 return Exchange(outcome, next_command, duplicate_request_type=request_type)
