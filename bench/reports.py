@@ -5,7 +5,8 @@ Three phases on one server:
 1. Idle alone: a few other devices do signed Idles back to back; their p99 is the reference.
 2. Reports alone: well-stocked devices (`simulator.library.Stock`) answer the two queries,
    several rounds; MB of report bodies per server CPU second is the throughput figure.
-3. Both at once: the Idle p99 while the reports flow, as a ratio to phase 1.
+3. Both at once, for as long as phase 1: the Idle p99 while the reports flow, as a ratio
+   to phase 1.
 
 Each round's lists are the same, as a device mostly answers: the server stores each answer
 and rewrites no inventory rows (storage/sql/inventory.py; a changed list of 1,000 apps
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import functools
 import json
+import math
 import multiprocessing
 import operator
 import os
@@ -54,8 +56,9 @@ REPORTERS = 2  # devices answering with large reports, each one report at a time
 IDLERS = 4  # devices doing Idles, each one request at a time
 IDLE_EVERY = 0.02  # each Idler's pace in seconds: 200 Idles a second in all, as a busy fleet
 ROUNDS = 4  # InstalledApplicationList + CertificateList per reporter per round
-# Phase 3 runs longer: its p99 is of the Idles answered meanwhile, and over the ~100 that
-# four rounds last it would be the slowest one or two, whichever Idle met a GC pause.
+# Phase 3 lasts as long as phase 1 (IDLE_SECONDS), in as many rounds as phase 2's pace
+# says, and at least this many: its p99 is of the Idles answered meanwhile, and over the
+# ~100 that four rounds last it would be the slowest one or two, whichever met a GC pause.
 ROUNDS_DURING = 12
 STOCK = Stock(apps=1000, certificates=840)  # ~1.0 MB per answer, either list
 IDLE_SECONDS = 6.0
@@ -131,7 +134,7 @@ async def _phases(
         seconds = time.perf_counter() - started
         cpu, own = _server_cpu(pids) - cpu_before, _own_cpu(pids) - own_before
         megabytes = sent.bytes / 1e6
-        await queue.reports(rounds=ROUNDS_DURING)
+        await queue.reports(rounds=max(ROUNDS_DURING, math.ceil(ROUNDS * IDLE_SECONDS / seconds)))
         idlers.start()
         await asyncio.gather(*(d.session() for d in reporters))
         during = idlers.stop()
