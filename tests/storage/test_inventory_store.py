@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import plistlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
+from orchardist.mdm.report_digest import Digest, PackedLists, digest
 from orchardist.storage import DeviceFacts, NewCommand, TargetStatus
 from orchardist.storage.inventory import (
     App,
@@ -156,3 +158,49 @@ async def test_reported_names_are_fitted_to_their_columns(storage: SqlStorage) -
     assert (long.name or "").strip("n") == ""
     assert len(long.version or "") < 1000
     assert long.short_version == "ok"
+
+
+async def test_a_worker_read_list_is_unpickled_only_when_it_changed(storage: SqlStorage) -> None:
+    """A large report's lists come back from the worker process pickled, with digests
+    (mdm/report_digest): storage builds the records only of a list that changed, so the
+    same thousand apps answered again cost the server's own process no records at all."""
+
+    def reported(apps: list[dict[str, object]]) -> PackedLists:
+        fields = {"UDID": "D", "CommandUUID": "C", "InstalledApplicationList": apps}
+        body = plistlib.dumps({"Status": "Acknowledged", **fields})
+        digested = digest(body)
+        assert isinstance(digested, Digest)
+        update = digested.report(body).inventories["InstalledApplicationList"]  # type: ignore[index]
+        assert isinstance(update, PackedLists)
+        assert update.unread() == ("apps",)
+        return update
+
+    apps: list[dict[str, object]] = [
+        {"Identifier": f"com.example.a{n}", "Name": f"A{n}", "Version": "1", "BundleSize": n}
+        for n in range(300)
+    ]
+    first = reported(apps)
+    await storage.apply_inventory("D", first, NOW)
+    assert first.unread() == ()  # a new list: read and written
+    known = await storage.get_inventory("D")
+    assert known is not None
+    assert [app.identifier for app in known.apps] == sorted(str(a["Identifier"]) for a in apps)
+    mark = "UPDATE inventory_apps SET name = 'marked' WHERE device_id = 'D'"
+    await storage.database.write(lambda conn: conn.execute(text(mark)))
+
+    again = reported(apps)
+    await storage.apply_inventory("D", again, NOW + timedelta(hours=1))
+    assert again.unread() == ("apps",)  # the digest matched: never unpickled
+    same = await storage.get_inventory("D")
+    assert same is not None
+    assert {app.name for app in same.apps} == {"marked"}
+    assert same.updated_at == NOW + timedelta(hours=1)
+
+    changed = reported([*apps[1:], {"Identifier": "com.example.new", "Version": "2"}])
+    await storage.apply_inventory("D", changed, NOW + timedelta(hours=2))
+    assert changed.unread() == ()
+    rewritten = await storage.get_inventory("D")
+    assert rewritten is not None
+    assert "com.example.new" in {app.identifier for app in rewritten.apps}
+    assert "com.example.a0" not in {app.identifier for app in rewritten.apps}
+    assert {app.name for app in rewritten.apps} == {None, *(f"A{n}" for n in range(1, 300))}

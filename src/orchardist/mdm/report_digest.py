@@ -7,7 +7,9 @@ does, the inventory computed, and handed back compact:
 
 - the envelope (status, device, user, command, error chain), as `Report` has it;
 - the inventory each request type with a reader would store (`stored_inventory`): which
-  command this answers is known only once the exchange has stored it;
+  command this answers is known only once the exchange has stored it. Its lists (a
+  thousand apps) come pickled, with their digests: storage compares the digest with the
+  one it holds and unpickles a list only when it changed (`PackedLists`);
 - the rest of the result with each container value pickled on its own, unpickled when
   something reads it: the hooks read a few (an app list's versions), most are never
   looked at (a certificate list's DER data).
@@ -17,6 +19,7 @@ does, the inventory computed, and handed back compact:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from collections.abc import Iterator, Mapping
@@ -25,7 +28,7 @@ from typing import Any
 
 from orchardist.mdm.inventory import READERS, stored_inventory
 from orchardist.mdm.reports import Report, ReportError, Status, parse_report
-from orchardist.storage.inventory import InventoryUpdate
+from orchardist.storage.inventory import LISTS, InventoryUpdate, list_digest
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Digest:
     plain: dict[str, Any]  # its scalar values
     packed: dict[str, bytes]  # its containers, pickled one by one
     # By request type; a type missing here failed in the worker and is read again in process.
-    inventories: dict[str, InventoryUpdate | None]
+    inventories: dict[str, _PackedInventory | None]
     pid: int  # the process that read it
 
     def report(self, body: bytes) -> Report:
@@ -51,7 +54,10 @@ class Digest:
             error_chain=self.error_chain,
             result=PackedResult(_Values(self.keys, dict(self.plain), dict(self.packed))),
             raw=body,
-            inventories=self.inventories,
+            inventories={
+                kind: None if packed is None else packed.update()
+                for kind, packed in self.inventories.items()
+            },
         )
 
 
@@ -82,14 +88,89 @@ def digest(body: bytes) -> Digest | str:
     )
 
 
-def _inventories(result: Mapping[str, Any]) -> dict[str, InventoryUpdate | None]:
-    found = {}
+def _inventories(result: Mapping[str, Any]) -> dict[str, _PackedInventory | None]:
+    found: dict[str, _PackedInventory | None] = {}
     for request_type in READERS:
         try:
-            found[request_type] = stored_inventory(request_type, result)
+            update = stored_inventory(request_type, result)
         except Exception:  # noqa: S112 - left out: the server computes it in process, as before
             continue
+        found[request_type] = None if update is None else _PackedInventory.of(update)
     return found
+
+
+@dataclass(frozen=True)
+class _PackedInventory:
+    """An InventoryUpdate as the worker hands it back: its lists pickled one by one, with
+    their digests and its count of items."""
+
+    rest: InventoryUpdate  # the lists left out (None)
+    packed: dict[str, bytes]
+    digests: dict[str, str]
+    listed: int
+
+    @classmethod
+    def of(cls, update: InventoryUpdate) -> _PackedInventory:
+        lists = {name: getattr(update, name) for name in LISTS}
+        present = {name: items for name, items in lists.items() if items is not None}
+        return cls(
+            rest=dataclasses.replace(
+                update, apps=None, certificates=None, profiles=None, provisioning_profiles=None
+            ),
+            packed={
+                name: pickle.dumps(items, pickle.HIGHEST_PROTOCOL)
+                for name, items in present.items()
+            },
+            digests={name: list_digest(items) for name, items in present.items()},
+            listed=update.listed(),
+        )
+
+    def update(self) -> InventoryUpdate:
+        return PackedLists(self)
+
+
+class PackedLists(InventoryUpdate):
+    """An InventoryUpdate whose lists stay pickled until read: storage reads a list only
+    when its digest differs from the one it holds, and a device mostly reports the same
+    apps and certificates again, so most of a large report's records are never built in
+    the server's own process."""
+
+    _packed: dict[str, bytes]
+    _digests: dict[str, str]
+    _listed: int
+
+    def __init__(self, packed: _PackedInventory) -> None:
+        fields = {f.name: getattr(packed.rest, f.name) for f in dataclasses.fields(InventoryUpdate)}
+        super().__init__(**fields)
+        object.__setattr__(self, "_packed", dict(packed.packed))
+        object.__setattr__(self, "_digests", packed.digests)
+        object.__setattr__(self, "_listed", packed.listed)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in LISTS:
+            packed: dict[str, bytes] = object.__getattribute__(self, "_packed")
+            if name in packed:  # unpickled at the first read, kept for the next
+                value = pickle.loads(packed.pop(name))  # noqa: S301 - our worker's
+                object.__setattr__(self, name, value)
+        return object.__getattribute__(self, name)
+
+    def list_digest(self, name: str) -> str | None:
+        return self._digests.get(name)
+
+    def listed(self) -> int:
+        return self._listed
+
+    def unread(self) -> tuple[str, ...]:
+        """The lists still pickled."""
+        return tuple(self._packed)
+
+    def __eq__(self, other: object) -> bool:  # as an InventoryUpdate of the same values
+        if not isinstance(other, InventoryUpdate):
+            return NotImplemented
+        names = [f.name for f in dataclasses.fields(InventoryUpdate)]
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+    __hash__ = None  # type: ignore[assignment]  # holds mappings, as InventoryUpdate does
 
 
 class _Values:

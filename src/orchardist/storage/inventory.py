@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,6 +54,28 @@ class InventoryUpdate:
     profiles: tuple[Profile, ...] | None = None
     provisioning_profiles: tuple[ProvisioningProfile, ...] | None = None
     problems: tuple[str, ...] = field(default=())  # items skipped, and why
+
+    def list_digest(self, name: str) -> str | None:
+        """`list_digest` of the list `name` (one of LISTS); None when the result says
+        nothing of it."""
+        items = getattr(self, name)
+        return None if items is None else list_digest(items)
+
+    def listed(self) -> int:
+        """How many apps, certificates and profiles it lists."""
+        return sum(len(getattr(self, name) or ()) for name in LISTS[:3])
+
+
+# InventoryUpdate's lists, each stored whole (a new list replaces the old one).
+LISTS = ("apps", "certificates", "profiles", "provisioning_profiles")
+
+
+def list_digest(items: tuple[Any, ...]) -> str:
+    """What a list holds, as a SHA-256 of its records' values in order: equal lists, equal
+    digests. Storage rewrites a device's list only when it changed; a different pickle of
+    equal values (say across Python versions) only costs one rewrite, never a skipped one."""
+    values = [tuple(vars(item).values()) for item in items]
+    return hashlib.sha256(pickle.dumps(values, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
 @dataclass(frozen=True)

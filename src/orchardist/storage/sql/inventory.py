@@ -1,14 +1,12 @@
 """Inventory on SQL: one transaction replaces what a result speaks about.
 
-A list (apps, certificates, profiles, provisioning profiles) is rewritten only when its rows
-differ from those last written: `inventory.list_digests` keeps a SHA-256 of each, and a
-device answering the same InstalledApplicationList again (what devices mostly do) costs a
-digest, not a thousand deletes and inserts."""
+A list (apps, certificates, profiles, provisioning profiles) is rewritten only when it
+differs from the one last written: `inventory.list_digests` keeps each one's
+`list_digest`, and a device answering the same InstalledApplicationList again (what devices
+mostly do) costs a digest, not a thousand deletes and inserts."""
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -44,29 +42,16 @@ class SqlInventoryStorage:
         def work(conn: Connection) -> None:
             known = conn.execute(_KNOWN, {"device_id": device_id}).first()
             digests = dict(known.list_digests or {}) if known is not None else {}
-            lists: list[tuple[Table, list[tuple[Any, ...]] | None]] = [
-                (inventory_apps, _list_rows(inventory_apps, device_id, update.apps)),
-                (inventory_profiles, _list_rows(inventory_profiles, device_id, update.profiles)),
-                (
-                    inventory_provisioning_profiles,
-                    _list_rows(
-                        inventory_provisioning_profiles, device_id, update.provisioning_profiles
-                    ),
-                ),
-                (inventory_certificates, _certificate_rows(device_id, update.certificates)),
-            ]
-            for table, rows in lists:
-                if rows is not None:
-                    digest = _digest(rows)
-                    if digests.get(table.name) != digest:
-                        _replace(conn, table, device_id, rows)
-                        digests[table.name] = digest
+            for name, table in _LIST_TABLES.items():
+                digest = update.list_digest(name)
+                # The list is read only when it changed (a worker-read report's lists stay
+                # pickled until then: mdm/report_digest).
+                if digest is not None and digests.get(table.name) != digest:
+                    _replace(conn, table, device_id, _rows_of(table, device_id, update, name))
+                    digests[table.name] = digest
             _apply_documents(conn, device_id, update, now, known, digests)
 
-        items = sum(
-            len(found or ()) for found in (update.apps, update.certificates, update.profiles)
-        )
-        if items >= LARGE_INVENTORY:  # thousands of rows: written beside the event loop
+        if update.listed() >= LARGE_INVENTORY:  # thousands of rows: written beside the loop
             await self.database.write_beside(work)
         else:
             await self.database.write(work)
@@ -133,30 +118,25 @@ _KNOWN = select(inventory.c.facts, inventory.c.facts_seen, inventory.c.list_dige
 )
 
 
-def _list_rows(
-    table: Table, device_id: str, items: tuple[Any, ...] | None
-) -> list[tuple[Any, ...]] | None:
-    """The rows of `table` for these records (None: the result says nothing of them)."""
-    if items is None:
-        return None
-    fields = attrgetter(*(c.name for c in table.columns if c.name != "device_id"))
+# InventoryUpdate's lists and their tables (`inventory.list_digests` is keyed by the table).
+_LIST_TABLES = {
+    "apps": inventory_apps,
+    "profiles": inventory_profiles,
+    "provisioning_profiles": inventory_provisioning_profiles,
+    "certificates": inventory_certificates,
+}
+
+
+def _rows_of(
+    table: Table, device_id: str, update: InventoryUpdate, name: str
+) -> list[tuple[Any, ...]]:
+    """The rows of `table` for the list `name` (values in the table's column order; the
+    certificates keep the device's order in `position`)."""
+    items: tuple[Any, ...] = getattr(update, name)
+    fields = attrgetter(*(c.name for c in table.columns if c.name not in _NOT_FIELDS))
+    if table is inventory_certificates:
+        return [(device_id, n, *fields(c)) for n, c in enumerate(items)]
     return [(device_id, *fields(i)) for i in items]
-
-
-def _certificate_rows(
-    device_id: str, items: tuple[Certificate, ...] | None
-) -> list[tuple[Any, ...]] | None:
-    if items is None:
-        return None
-    columns = inventory_certificates.columns
-    fields = attrgetter(*(c.name for c in columns if c.name not in _NOT_FIELDS))
-    return [(device_id, n, *fields(c)) for n, c in enumerate(items)]
-
-
-def _digest(rows: list[tuple[Any, ...]]) -> str:
-    """What a list's rows hold, as a SHA-256: equal rows, equal digest (a different pickle of
-    equal rows, say across Python versions, only costs one rewrite; never a skipped one)."""
-    return hashlib.sha256(pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
 
 
 def _inventory_row(device_id: str) -> Any:
