@@ -17,6 +17,7 @@ from orchardist.storage.inventory import (
     Profile,
     ProvisioningProfile,
 )
+from orchardist.storage.sql.compression import lz4_available
 from orchardist.storage.sql.mdm import RESULTS_KEPT
 from orchardist.storage.sql.repositories import SqlStorage
 
@@ -204,3 +205,29 @@ async def test_a_worker_read_list_is_unpickled_only_when_it_changed(storage: Sql
     assert "com.example.new" in {app.identifier for app in rewritten.apps}
     assert "com.example.a0" not in {app.identifier for app in rewritten.apps}
     assert {app.name for app in rewritten.apps} == {None, *(f"A{n}" for n in range(1, 300))}
+
+
+async def test_a_large_result_is_stored_whole(storage: SqlStorage, backend: str) -> None:
+    """A megabyte answer (a well-stocked device's app list) is stored and read back as it
+    came; on PostgreSQL compressed with LZ4 where the server has it (migration 0028), which
+    costs its backend a third of pglz's CPU."""
+    await storage.authenticate(DeviceFacts("D", "t"), "a" * 64, NOW)
+    await storage.enqueue(NewCommand("C", "InstalledApplicationList", b"<plist/>"), ["D"], NOW)
+    assert (await storage.exchange("D", None, NOW)).next_command is not None
+    apps = [
+        {"Identifier": f"com.example.app{n}", "Version": f"{n % 7}.{n % 13}"} for n in range(12_000)
+    ]
+    body = plistlib.dumps({"Status": "Acknowledged", "InstalledApplicationList": apps})
+    assert len(body) > 1_000_000
+    stored = await storage.exchange("D", ("C", TargetStatus.ACKNOWLEDGED, body), NOW)
+    assert stored.stored_request_type == "InstalledApplicationList"
+    (target,) = await storage.command_targets("C", NOW)
+    assert target.result == body
+    if backend == "postgres":
+        compression = await storage.database.read(
+            lambda conn: conn.execute(
+                text("SELECT pg_column_compression(result) FROM command_targets")
+            ).scalar_one()
+        )
+        lz4 = await storage.database.read(lambda conn: lz4_available(conn))
+        assert compression == ("lz4" if lz4 else "pglz")
