@@ -43,7 +43,7 @@ from orchardist.apps.results import AppResults
 from orchardist.apps.rollout import Rollout, RolloutPolicy, RolloutStore
 from orchardist.apps.states import HOLDING, MAY_HOLD, moved, storable, to_install, wanted
 from orchardist.apps.urls import AppUrls
-from orchardist.polling import poll_forever
+from orchardist.polling import Wake, poll_forever
 from orchardist.profiles.targets import check_devices, scope, targets, wanted_versions
 from orchardist.storage.apps import (
     AppState,
@@ -122,7 +122,7 @@ class AppLibrary:
                                   save=self.store.save_device_apps,
                                   gone_missing=self._reinstall)  # fmt: skip
         self.on_result = self.results.on_result  # the MdmService hook (orchardist.apps.results)
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
 
     def _queued(self) -> None:

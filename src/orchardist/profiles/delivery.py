@@ -21,7 +21,7 @@ import structlog
 from cryptography import x509
 
 from orchardist.apps.rollout import Pacer
-from orchardist.polling import poll_forever
+from orchardist.polling import Wake, poll_forever
 from orchardist.profiles.states import moved
 from orchardist.storage import NewCommand
 from orchardist.storage.profile_work import ProfileWorkStore, ScheduledInstall
@@ -56,7 +56,7 @@ class Delivery:
         self.clock, self.changed = clock, changed
         self.pacer = Pacer(per_minute)
         self.queued: Callable[[], None] | None = None  # something was queued: wake the pusher
-        self._wake = asyncio.Event()
+        self._wake = Wake()
 
     def wake(self) -> None:
         """Installs were scheduled: this process's loop looks now, not at its next tick."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from orchardist.pki.store import PkiFiles
-from orchardist.polling import drain_all, poll_forever
+from orchardist.polling import Wake, drain_all, poll_forever
 from orchardist.push.certificate import stored
 from orchardist.push.sender import (
     ApnsSender,
@@ -133,7 +133,7 @@ class Pusher:
         self.senders = senders
         self.settings = settings
         self.clock = clock
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self.pushed = 0  # accepted by APNs, since start
         self.on_batch: Callable[[int], None] | None = None  # claimed count, for progress bars
         self._last_failure: tuple[str, float] | None = None

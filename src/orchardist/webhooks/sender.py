@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from orchardist.polling import drain_all, poll_forever
+from orchardist.polling import Wake, drain_all, poll_forever
 from orchardist.storage.webhooks import WebhookDelivery, WebhookOutcome, WebhookStore
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class WebhookSender:
         self._client = httpx.AsyncClient(
             timeout=settings.timeout_seconds, follow_redirects=False, transport=transport
         )
-        self._wake = asyncio.Event()
+        self._wake = Wake()
         self.delivered = 0  # since start
 
     def wake(self) -> None:
