@@ -10,12 +10,15 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from orchardist.mdm.reports import OFF_LOOP_BYTES
 from orchardist.pki import cms
 from orchardist.pki.ca import CertificateAuthority, generate_ca
 from orchardist.scep.client import make_csr
 from orchardist.storage import TargetStatus
 from orchardist.storage.sql.tables import enrollments
 from orchardist.web.app import create_app
+from orchardist.web.mdm import CHECKIN_TYPE as CHECKIN
+from orchardist.web.mdm import _is_checkin
 from orchardist.wiring import open_services
 from tests.keys import rsa_key
 from tests.web.mdm_server import Device, Server
@@ -244,6 +247,27 @@ async def test_one_time_enrollment_links(server: Server) -> None:
     for bogus in ("/mdm/enroll?token=nope", "/mdm/enroll"):
         refused = await server.http.get(bogus)
         assert (refused.status_code, "not valid" in refused.text) == (403, True)
+
+
+async def test_a_check_in_without_its_content_type_is_found_by_its_message_type(
+    server: Server,
+) -> None:
+    device = await server.device("UDID-L", 90)
+    await server.enroll(device)
+    body = plistlib.dumps({"MessageType": "CheckOut", "UDID": device.udid, "Topic": "t"})
+    # A report's content type, to the ServerURL: only the body says it is a check-in.
+    response = await server.http.put("/mdm/connect", content=body, headers=device.headers(body))
+    assert response.status_code == 200
+    enrollment = await server.services.storage.get_enrollment("UDID-L")  # type: ignore[attr-defined]
+    assert enrollment.enrolled is False
+
+
+def test_only_a_small_body_is_searched_for_a_message_type() -> None:
+    small = plistlib.dumps({"MessageType": "CheckOut", "UDID": "U"})
+    large = plistlib.dumps({"MessageType": "CheckOut", "UDID": "U", "Pad": "x" * OFF_LOOP_BYTES})
+    assert _is_checkin({}, small)
+    assert not _is_checkin({}, large)  # read as a report, and refused as one (no Status)
+    assert _is_checkin({"content-type": CHECKIN}, large)
 
 
 async def test_a_result_mentioning_message_type_is_still_a_result(server: Server) -> None:

@@ -13,7 +13,6 @@ and writes one log line per request.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orchardist import bulk_threads
 from orchardist.mdm.checkin import CheckinError, parse_checkin
 from orchardist.mdm.identity import DeviceIdentity, IdentityError, forwarded_certificate
 from orchardist.mdm.reports import OFF_LOOP_BYTES, ReportError
@@ -87,7 +87,7 @@ class MdmLane:
         except BodyRefusedError as refused:
             raise _RefusedError(refused.status, refused.reason) from refused
         if len(body) >= OFF_LOOP_BYTES:  # hashing a large report: not on the event loop
-            identity = await asyncio.to_thread(_identity, services, headers, body)
+            identity = await bulk_threads.run(_identity, services, headers, body)
         else:
             identity = _identity(services, headers, body)
         try:
@@ -112,9 +112,15 @@ def _headers(scope: Scope) -> dict[str, str]:
 def _is_checkin(headers: dict[str, str], body: bytes) -> bool:
     """A check-in sent to the ServerURL: by its content type, or, for clients that omit it, by
     a MessageType key in a body without Status. Every report has a top-level Status, so a
-    query result that merely contains a "MessageType" key somewhere stays a report."""
+    query result that merely contains a "MessageType" key somewhere stays a report.
+
+    Only a body under OFF_LOOP_BYTES is searched: looking through a megabyte app list held
+    the event loop for about a millisecond a report, and a check-in is a few kilobytes (a
+    larger one without the content type is read as a report, and refused as one)."""
     if headers.get("content-type", "").startswith(CHECKIN_TYPE):
         return True
+    if len(body) >= OFF_LOOP_BYTES:
+        return False
     return b"<key>MessageType</key>" in body and b"<key>Status</key>" not in body
 
 
