@@ -35,7 +35,7 @@ log = structlog.get_logger("orchardist.mdm")
 # else every new worker would run the `orchardist` script again (multiprocessing's
 # preparation of a child).
 _PRELOAD = ["__main__", "orchardist.mdm.report_digest"]
-_NICENESS = 5
+_NICENESS = 19
 
 
 class ReportPool:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchardist import bulk_threads
 from orchardist.mdm.plist import device_id_of, enum_field
 from orchardist.plists import PlistError, load_dictionary
 from orchardist.schema.jsonvalues import to_json
@@ -81,7 +81,7 @@ async def read_report(body: bytes) -> Report:
     """parse_report, off the event loop for a large body."""
     if len(body) < OFF_LOOP_BYTES:
         return parse_report(body)
-    return await asyncio.to_thread(parse_report, body)
+    return await bulk_threads.run(parse_report, body)
 
 
 def result_as_json(raw: bytes) -> dict[str, Any] | None:

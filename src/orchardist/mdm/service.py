@@ -8,13 +8,13 @@ certificate. Refusals are 403, never 401, which a device takes as "unenroll".
 
 from __future__ import annotations
 
-import asyncio
 import plistlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from orchardist import bulk_threads
 from orchardist.mdm.binding import authenticate_refusal, renews, renews_silently
 from orchardist.mdm.checkin import Checkin, MessageType
 from orchardist.mdm.identity import DeviceIdentity
@@ -159,7 +159,7 @@ class MdmService:
         if request_type in known:  # computed by the worker process that read the report
             update = known[request_type]
         elif len(report.raw) >= OFF_LOOP_BYTES:  # thousands of apps: not on the event loop
-            update = await asyncio.to_thread(stored_inventory, request_type, report.result)
+            update = await bulk_threads.run(stored_inventory, request_type, report.result)
         else:
             update = stored_inventory(request_type, report.result)
         if update is None:

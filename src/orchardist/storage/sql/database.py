@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
+from orchardist import bulk_threads
 from orchardist.storage.sql.engine import (
     SQLITE_PRAGMAS,
     async_url,
@@ -138,7 +139,7 @@ class InlineSqliteDatabase:
         # One connection: statements run one at a time on the loop thread anyway.
         self.engine = sqlalchemy.create_engine(sync_url, pool_size=1, max_overflow=0)
         sqlalchemy.event.listen(self.engine, "connect", sqlite_pragmas)
-        # write_beside's: one at a time, in a worker thread.
+        # write_beside's: one at a time, on a bulk thread (below the event loop's priority).
         self._beside = sqlalchemy.create_engine(
             sync_url,
             pool_size=1,
@@ -155,7 +156,7 @@ class InlineSqliteDatabase:
                 return work(conn)
 
         async with self._beside_lock:
-            return await asyncio.to_thread(in_thread)
+            return await bulk_threads.run(in_thread)
 
     async def write_sql(self, work: Callable[[DriverSql], T]) -> T:
         # Inline like `write`: nothing else runs on this process's connections meanwhile, so
