@@ -95,6 +95,14 @@ async def test_refusals_come_back_with_the_same_reason(pool: ReportPool, body: b
     assert pool.digested == 1
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="SCHED_IDLE is Linux's")
+async def test_a_worker_gives_the_cores_to_the_server_first(pool: ReportPool) -> None:
+    worker = await pool.worker_pid()
+    assert os.sched_getscheduler(worker) == os.SCHED_IDLE
+    assert os.getpriority(os.PRIO_PROCESS, worker) == 19
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the server's own process is as it was
+
+
 async def test_a_killed_worker_loses_nothing(pool: ReportPool) -> None:
     body = apps()
     killed = await pool.worker_pid()
