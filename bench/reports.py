@@ -55,6 +55,7 @@ from orchardist.simulator.profile import read_profile
 REPORTERS = 2  # devices answering with large reports, each one report at a time
 IDLERS = 4  # devices doing Idles, each one request at a time
 IDLE_EVERY = 0.02  # each Idler's pace in seconds: 200 Idles a second in all, as a busy fleet
+# (the Idlers spread over it, not in step: bench/replay.replay_while)
 ROUNDS = 4  # InstalledApplicationList + CertificateList per reporter per round
 # Phase 3 lasts as long as phase 1 (IDLE_SECONDS), in as many rounds as phase 2's pace
 # says, and at least this many: its p99 is of the Idles answered meanwhile, and over the
