@@ -69,7 +69,9 @@ def serve(
     # Worker processes build their own app from the data dir, passed in the environment.
     os.environ[DATA_DIR_VARIABLE] = str(settings.data_dir.resolve())
     _share_metrics(settings)
-    uvicorn.run(APP_FACTORY, factory=True, workers=workers, **options)
+    from orchardist.web.worker_sockets import serve_workers
+
+    serve_workers(uvicorn.Config(APP_FACTORY, factory=True, workers=workers, **options))
 
 
 async def seal_on_start(settings: Settings, files: PkiFiles) -> None:

@@ -1,0 +1,89 @@
+"""`serve --workers 2` on Linux: each worker listens on a socket of its own (SO_REUSEPORT),
+so that connections opened together are spread over the workers instead of all going to
+whichever worker woke first (web/worker_sockets.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from orchardist.web.worker_sockets import balanced
+from tests.server import orchardist, serve_process
+
+pytestmark = pytest.mark.skipif(not balanced(), reason="SO_REUSEPORT spreads connections on Linux")
+
+CONNECTIONS = 32  # all on one of two workers by chance: 2 in 2**32
+
+
+def test_each_worker_listens_for_itself_and_a_burst_of_connections_is_spread(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    orchardist(data_dir, "init", "--hostname", "localhost")
+    with serve_process(data_dir, http=True, extra=("--workers", "2")) as (base, server):
+        port = int(base.rsplit(":", 1)[1])
+        listening = _wait_for(lambda: _owners(port, "0A", _workers(server.server_pid)), 2)
+        workers = _workers(server.server_pid)
+        # Two listening sockets, one per worker; the parent's holds the port only.
+        assert len(workers) == 2
+        assert sorted(listening.values()) == sorted(workers)
+
+        burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+        try:
+            for connection in burst:
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            for connection in burst:
+                assert connection.recv(64).startswith(b"HTTP/1.1 200")
+            served = Counter(_owners(port, "01", workers).values())
+        finally:
+            for connection in burst:
+                connection.close()
+    assert sum(served.values()) == CONNECTIONS
+    assert set(served) == set(workers), served
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned for the server `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if parent == pid and b"spawn_main" in command:
+                found.append(int(entry.name))
+    return found
+
+
+def _owners(port: int, state: str, pids: list[int]) -> dict[int, int]:
+    """The server side's sockets on `port` in `state` (0A listening, 01 established):
+    socket inode → the one of `pids` holding it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                inodes.add(int(fields[9]))
+    owners = {}
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd) if fd.is_symlink() else ""
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                owners[int(target[8:-1])] = pid
+    return owners
+
+
+def _wait_for(look: object, count: int) -> dict[int, int]:
+    deadline = time.monotonic() + 30
+    while True:
+        found: dict[int, int] = look()  # type: ignore[operator]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
