@@ -108,13 +108,22 @@ def _measure(args: argparse.Namespace, backend: str, database: str | None) -> li
                 )
             )
             # What bounds the ratio: the server, PostgreSQL and the client share the cores.
-            busy = (two.server_cpu + (two.postgres_cpu or 0.0) + two.client_cpu) / two.seconds
+            spent = two.server_cpu + (two.postgres_cpu or 0.0) + two.client_cpu
+            cores = os.cpu_count() or 1
             rows.append(
                 _row(
                     f"cores busy, --workers 2 ({label})",
-                    busy,
+                    spent / two.seconds,
                     "cores",
-                    f"server + PostgreSQL + client, of {os.cpu_count()}",
+                    f"server + PostgreSQL + client, of {cores}",
+                )
+            )
+            rows.append(
+                _row(
+                    f"the most --workers 2 ÷ 1 process could be on this machine ({label})",
+                    cores / (spent / two.count) / one.per_second,
+                    "times",
+                    "all cores busy at this CPU per Idle (server + PostgreSQL + client)",
                 )
             )
     return rows + commands

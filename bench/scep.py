@@ -170,6 +170,7 @@ def _rows(
                 note="backends + writers, /proc",
             )
         )
+    spent_ms = run_.server_ms + run_.client_ms + (run_.postgres_ms or 0.0)
     return [
         *rows,
         _row(f"client CPU per enrollment ({label})", run_.client_ms, "ms", "same machine"),
@@ -181,6 +182,12 @@ def _rows(
             target=MACHINE_LIMIT_TARGET,
             better="higher",
             note="enrollments/s ÷ (RSA ops/s ÷ 3)",
+        ),
+        _row(
+            f"the most the RSA-limit ratio could be on this machine ({label})",
+            (os.cpu_count() or 1) * 1000 / spent_ms / (machine / 3),
+            "",
+            "all cores busy at this CPU per enrollment (server + PostgreSQL + client)",
         ),
         _row(f"ratio to one core's limit ({label})", run_.rate / (per_core / 3), ""),
     ]
