@@ -63,7 +63,7 @@ class InventoryUpdate:
 
     def listed(self) -> int:
         """How many apps, certificates and profiles it lists."""
-        return sum(len(getattr(self, name) or ()) for name in LISTS[:3])
+        return sum(len(items or ()) for items in (self.apps, self.certificates, self.profiles))
 
 
 # InventoryUpdate's lists, each stored whole (a new list replaces the old one).
