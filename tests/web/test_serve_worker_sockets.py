@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def test_each_worker_listens_for_itself_and_a_burst_of_connections_is_spread(
     orchardist(data_dir, "init", "--hostname", "localhost")
     with serve_process(data_dir, http=True, extra=("--workers", "2")) as (base, server):
         port = int(base.rsplit(":", 1)[1])
-        listening = _wait_for(lambda: _owners(port, "0A", _workers(server.server_pid)), 2)
+        listening = _wait_for(lambda: _owners(port, "0A", _workers(server.server_pid)))
         workers = _workers(server.server_pid)
         # Two listening sockets, one per worker; the parent's holds the port only.
         assert len(workers) == 2
@@ -39,7 +40,8 @@ def test_each_worker_listens_for_itself_and_a_burst_of_connections_is_spread(
                 connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
             for connection in burst:
                 assert connection.recv(64).startswith(b"HTTP/1.1 200")
-            served = Counter(_owners(port, "01", workers).values())
+            ours = {connection.getsockname()[1] for connection in burst}
+            served = Counter(_owners(port, "01", workers, peers=ours).values())
         finally:
             for connection in burst:
                 connection.close()
@@ -62,14 +64,18 @@ def _workers(pid: int) -> list[int]:
     return found
 
 
-def _owners(port: int, state: str, pids: list[int]) -> dict[int, int]:
-    """The server side's sockets on `port` in `state` (0A listening, 01 established):
-    socket inode → the one of `pids` holding it."""
+def _owners(
+    port: int, state: str, pids: list[int], peers: set[int] | None = None
+) -> dict[int, int]:
+    """The server side's sockets on `port` in `state` (0A listening, 01 established; with
+    `peers`, only those connected from these client ports): socket inode → the one of
+    `pids` holding it."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+            local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+            if local == port and fields[3] == state and (peers is None or remote in peers):
                 inodes.add(int(fields[9]))
     owners = {}
     for pid in pids:
@@ -80,10 +86,9 @@ def _owners(port: int, state: str, pids: list[int]) -> dict[int, int]:
     return owners
 
 
-def _wait_for(look: object, count: int) -> dict[int, int]:
+def _wait_for(look: Callable[[], dict[int, int]]) -> dict[int, int]:
+    """Until `look` finds two sockets (the second worker may still be starting), 30 s at most."""
     deadline = time.monotonic() + 30
-    while True:
-        found: dict[int, int] = look()  # type: ignore[operator]
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
+    while len(found := look()) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
+    return found
