@@ -24,6 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from orchardist import sched_slices
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -55,6 +57,7 @@ def _executor() -> ThreadPoolExecutor:
 def _yield_first() -> None:
     if sys.platform != "linux":
         return
+    sched_slices.use_default_slice()  # not the loop's short one, which it inherits
     thread = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, thread)

@@ -15,19 +15,23 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
+from orchardist import sched_slices
 from orchardist.scep import client
 from orchardist.scep.messages import MessageType, PkiStatus
 from tests.db import POSTGRES_ENV
 from tests.keys import rsa_key
-from tests.server import ORCHARDIST, free_port, orchardist, running_server
+from tests.server import ORCHARDIST, free_port, orchardist, running_server, serve_process
+from tests.test_sched_slices import PER_TASK_SLICES
 
 
 def test_https_with_our_ca_and_json_logs(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     orchardist(data_dir, "init", "--hostname", "localhost")
     trusted = ssl.create_default_context(cafile=str(data_dir / "pki" / "ca.pem"))
-    with running_server(data_dir, http=False) as base:
+    with serve_process(data_dir, http=False) as (base, server):
         assert base.startswith("https://")
+        if PER_TASK_SLICES:  # the event loop's thread asked for short slices
+            assert sched_slices.slice_of(server.server_pid) == sched_slices.SHORTEST
         response = httpx.get(f"{base}/healthz", verify=trusted)
         assert response.json()["status"] == "ok"
         assert httpx.get(f"{base}/readyz", verify=trusted).status_code == 200

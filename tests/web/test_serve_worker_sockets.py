@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from orchardist import sched_slices
 from orchardist.web.worker_sockets import balanced
 from tests.server import orchardist, serve_process
+from tests.test_sched_slices import PER_TASK_SLICES
 
 pytestmark = pytest.mark.skipif(not balanced(), reason="SO_REUSEPORT spreads connections on Linux")
 
@@ -33,6 +35,8 @@ def test_each_worker_listens_for_itself_and_a_burst_of_connections_is_spread(
         # Two listening sockets, one per worker; the parent's holds the port only.
         assert len(workers) == 2
         assert sorted(listening.values()) == sorted(workers)
+        if PER_TASK_SLICES:  # each worker's event loop asked for short slices
+            assert [sched_slices.slice_of(w) for w in workers] == [sched_slices.SHORTEST] * 2
 
         burst = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
         try:

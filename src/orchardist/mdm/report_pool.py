@@ -26,6 +26,7 @@ from multiprocessing.process import BaseProcess
 
 import structlog
 
+from orchardist import sched_slices
 from orchardist.mdm.report_digest import Digest, digest
 from orchardist.mdm.reports import OFF_LOOP_BYTES, Report, ReportError, read_report
 
@@ -146,6 +147,7 @@ def _yield_to_the_server() -> None:
     the core up as soon as another wants it; it still runs whenever a core is free, and
     when none is (a server saturated with check-ins) large reports wait. Where the policy
     is missing or refused, nice 19 stands."""
+    sched_slices.use_default_slice()  # not the event loop's short one (sched_slices.py)
     os.nice(_NICENESS)
     idle = getattr(os, "SCHED_IDLE", None)
     if idle is not None:

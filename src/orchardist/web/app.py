@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp
 
-from orchardist import __version__
+from orchardist import __version__, sched_slices
 from orchardist.accounts import passwords
 from orchardist.config import Settings, load_settings, resolve_data_dir
 from orchardist.logs import configure_logging
@@ -67,6 +67,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         # reports came in, mdm/report_pool.py).
         gc.collect()
         gc.freeze()
+        # The loop's thread (this one) preempts busier tasks when a request wakes it;
+        # threads and processes started from here on inherit it (sched_slices.py).
+        sched_slices.use_short_slice()
         workers = background.start(opened)  # what runs where: web/background.py
         app.state.ready = True  # /readyz: devices may come
         try:
