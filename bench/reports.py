@@ -7,6 +7,10 @@ Three phases on one server:
    several rounds; MB of report bodies per server CPU second is the throughput figure.
 3. Both at once, for as long as phase 1: the Idle p99 while the reports flow, as a ratio
    to phase 1.
+4. No reports; two processes spinning at nice 0 beside the server (a backup, a neighbour),
+   as long as phase 1: the Idle p99 as a ratio to phase 1. The server's event loop asks
+   for short scheduler slices so as to preempt such work when a request wakes it
+   (orchardist/sched_slices.py); this row shows what that gives.
 
 Each round's lists are the same, as a device mostly answers: the server stores each answer
 and rewrites no inventory rows (storage/sql/inventory.py; a changed list of 1,000 apps
@@ -31,6 +35,8 @@ import multiprocessing
 import operator
 import os
 import plistlib
+import subprocess
+import sys
 import tempfile
 import time
 from multiprocessing.connection import Connection
@@ -64,6 +70,7 @@ ROUNDS_DURING = 12
 STOCK = Stock(apps=1000, certificates=840)  # ~1.0 MB per answer, either list
 IDLE_SECONDS = 6.0
 LARGE = 64 * 1024  # a body this big is a report, not an Idle or a small answer
+BUSY = 2  # processes spinning beside the server in phase 4, one per core here
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -126,7 +133,9 @@ async def _phases(
         await asyncio.gather(*(d.session() for d in reporters))
         idlers.wait_ready()
         pids = _server_pids(base)
+        loop = _LoopWaits(pids)
         alone = idlers.measure(IDLE_SECONDS)
+        alone_wait = loop.since()
         await queue.reports()
         cpu_before, own_before = _server_cpu(pids), _own_cpu(pids)
         sent.bytes = 0
@@ -139,6 +148,7 @@ async def _phases(
         idlers.start()
         await asyncio.gather(*(d.session() for d in reporters))
         during = idlers.stop()
+        beside, beside_wait = await asyncio.to_thread(_beside_busy_processes, idlers, loop)
     label = "SQLite" if backend == "sqlite" else "PostgreSQL"
     note = f"{REPORTERS} devices, {megabytes / (2 * ROUNDS * REPORTERS):.2f} MB each"
     ratio = _p99(during) / _p99(alone)
@@ -165,7 +175,40 @@ async def _phases(
             better="lower",
             note=f"{IDLERS} devices Idling",
         ),
+        _row(
+            f"Idle p99 beside {BUSY} busy processes ÷ alone ({label})",
+            _p99(beside) / _p99(alone),
+            "times",
+            f"{_p99(beside) * 1000:.2f} ms, {len(beside)} Idles; p90 {_p90(beside) * 1000:.2f} "
+            f"ms against {_p90(alone) * 1000:.2f} alone",
+        ),
+        _row(
+            f"event loop's wait for a core per Idle, alone ({label})",
+            alone_wait * 1e6 / len(alone),
+            "µs",
+            "its thread's time runnable but not running (/proc schedstat)",
+        ),
+        _row(
+            f"event loop's wait for a core per Idle, beside {BUSY} busy processes ({label})",
+            beside_wait * 1e6 / len(beside),
+            "µs",
+        ),
     ]
+
+
+def _beside_busy_processes(idlers: _Idlers, loop: _LoopWaits) -> tuple[list[float], float]:
+    """Idle latencies for IDLE_SECONDS while BUSY processes spin at nice 0, and the
+    seconds the event loop's thread waited for a core meanwhile."""
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(BUSY)]
+    try:
+        time.sleep(0.3)  # they run before the Idles start
+        loop.since()
+        latencies = idlers.measure(IDLE_SECONDS)
+        return latencies, loop.since()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 class _Reporter(VirtualDevice):
@@ -269,8 +312,36 @@ def _stat(pid: int) -> list[str]:
 
 
 def _p99(latencies: list[float]) -> float:
+    return _quantile(latencies, 0.99)
+
+
+def _p90(latencies: list[float]) -> float:
+    return _quantile(latencies, 0.90)
+
+
+def _quantile(latencies: list[float], share: float) -> float:
     ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+class _LoopWaits:
+    """The time the `serve` process's event loop (its main thread) spent runnable but not
+    running, from the kernel's schedstat: what a scheduler setting changes, apart from
+    what a shared virtual machine's own pauses add to every latency."""
+
+    def __init__(self, pids: list[int]) -> None:
+        (self.pid,) = [pid for pid in pids if b"serve" in _cmdline(pid)]
+        self.last = self._waited()
+
+    def since(self) -> float:
+        """Seconds waited since the last call (or since this was made)."""
+        now = self._waited()
+        waited, self.last = now - self.last, now
+        return waited
+
+    def _waited(self) -> float:
+        stat = Path(f"/proc/{self.pid}/task/{self.pid}/schedstat").read_text().split()
+        return int(stat[1]) / 1e9
 
 
 class _Idlers:
