@@ -290,10 +290,15 @@ def _server_cpu(pids: list[int]) -> float:
 
 def _own_cpu(pids: list[int]) -> float:
     """The CPU seconds of the `serve` processes themselves, children left out."""
-    serving = [pid for pid in pids if b"serve" in _cmdline(pid)]
+    serving = _serving(pids)
     return sum(sum(int(field) for field in _stat(pid)[11:13]) for pid in serving) / os.sysconf(
         "SC_CLK_TCK"
     )
+
+
+def _serving(pids: list[int]) -> list[int]:
+    """The `serve` processes among these (their report workers and fork server left out)."""
+    return [pid for pid in pids if b"serve" in _cmdline(pid)]
 
 
 def _cmdline(pid: int) -> list[bytes]:
@@ -330,7 +335,7 @@ class _LoopWaits:
     what a shared virtual machine's own pauses add to every latency."""
 
     def __init__(self, pids: list[int]) -> None:
-        (self.pid,) = [pid for pid in pids if b"serve" in _cmdline(pid)]
+        (self.pid,) = _serving(pids)
         self.last = self._waited()
 
     def since(self) -> float:
