@@ -1,6 +1,6 @@
 """Short scheduler slices (orchardist.sched_slices): a thread asks for the shortest one and
 gets it where the kernel has per-task slices (Linux 6.12+), and the threads and processes
-that are to yield to the event loop do not keep the slice they inherit from it.
+it starts, among them those that are to yield to the event loop, begin at the default.
 
 Each case runs in a thread of its own, which ends with it: the test process's threads keep
 their slices."""
@@ -11,6 +11,7 @@ import asyncio
 import os
 import platform
 import re
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -79,6 +80,43 @@ def test_only_the_calling_thread_changes() -> None:
     assert sched_slices.slice_of() == ours
 
 
+def test_threads_and_processes_it_starts_begin_at_the_default_slice() -> None:
+    """The loop's thread starts threads (the default executor's, uvloop's resolver's, a
+    process pool's) and processes: none of them is to inherit its slice."""
+    default = in_a_thread(sched_slices.slice_of)
+    child = [sys.executable, "-c", "from orchardist import sched_slices as s; print(s.slice_of())"]
+
+    def work() -> tuple[int | None, int | None, str]:
+        sched_slices.use_short_slice()
+        started = in_a_thread(sched_slices.slice_of)
+        ran = subprocess.run(child, capture_output=True, text=True, check=True).stdout
+        return sched_slices.slice_of(), started, ran
+
+    loops, thread, process = in_a_thread(work)
+    assert thread == default
+    assert process.strip() == str(default)
+    if PER_TASK_SLICES:
+        assert loops == sched_slices.SHORTEST != default
+
+
+@pytest.mark.skipif(not LINUX, reason="sched_getattr is Linux's")
+def test_the_slice_is_given_back_without_privilege() -> None:
+    """Clearing SCHED_FLAG_RESET_ON_FORK takes CAP_SYS_NICE, which a server run as a
+    plain user lacks: giving the slice back keeps the flag."""
+
+    def work() -> tuple[int | None, int | None, int]:
+        before = sched_slices.slice_of()
+        sched_slices.use_short_slice()
+        back = sched_slices.use_default_slice()
+        attr = sched_slices._get(0)
+        assert attr is not None
+        return before, back, attr.sched_flags & sched_slices._RESET_ON_FORK
+
+    before, back, flag = in_a_thread(work)
+    assert back == before
+    assert flag == sched_slices._RESET_ON_FORK
+
+
 @pytest.mark.skipif(not LINUX, reason="scheduling policies per thread are Linux's")
 def test_a_thread_at_another_policy_is_left_as_it_is() -> None:
     def work() -> tuple[int | None, int | None, int]:
@@ -112,11 +150,14 @@ def test_bulk_threads_started_by_the_loop_have_the_default_slice() -> None:
 
 
 @pytest.mark.skipif(not LINUX, reason="SCHED_IDLE is Linux's")
-def test_a_report_worker_drops_the_short_slice_before_it_goes_idle() -> None:
-    def work() -> tuple[int | None, int]:
-        sched_slices.use_short_slice()  # what a worker forked from the loop inherits
+def test_a_report_worker_started_from_the_loop_goes_idle_at_the_default_slice() -> None:
+    def worker() -> tuple[int | None, int]:
         report_pool._yield_to_the_server()  # its set-up, on this thread alone
         return sched_slices.slice_of(), os.sched_getscheduler(0)
+
+    def work() -> tuple[int | None, int]:
+        sched_slices.use_short_slice()  # as the event loop's thread, which starts the pool
+        return in_a_thread(worker)
 
     slice_now, policy = in_a_thread(work)
     assert policy == os.SCHED_IDLE
