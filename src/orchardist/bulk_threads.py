@@ -57,7 +57,7 @@ def _executor() -> ThreadPoolExecutor:
 def _yield_first() -> None:
     if sys.platform != "linux":
         return
-    sched_slices.use_default_slice()  # not the loop's short one, which it inherits
+    sched_slices.use_default_slice()  # where it inherited the loop's short one (sched_slices.py)
     thread = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, thread)

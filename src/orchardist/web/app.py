@@ -68,7 +68,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         # The loop's thread (this one) preempts busier tasks when a request wakes it;
-        # threads and processes started from here on inherit it (sched_slices.py).
+        # it alone: threads and processes it starts begin at the default (sched_slices.py).
         sched_slices.use_short_slice()
         workers = background.start(opened)  # what runs where: web/background.py
         app.state.ready = True  # /readyz: devices may come
