@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 def http_request(url: str, body: bytes, headers: dict[str, str], method: str = "PUT") -> bytes:
     """The bytes of one HTTP/1.1 request with a keep-alive connection."""
     parts = urlsplit(url)
-    lines = [f"{method} {parts.path or '/'} HTTP/1.1", f"Host: {parts.netloc}"]
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     lines += [f"Content-Length: {len(body)}", "", ""]
     return "\r\n".join(lines).encode("latin-1") + body
@@ -92,7 +93,7 @@ async def replay_while(
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 started = time.perf_counter()
                 writer.write(next(turn))
-                status = await _read_response(reader)
+                status, _ = await read_response(reader)
                 result.latencies.append(time.perf_counter() - started)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
         finally:
@@ -105,7 +106,8 @@ async def replay_while(
     return result
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The status and body of an answer with a Content-Length (or none)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -114,9 +116,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
         name, _, value = line.partition(":")
         if name.strip().lower() == "content-length":
             length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length) if length else b""
 
 
 WRK_SCRIPT = Path(__file__).with_name("replay.lua")
