@@ -5,12 +5,13 @@ check-in's own statement)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
 from sqlalchemy import text
 
-from orchardist.storage.sql.database import AsyncDatabase, InlineSqliteDatabase
+from orchardist.storage.sql.database import HOT_CONNECTIONS, AsyncDatabase, InlineSqliteDatabase
 from orchardist.storage.sql.repositories import SqlStorage
 
 pytestmark = pytest.mark.anyio
@@ -42,3 +43,18 @@ async def test_a_hot_statement_is_the_last_its_connection_ran(storage: SqlStorag
     finally:
         connection.set_trace_callback(None)
     assert ran == [COUNT.replace("$1", f"'{'b' * 64}'")]  # as SQLite expands it
+
+
+async def test_first_statements_at_once_share_one_pool(storage: SqlStorage) -> None:
+    """Requests arriving together at a fresh process each ask for the hot pool; they share
+    the one made first instead of each leaving a pool of its own open."""
+    database = storage.database
+    answers = await asyncio.gather(*(database.fetch_row(COUNT, (f"{n:064x}",)) for n in range(8)))
+    assert answers == [(0,)] * 8
+    if isinstance(database, AsyncDatabase):
+        others = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        opened = await database.read(lambda conn: conn.execute(others).scalar_one())
+        assert 1 <= opened <= HOT_CONNECTIONS
